@@ -6,7 +6,8 @@ layer turns it into the flat JSON error body and the HTTP status. Nothing here d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 _UNSET: Any = object()
@@ -28,7 +29,7 @@ class ContractError(Exception):
     field: str | None = None
     received_value: Any = _UNSET
     details: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__(f"{self.status} {self.error}: {self.message}")
@@ -85,3 +86,30 @@ def unauthorized(error: str, message: str) -> ContractError:
 def service_unavailable(message: str = "Database unavailable, retry later") -> ContractError:
     """A 503 with ``Retry-After``: the database could not commit the request."""
     return ContractError(503, "service_unavailable", message, headers={"Retry-After": "5"})
+
+
+class OAuthError(ContractError):
+    """A token-endpoint failure, answered in OAuth form: ``{"error", "error_description"}``."""
+
+    def body(self, *, timestamp: str, request_id: str | None) -> dict[str, Any]:
+        """The OAuth 2.0 error body the vehicle API specifies for ``/auth/*``."""
+        return {"error": self.error, "error_description": self.message}
+
+
+class RateLimitedError(ContractError):
+    """A 429: the caller spent its tokens; the body tells it how long to wait."""
+
+    def __init__(self, retry_after: int, headers: dict[str, str]) -> None:
+        super().__init__(
+            429,
+            "rate_limit_exceeded",
+            f"Too many requests. Please wait {retry_after} seconds.",
+            headers={**headers, "Retry-After": str(retry_after)},
+        )
+        self.retry_after = retry_after
+
+    def body(self, *, timestamp: str, request_id: str | None) -> dict[str, Any]:
+        """The contract's 429 body, with ``retry_after`` in seconds."""
+        body = super().body(timestamp=timestamp, request_id=request_id)
+        body["retry_after"] = self.retry_after
+        return body

@@ -1,0 +1,222 @@
+"""Vehicles' and people's credentials: login, refresh-token rotation, registration.
+
+Secret hashing runs on worker threads; every database call may raise the storage error
+family, which callers turn into 503 through :func:`storage_guard`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from actors.rate_limit import RateLimiter
+from actors.vehicle_registry import VehicleRegistry, unknown_vehicle
+from hub import security
+from hub.clock import utc_now
+from hub.errors import ContractError, RateLimitedError, service_unavailable
+from storage.database import Database, StorageUnavailableError, UniqueViolationError
+from storage.queries import accounts as account_queries
+from storage.queries import vehicles as vehicle_queries
+
+
+@asynccontextmanager
+async def storage_guard() -> AsyncIterator[None]:
+    """Turn an unreachable database into the contract's 503."""
+    try:
+        yield
+    except StorageUnavailableError:
+        raise service_unavailable() from None
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleCredentials:
+    """What a vehicle needs to log in; the secret is shown once and never stored."""
+
+    vehicle_id: str
+    client_id: str
+    client_secret: str
+
+
+class AccountService:
+    """Logins, token rotation and registration of vehicles and users."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        registry: VehicleRegistry,
+        codec: security.TokenCodec,
+        limiter: RateLimiter,
+        refresh_ttl_seconds: float,
+    ) -> None:
+        self._database = database
+        self._registry = registry
+        self._codec = codec
+        self._limiter = limiter
+        self._refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
+
+    def _check_login_rate(self, client_key: str, address: str) -> None:
+        for kind, key in (("login_client", client_key), ("login_address", address)):
+            decision = self._limiter.take(kind, key)
+            if not decision.allowed:
+                raise RateLimitedError(decision.retry_after, decision.headers())
+
+    async def login_vehicle(self, client_id: str, client_secret: str, address: str) -> dict[str, Any]:
+        """Tokens for a vehicle's client credentials, or 401 ``invalid_client``."""
+        self._check_login_rate(client_id, address)
+        async with storage_guard():
+            row = await vehicle_queries.credentials_for_client(self._database, client_id)
+        secret_hash = None if row is None else row["secret_hash"]
+        if not await security.verify_secret_in_thread(secret_hash, client_secret) or row is None:
+            raise security.invalid_client()
+        vehicle_id = str(row["vehicle_id"])
+        tokens = await self._issue(
+            subject=vehicle_id, role="vehicle", vehicle_id=vehicle_id, user_id=None,
+            family_id=uuid.uuid4(),
+        )
+        return {**tokens, "vehicle_id": vehicle_id}
+
+    async def login_user(self, username: str, password: str, address: str) -> dict[str, Any]:
+        """Tokens for a person's password, or 401 ``invalid_client``."""
+        self._check_login_rate("user:" + username, address)
+        async with storage_guard():
+            row = await account_queries.user_by_name(self._database, username)
+        password_hash = None if row is None else row["password_hash"]
+        if not await security.verify_secret_in_thread(password_hash, password) or row is None:
+            raise security.invalid_client()
+        tokens = await self._issue(
+            subject=username, role=str(row["role"]), vehicle_id=None,
+            user_id=int(row["user_id"]), family_id=uuid.uuid4(),
+        )
+        return {**tokens, "username": username, "role": row["role"]}
+
+    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+        """Rotate a refresh token: new access and refresh tokens, the old one revoked.
+
+        Reusing a revoked token revokes its whole family (a stolen token is then useless to
+        both holders) and answers 401 ``invalid_grant``.
+        """
+        token_hash = security.refresh_token_hash(refresh_token)
+        new_token, new_hash = security.new_refresh_token()
+        async with storage_guard():
+            row = await account_queries.rotate_refresh_token(
+                self._database, token_hash=token_hash, replaced_by=new_hash
+            )
+            if row is None:
+                old = await account_queries.refresh_token_row(self._database, token_hash)
+                if old is not None and old["revoked_at"] is not None:
+                    await account_queries.revoke_family(self._database, old["family_id"])
+                raise security.invalid_grant()
+        vehicle_id = row["vehicle_id"]
+        subject = vehicle_id if row["subject_kind"] == "vehicle" else row["username"]
+        tokens = await self._issue(
+            subject=str(subject), role=str(row["role"]), vehicle_id=vehicle_id,
+            user_id=row["user_id"], family_id=row["family_id"], refresh=(new_token, new_hash),
+        )
+        if vehicle_id is not None:
+            tokens["vehicle_id"] = vehicle_id
+        else:
+            tokens["username"] = row["username"]
+            tokens["role"] = row["role"]
+        return tokens
+
+    async def _issue(
+        self,
+        *,
+        subject: str,
+        role: str,
+        vehicle_id: str | None,
+        user_id: int | None,
+        family_id: uuid.UUID,
+        refresh: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
+        refresh_token, refresh_hash = refresh or security.new_refresh_token()
+        issued_at = utc_now()
+        async with storage_guard():
+            await account_queries.store_refresh_token(
+                self._database,
+                token_hash=refresh_hash,
+                family_id=family_id,
+                subject_kind="vehicle" if vehicle_id is not None else "user",
+                vehicle_id=vehicle_id,
+                user_id=user_id,
+                role=role,
+                issued_at=issued_at,
+                expires_at=issued_at + self._refresh_ttl,
+            )
+        return {
+            "access_token": self._codec.issue(subject=subject, role=role, vehicle_id=vehicle_id),
+            "token_type": "Bearer",
+            "expires_in": self._codec.ttl_seconds,
+            "refresh_token": refresh_token,
+            "refresh_expires_in": int(self._refresh_ttl.total_seconds()),
+        }
+
+    async def register_vehicle(self, vehicle_id: str, name: str) -> VehicleCredentials:
+        """Create a vehicle and its credentials; 409 if the id is taken."""
+        client_id, secret = security.new_client_id(), security.new_client_secret()
+        secret_hash = await security.hash_secret_in_thread(secret)
+        try:
+            async with storage_guard():
+                await vehicle_queries.create_vehicle(
+                    self._database, vehicle_id=vehicle_id, name=name,
+                    client_id=client_id, secret_hash=secret_hash,
+                )
+        except UniqueViolationError:
+            raise ContractError(
+                409, "vehicle_exists", f"Vehicle {vehicle_id} is already registered",
+                field="vehicle_id", received_value=vehicle_id,
+            ) from None
+        self._registry.added(vehicle_id)
+        return VehicleCredentials(vehicle_id, client_id, secret)
+
+    async def rotate_vehicle_secret(self, vehicle_id: str) -> VehicleCredentials:
+        """New credentials for a vehicle; the old ones and its refresh tokens stop working."""
+        self._registry.require(vehicle_id)
+        client_id, secret = security.new_client_id(), security.new_client_secret()
+        secret_hash = await security.hash_secret_in_thread(secret)
+        async with storage_guard():
+            found = await vehicle_queries.rotate_secret(
+                self._database, vehicle_id=vehicle_id, client_id=client_id,
+                secret_hash=secret_hash,
+            )
+        if not found:
+            raise unknown_vehicle(vehicle_id)
+        return VehicleCredentials(vehicle_id, client_id, secret)
+
+    async def disable_vehicle(self, vehicle_id: str) -> None:
+        """Refuse the vehicle's reports and logins from now on (its history is kept)."""
+        async with storage_guard():
+            found = await vehicle_queries.disable_vehicle(self._database, vehicle_id)
+        if not found:
+            raise unknown_vehicle(vehicle_id)
+        self._registry.disabled(vehicle_id)
+
+    async def create_user(
+        self, username: str, password: str, role: str, email: str | None
+    ) -> None:
+        """Add a person; 409 if the name or e-mail is taken."""
+        password_hash = await security.hash_secret_in_thread(password)
+        try:
+            async with storage_guard():
+                await account_queries.create_user(
+                    self._database, username=username, password_hash=password_hash,
+                    role=role, email=email,
+                )
+        except UniqueViolationError:
+            raise ContractError(
+                409, "user_exists", f"User {username} or that e-mail already exists",
+                field="username", received_value=username,
+            ) from None
+
+    async def ensure_admin(self, username: str, password: str) -> bool:
+        """Create the configured admin if no user has that name; True if created."""
+        async with storage_guard():
+            if await account_queries.user_exists(self._database, username):
+                return False
+        await self.create_user(username, password, "admin", None)
+        return True

@@ -1,0 +1,51 @@
+"""What ``/health`` reports: the database round trip, Redis, and the hub's own load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from actors.vehicle_registry import VehicleRegistry
+from storage.database import Database, StorageError
+from storage.writer import Writer
+
+PING_TIMEOUT = 2.0
+
+
+class HealthProbe:
+    """Checks components; never raises, never waits longer than :data:`PING_TIMEOUT`."""
+
+    def __init__(self, *, database: Database, writer: Writer, registry: VehicleRegistry) -> None:
+        self._database = database
+        self._writer = writer
+        self._registry = registry
+
+    async def database_status(self) -> dict[str, Any]:
+        """``{"status": "ok", "latency_ms": …}`` or ``{"status": "down", "error": …}``."""
+        with trio.move_on_after(PING_TIMEOUT):
+            try:
+                latency = await self._database.ping()
+            except StorageError as exc:
+                return {"status": "down", "error": type(exc).__name__}
+            return {
+                "status": "ok",
+                "latency_ms": round(latency * 1000, 2),
+                "pool": self._database.pool_usage(),
+            }
+        return {"status": "down", "error": "timeout"}
+
+    async def report(self) -> tuple[int, dict[str, Any]]:
+        """The HTTP status and body of ``/health`` (503 with status down when the DB is)."""
+        database = await self.database_status()
+        components: dict[str, Any] = {
+            "database": database,
+            "redis": "disabled",
+            "actors": {
+                "vehicles_registered": self._registry.count(),
+                "writer_queue": self._writer.queue_depth(),
+            },
+        }
+        if database["status"] != "ok":
+            return 503, {"status": "down", "components": components}
+        return 200, {"status": "ok", "components": components}

@@ -1,0 +1,71 @@
+"""The Quart-Trio application: routes, request ids, JSON errors and offline API docs."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import swagger_ui_bundle
+from quart import Quart, Response, g, request, send_from_directory
+from quart_schema import QuartSchema, hide
+from quart_trio import QuartTrio
+
+from api.context import HubServices
+from api.errors import install_error_handlers
+from api.request_body import MAX_BULK_BODY
+from api.routes import admin, auth, health, reads, telemetry
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+_DOC_ASSETS = "/docs/assets"
+
+
+def create_app(services: HubServices) -> Quart:
+    """Build the app around the hub's services (no I/O happens here)."""
+    app = QuartTrio("tvm_hub")
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_BULK_BODY,
+        BODY_TIMEOUT=30,
+        PROVIDE_AUTOMATIC_OPTIONS=True,
+        QUART_SCHEMA_SWAGGER_JS_URL=f"{_DOC_ASSETS}/swagger-ui-bundle.js",
+        QUART_SCHEMA_SWAGGER_CSS_URL=f"{_DOC_ASSETS}/swagger-ui.css",
+    )
+    QuartSchema(
+        app,
+        info={
+            "title": "TVM Hub",
+            "version": "1.0",
+            "description": "Vehicle telemetry, fleet state and commands for the TVM fleet.",
+        },
+        openapi_path="/openapi.json",
+        swagger_ui_path="/docs",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
+        security=[{"bearer": []}],
+    )
+    app.before_request(_assign_request_id)
+    app.after_request(_send_request_id)
+    install_error_handlers(app)
+    for area in (auth, telemetry, reads, admin, health):
+        area.register(app, services)
+
+    @hide
+    async def doc_asset(filename: str) -> Response:
+        return await send_from_directory(_SWAGGER_ASSETS, filename)
+
+    app.add_url_rule(f"{_DOC_ASSETS}/<path:filename>", view_func=doc_asset, methods=["GET"])
+    app.extensions["tvm_services"] = services
+    return app
+
+
+async def _assign_request_id() -> None:
+    offered = request.headers.get("X-Request-ID", "")
+    g.request_id = offered if _SANE_REQUEST_ID.match(offered) else uuid.uuid4().hex
+
+
+async def _send_request_id(response: Response) -> Response:
+    request_id = g.get("request_id") or uuid.uuid4().hex
+    response.headers["X-Request-ID"] = request_id
+    return response

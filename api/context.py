@@ -1,0 +1,32 @@
+"""The services a request handler reaches, gathered once at start-up by ``hub.serve``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import trio
+
+from actors.accounts import AccountService
+from actors.fleet_reads import FleetReads
+from actors.health import HealthProbe
+from actors.rate_limit import RateLimiter
+from actors.telemetry import TelemetryService
+from actors.vehicle_registry import VehicleRegistry
+from hub.config import Settings
+from hub.security import TokenCodec
+
+
+@dataclass(slots=True)
+class HubServices:
+    """Everything the API layer talks to; handlers never open connections themselves."""
+
+    settings: Settings
+    codec: TokenCodec
+    limiter: RateLimiter
+    registry: VehicleRegistry
+    telemetry: TelemetryService
+    accounts: AccountService
+    reads: FleetReads
+    health: HealthProbe
+    started_at: float = field(default_factory=trio.current_time)
+    accepting: bool = True

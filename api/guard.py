@@ -1,0 +1,47 @@
+"""Who is calling, and may they: bearer tokens, roles and vehicle ownership (CONTRACT §2)."""
+
+from __future__ import annotations
+
+from quart import g, request
+
+from api.context import HubServices
+from hub.errors import forbidden, unauthorized
+from hub.security import Principal
+
+VIEWERS = ("viewer", "operator", "admin")
+OPERATORS = ("operator", "admin")
+ADMINS = ("admin",)
+
+
+def bearer_token() -> str:
+    """The token of ``Authorization: Bearer …``; 401 ``missing_token`` without one."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("missing_token", "Authorization: Bearer <token> required")
+    return token.strip()
+
+
+def authenticate(services: HubServices) -> Principal:
+    """Verify the request's token (401 on any fault) and remember the caller in ``g``."""
+    principal = services.codec.verify(bearer_token())
+    g.principal = principal
+    return principal
+
+
+def require_role(services: HubServices, roles: tuple[str, ...]) -> Principal:
+    """A person whose role is one of ``roles``; 403 for anyone else (vehicles included)."""
+    principal = authenticate(services)
+    if principal.role not in roles:
+        raise forbidden(f"Role {principal.role} may not do this")
+    return principal
+
+
+def require_vehicle(services: HubServices, vehicle_id: str) -> Principal:
+    """The vehicle that owns ``vehicle_id``'s path; 403 for another vehicle or a person."""
+    principal = authenticate(services)
+    if not principal.is_vehicle:
+        raise forbidden("Only the vehicle itself may post its telemetry")
+    if principal.vehicle_id != vehicle_id:
+        raise forbidden("This token belongs to another vehicle")
+    return principal

@@ -1,0 +1,97 @@
+"""Admin endpoints: register and disable vehicles, rotate secrets, add users, read the audit log."""
+
+from __future__ import annotations
+
+from quart import Quart, Response, request
+from quart_schema import document_request, document_response, tag
+
+from api.context import HubServices
+from api.errors import json_response
+from api.guard import ADMINS, require_role
+from api.request_body import json_body
+from api.wire import admin as admin_models
+from api.wire import responses
+from api.wire.validation import parse_model
+from actors.fleet_reads import parse_limit
+
+
+def register(app: Quart, services: HubServices) -> None:
+    """Add the ``/api/v1/admin`` endpoints."""
+
+    @tag(["admin"])
+    @document_request(admin_models.VehicleCreate)
+    @document_response(admin_models.VehicleCredentials, 201)
+    @document_response(responses.ErrorBody, 409)
+    async def create_vehicle() -> Response:
+        """Register a vehicle; the answer shows its client secret once."""
+        require_role(services, ADMINS)
+        body = parse_model(admin_models.VehicleCreate, await json_body())
+        credentials = await services.accounts.register_vehicle(body.vehicle_id, body.name)
+        return json_response(
+            {
+                "vehicle_id": credentials.vehicle_id,
+                "client_id": credentials.client_id,
+                "client_secret": credentials.client_secret,
+            },
+            status=201,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @tag(["admin"])
+    @document_response(admin_models.VehicleCredentials, 200)
+    @document_response(responses.ErrorBody, 404)
+    async def rotate_secret(vehicle_id: str) -> Response:
+        """New credentials for a vehicle; the old secret and its refresh tokens stop working."""
+        require_role(services, ADMINS)
+        credentials = await services.accounts.rotate_vehicle_secret(vehicle_id)
+        return json_response(
+            {
+                "vehicle_id": credentials.vehicle_id,
+                "client_id": credentials.client_id,
+                "client_secret": credentials.client_secret,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @tag(["admin"])
+    @document_response(responses.ErrorBody, 404)
+    async def disable_vehicle(vehicle_id: str) -> Response:
+        """Disable a vehicle: its logins and reports are refused; its history is kept."""
+        require_role(services, ADMINS)
+        await services.accounts.disable_vehicle(vehicle_id)
+        return json_response({"vehicle_id": vehicle_id, "enabled": False})
+
+    @tag(["admin"])
+    @document_request(admin_models.UserCreate)
+    @document_response(admin_models.UserCreated, 201)
+    @document_response(responses.ErrorBody, 409)
+    async def create_user() -> Response:
+        """Add a person with a role (admin, operator or viewer)."""
+        require_role(services, ADMINS)
+        body = parse_model(admin_models.UserCreate, await json_body())
+        await services.accounts.create_user(body.username, body.password, body.role, body.email)
+        return json_response(
+            {"username": body.username, "role": body.role, "email": body.email}, status=201
+        )
+
+    @tag(["admin"])
+    @document_response(responses.HistoryPage, 200)
+    async def audit_log() -> Response:
+        """The audit log, newest first (``limit``, ``cursor``)."""
+        require_role(services, ADMINS)
+        page = await services.reads.audit(
+            limit=parse_limit(request.args.get("limit")), cursor=request.args.get("cursor")
+        )
+        return json_response(page)
+
+    app.add_url_rule("/api/v1/admin/vehicles", view_func=create_vehicle, methods=["POST"])
+    app.add_url_rule(
+        "/api/v1/admin/vehicles/<vehicle_id>/rotate-secret",
+        view_func=rotate_secret,
+        methods=["POST"],
+    )
+    app.add_url_rule(
+        "/api/v1/admin/vehicles/<vehicle_id>", view_func=disable_vehicle, methods=["DELETE"]
+    )
+    app.add_url_rule("/api/v1/admin/users", view_func=create_user, methods=["POST"])
+    app.add_url_rule("/api/v1/admin/audit", view_func=audit_log, methods=["GET"])

@@ -1,0 +1,99 @@
+"""Vehicle telemetry POSTs (CONTRACT §3–4): auth → ownership → 404 → rate limit → validate →
+commit → answer. The answer is sent only after the row is committed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from quart import Quart, Response
+from quart_schema import document_request, document_response, tag
+
+from api.context import HubServices
+from api.errors import json_response
+from api.guard import require_vehicle
+from api.request_body import MAX_BULK_BODY, json_body
+from api.wire import responses
+from api.wire.bulk import BulkUpload, parse_bulk
+from api.wire.telemetry import (
+    BatteryUpdate,
+    DockingUpdate,
+    ErrorReport,
+    LocationUpdate,
+    StatusUpdate,
+    TelemetryModel,
+)
+from api.wire.timestamps import wire_text
+from api.wire.validation import check_live_timestamp, parse_model
+from hub.clock import utc_now
+
+_ERRORS = {
+    400: responses.ErrorBody,
+    401: responses.ErrorBody,
+    403: responses.ErrorBody,
+    404: responses.ErrorBody,
+    429: responses.ErrorBody,
+    503: responses.ErrorBody,
+}
+
+
+def _documented(request_model: type, response_model: type):  # type: ignore[no-untyped-def]
+    def decorate(handler):  # type: ignore[no-untyped-def]
+        for status, model in _ERRORS.items():
+            handler = document_response(model, status)(handler)
+        handler = document_response(response_model, 200)(handler)
+        handler = document_request(request_model)(handler)
+        return tag(["telemetry"])(handler)
+
+    return decorate
+
+
+def register(app: Quart, services: HubServices) -> None:
+    """Add the six telemetry endpoints."""
+
+    def live_endpoint(kind: str, model: type[TelemetryModel], response_model: type) -> None:
+        async def handler(vehicle_id: str) -> Response:
+            require_vehicle(services, vehicle_id)
+            decision = services.telemetry.admit(vehicle_id, kind)
+            record = parse_model(model, await json_body())
+            check_live_timestamp(record.timestamp, utc_now(), raw=wire_text(record.timestamp))
+            accepted = await services.telemetry.report(vehicle_id, record, decision)  # type: ignore[arg-type]
+            return json_response(accepted.body, headers=accepted.headers)
+
+        handler.__name__ = f"post_{kind}"
+        handler.__doc__ = f"Report the vehicle's {kind} (vehicle token for this vehicle)."
+        app.add_url_rule(
+            f"/api/v1/vehicle/<vehicle_id>/{kind}",
+            endpoint=f"post_{kind}",
+            view_func=_documented(model, response_model)(handler),
+            methods=["POST"],
+        )
+
+    live_endpoint("location", LocationUpdate, responses.TelemetryAccepted)
+    live_endpoint("status", StatusUpdate, responses.TelemetryAccepted)
+    live_endpoint("battery", BatteryUpdate, responses.BatteryAccepted)
+    live_endpoint("error", ErrorReport, responses.ErrorReportAccepted)
+    live_endpoint("docking", DockingUpdate, responses.TelemetryAccepted)
+
+    @_documented(BulkUpload, responses.BulkAccepted)
+    async def post_bulk(vehicle_id: str) -> Response:
+        """Upload what the vehicle recorded while offline: 1–1000 messages, all or nothing."""
+        require_vehicle(services, vehicle_id)
+        decision = services.telemetry.admit(vehicle_id, "bulk")
+        settings = services.settings
+        parsed = parse_bulk(
+            await json_body(limit=MAX_BULK_BODY),
+            path_vehicle_id=vehicle_id,
+            now=utc_now(),
+            max_age=timedelta(seconds=settings.bulk_max_age),
+            max_messages=settings.bulk_max_messages,
+        )
+        accepted = await services.telemetry.bulk(vehicle_id, parsed, decision)
+        return json_response(accepted.body, headers=accepted.headers)
+
+    app.add_url_rule(
+        "/api/v1/vehicle/<vehicle_id>/bulk",
+        endpoint="post_bulk",
+        view_func=post_bulk,
+        methods=["POST"],
+    )

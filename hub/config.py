@@ -1,0 +1,217 @@
+"""Configuration, read only from environment variables and checked before anything starts.
+
+Every setting has a default written in its unit. :func:`load_settings` raises
+:class:`ConfigError` naming the variable at fault; the CLI prints that one line and exits 2.
+``.env.example`` lists every variable read here.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+SECONDS = 1.0
+MINUTES = 60 * SECONDS
+HOURS = 60 * MINUTES
+DAYS = 24 * HOURS
+
+MIN_JWT_SECRET_BYTES = 32
+ENVIRONMENTS = ("development", "production")
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: ``rate`` tokens per second, holding at most ``burst``."""
+
+    rate: float
+    burst: int
+
+
+def _default_rate_limits() -> dict[str, RateLimit]:
+    return {
+        "location": RateLimit(1.0, 5),
+        "status": RateLimit(1.0, 5),
+        "battery": RateLimit(1 / 5, 2),
+        "error": RateLimit(10.0, 20),
+        "docking": RateLimit(2.0, 10),
+        "bulk": RateLimit(1 / 5, 3),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the hub reads from its environment (CONTRACT §9)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./var")
+    environment: str = "development"
+    database_url: str | None = None
+    jwt_secret: str = ""
+    jwt_issuer: str = "tvm-hub"
+    jwt_audience: str = "tvm"
+    access_token_ttl: float = 24 * HOURS
+    refresh_token_ttl: float = 30 * DAYS
+    admin_username: str | None = None
+    admin_password: str | None = None
+    db_pool_min: int = 5
+    db_pool_max: int = 20
+    db_pool_timeout: float = 30 * SECONDS
+    db_retry_delays: tuple[float, ...] = (1 * SECONDS, 2 * SECONDS, 4 * SECONDS)
+    writer_max_batch: int = 2000
+    writer_max_delay: float = 0.002 * SECONDS
+    rate_limits: dict[str, RateLimit] = field(default_factory=_default_rate_limits)
+    rate_limit_enabled: bool = True
+    login_attempts_per_minute: int = 10
+    bulk_max_age: float = 30 * DAYS
+    bulk_max_messages: int = 1000
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        """True when ``TVM_ENV=production``: stricter start checks apply."""
+        return self.environment == "production"
+
+
+def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return convert(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number 0-65535")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _database_url(text: str) -> str:
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must start with postgresql://")
+    return text
+
+
+def _rate_limits(env: Mapping[str, str]) -> dict[str, RateLimit]:
+    """``TVM_RATE_<KIND>=<rate per second>/<burst>``, e.g. ``TVM_RATE_LOCATION=1/5``."""
+    limits = _default_rate_limits()
+    for kind in list(limits):
+        name = f"TVM_RATE_{kind.upper()}"
+
+        def convert(text: str) -> RateLimit:
+            rate_text, _, burst_text = text.partition("/")
+            if not burst_text:
+                raise ValueError("must be <tokens per second>/<burst>, e.g. 1/5")
+            return RateLimit(_positive_float(rate_text), _positive_int(burst_text))
+
+        limits[kind] = _parse(env, name, convert, limits[kind])
+    return limits
+
+
+def _jwt_secret(env: Mapping[str, str], environment: str, data_dir: Path) -> str:
+    secret = env.get("JWT_SECRET", "")
+    if secret:
+        if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ConfigError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
+        return secret
+    if environment == "production":
+        raise ConfigError("JWT_SECRET is required in production (at least 32 bytes)")
+    return _development_secret(data_dir)
+
+
+def _development_secret(data_dir: Path) -> str:
+    """A secret generated once and kept in the data dir, so tokens survive restarts."""
+    path = data_dir / "jwt_secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    return secret
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every setting; raise :class:`ConfigError` on the first bad one.
+
+    Blocks only for the file access of the development JWT secret.
+    """
+    env = os.environ if env is None else env
+    environment = _parse(env, "TVM_ENV", str, "development")
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(f"TVM_ENV={environment!r} is invalid: must be development or production")
+    data_dir = _parse(env, "TVM_DATA_DIR", Path, Path("./var")).resolve()
+    admin_username = env.get("TVM_ADMIN_USERNAME") or None
+    admin_password = env.get("TVM_ADMIN_PASSWORD") or None
+    if (admin_username is None) != (admin_password is None):
+        raise ConfigError("TVM_ADMIN_USERNAME and TVM_ADMIN_PASSWORD must be set together")
+    if admin_password is not None and len(admin_password) < 12:
+        raise ConfigError("TVM_ADMIN_PASSWORD must be at least 12 characters")
+    pool_min = _parse(env, "TVM_DB_POOL_MIN", _positive_int, 5)
+    pool_max = _parse(env, "TVM_DB_POOL_MAX", _positive_int, 20)
+    if pool_min > pool_max:
+        raise ConfigError("TVM_DB_POOL_MIN must not exceed TVM_DB_POOL_MAX")
+    log_level = _parse(env, "TVM_LOG_LEVEL", str.upper, "INFO")
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"TVM_LOG_LEVEL={log_level!r} is invalid: DEBUG, INFO, WARNING or ERROR")
+    return Settings(
+        host=_parse(env, "TVM_HOST", str, "127.0.0.1"),
+        port=_parse(env, "TVM_PORT", _port, 8000),
+        data_dir=data_dir,
+        environment=environment,
+        database_url=_parse(env, "DATABASE_URL", _database_url, None),
+        jwt_secret=_jwt_secret(env, environment, data_dir),
+        jwt_issuer=_parse(env, "JWT_ISSUER", str, "tvm-hub"),
+        jwt_audience=_parse(env, "JWT_AUDIENCE", str, "tvm"),
+        access_token_ttl=_parse(env, "TVM_ACCESS_TOKEN_TTL_SECONDS", _positive_float, 24 * HOURS),
+        refresh_token_ttl=_parse(
+            env, "TVM_REFRESH_TOKEN_TTL_SECONDS", _positive_float, 30 * DAYS
+        ),
+        admin_username=admin_username,
+        admin_password=admin_password,
+        db_pool_min=pool_min,
+        db_pool_max=pool_max,
+        db_pool_timeout=_parse(env, "TVM_DB_POOL_TIMEOUT_SECONDS", _positive_float, 30.0),
+        rate_limits=_rate_limits(env),
+        rate_limit_enabled=_parse(env, "TVM_RATE_LIMIT_ENABLED", _bool, True),
+        login_attempts_per_minute=_parse(env, "TVM_LOGIN_ATTEMPTS_PER_MINUTE", _positive_int, 10),
+        bulk_max_age=_parse(env, "TVM_BULK_MAX_AGE_DAYS", _positive_float, 30.0) * DAYS,
+        log_level=log_level,
+    )

@@ -1,0 +1,158 @@
+"""Secrets: slow salted hashes for passwords and client secrets, JWT access tokens, and
+opaque refresh tokens (CONTRACT §2). No I/O; hashing is CPU-heavy, so async callers use the
+``*_in_thread`` helpers, which run it on a worker thread and leave the event loop free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import trio
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from hub.errors import OAuthError, unauthorized
+
+ROLES = ("vehicle", "admin", "operator", "viewer")
+PEOPLE_ROLES = ("admin", "operator", "viewer")
+ALGORITHMS = ["HS256"]
+
+_hasher = PasswordHasher()
+# A real hash of a random secret: verifying against it costs the same as a real check,
+# so an unknown client id answers in about the same time as a wrong secret.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(32))
+
+
+def hash_secret(secret: str) -> str:
+    """An argon2id hash of a password or client secret (blocks ~50 ms of CPU)."""
+    return _hasher.hash(secret)
+
+
+def verify_secret(secret_hash: str | None, secret: str) -> bool:
+    """True if ``secret`` matches; with no hash, spend the same time and say False."""
+    try:
+        return _hasher.verify(secret_hash or _DUMMY_HASH, secret) and secret_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def hash_secret_in_thread(secret: str) -> str:
+    """:func:`hash_secret` on a worker thread. Cancellation abandons the result."""
+    return await trio.to_thread.run_sync(hash_secret, secret)
+
+
+async def verify_secret_in_thread(secret_hash: str | None, secret: str) -> bool:
+    """:func:`verify_secret` on a worker thread."""
+    return await trio.to_thread.run_sync(verify_secret, secret_hash, secret)
+
+
+def new_client_secret() -> str:
+    """A fresh vehicle client secret (shown once, stored only as a hash)."""
+    return secrets.token_urlsafe(32)
+
+
+def new_client_id() -> str:
+    """A fresh vehicle client id, ``veh_…``."""
+    return "veh_" + secrets.token_hex(8)
+
+
+def new_refresh_token() -> tuple[str, str]:
+    """An opaque refresh token and the SHA-256 hash kept in the database."""
+    token = secrets.token_urlsafe(48)
+    return token, refresh_token_hash(token)
+
+
+def refresh_token_hash(token: str) -> str:
+    """The stored form of a refresh token (a fast hash is right: the token is random)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a vehicle (``vehicle_id`` set) or a person with a role."""
+
+    subject: str
+    role: str
+    vehicle_id: str | None
+    token_id: str
+
+    @property
+    def is_vehicle(self) -> bool:
+        """True for a vehicle's token."""
+        return self.role == "vehicle"
+
+
+class TokenCodec:
+    """Issues and verifies access tokens with a pinned algorithm, issuer and audience."""
+
+    def __init__(self, secret: str, *, issuer: str, audience: str, ttl_seconds: float) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
+        self.ttl_seconds = int(ttl_seconds)
+        self._kid = hashlib.sha256(secret.encode()).hexdigest()[:8]
+
+    def issue(self, *, subject: str, role: str, vehicle_id: str | None = None) -> str:
+        """A signed JWT for ``subject`` with the contract's claims."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": subject,
+            "role": role,
+            "iat": now,
+            "exp": now + self.ttl_seconds,
+            "jti": uuid.uuid4().hex,
+            "iss": self._issuer,
+            "aud": self._audience,
+        }
+        if vehicle_id is not None:
+            claims["vid"] = vehicle_id
+        return jwt.encode(claims, self._secret, algorithm="HS256", headers={"kid": self._kid})
+
+    def verify(self, token: str) -> Principal:
+        """The caller behind a token, or a 401 ``invalid_token`` / ``token_expired``."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=ALGORITHMS,
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise unauthorized("token_expired", "Token has expired") from None
+        except jwt.PyJWTError:
+            raise unauthorized("invalid_token", "Invalid token") from None
+        return _principal(claims)
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    role = claims.get("role")
+    vehicle_id = claims.get("vid")
+    subject = claims.get("sub")
+    if role not in ROLES or not isinstance(subject, str):
+        raise unauthorized("invalid_token", "Invalid token")
+    if role == "vehicle" and not isinstance(vehicle_id, str):
+        raise unauthorized("invalid_token", "Invalid token")
+    return Principal(
+        subject=subject,
+        role=role,
+        vehicle_id=vehicle_id if role == "vehicle" else None,
+        token_id=str(claims.get("jti")),
+    )
+
+
+def invalid_client() -> OAuthError:
+    """The OAuth-style 401 for any failed vehicle or person login."""
+    return OAuthError(401, "invalid_client", "Invalid client credentials")
+
+
+def invalid_grant() -> OAuthError:
+    """The OAuth-style 401 for a refresh token that is unknown, expired, revoked or reused."""
+    return OAuthError(401, "invalid_grant", "Invalid or expired refresh token")

@@ -1,0 +1,169 @@
+"""Starting and stopping the hub: database, migrations, services, HTTP server.
+
+Layout of the running process (nurseries named by role)::
+
+    trio.run
+      └─ asyncio bridge (trio-asyncio loop around everything)
+           └─ database pool
+                └─ service nursery: Writer task, Hypercorn serving the app
+
+SIGTERM or SIGINT stops accepting, lets requests in flight finish (≤ 30 s), commits what
+the Writer still holds, closes the pool and returns, so the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from actors.accounts import AccountService
+from actors.fleet_reads import FleetReads
+from actors.health import HealthProbe
+from actors.rate_limit import RateLimiter
+from actors.telemetry import TelemetryService
+from actors.vehicle_registry import VehicleRegistry
+from api.app import create_app
+from api.context import HubServices
+from hub.config import RateLimit, Settings
+from hub.security import TokenCodec
+from storage import migrate
+from storage.database import Database, open_asyncio_bridge, open_database
+from storage.embedded import start_embedded_postgres
+from storage.queries import vehicles as vehicle_queries
+from storage.writer import Writer
+
+logger = logging.getLogger(__name__)
+
+GRACEFUL_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTarget:
+    """Where the hub's PostgreSQL is, and how to stop it if the hub started it."""
+
+    dsn: str
+    stop: Callable[[], None]
+
+
+def resolve_database(settings: Settings) -> DatabaseTarget:
+    """``DATABASE_URL``, or an embedded PostgreSQL under the data dir (blocks ~1 s to start)."""
+    if settings.database_url is not None:
+        return DatabaseTarget(settings.database_url, lambda: None)
+    embedded = start_embedded_postgres(Path(settings.data_dir))
+    return DatabaseTarget(embedded.dsn, embedded.stop)
+
+
+def login_limits(settings: Settings) -> dict[str, RateLimit]:
+    """The telemetry buckets plus the two login buckets (per client id, per address)."""
+    per_minute = settings.login_attempts_per_minute
+    login = RateLimit(per_minute / 60.0, per_minute)
+    return {**settings.rate_limits, "login_client": login, "login_address": login}
+
+
+async def build_services(settings: Settings, database: Database, writer: Writer) -> HubServices:
+    """Load what the services need from the database and wire them together."""
+    await database.check_durability()
+    registry = VehicleRegistry(database)
+    await registry.load()
+    limiter = RateLimiter(login_limits(settings), enabled=settings.rate_limit_enabled)
+    codec = TokenCodec(
+        settings.jwt_secret,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.access_token_ttl,
+    )
+    accounts = AccountService(
+        database=database,
+        registry=registry,
+        codec=codec,
+        limiter=limiter,
+        refresh_ttl_seconds=settings.refresh_token_ttl,
+    )
+    if settings.admin_username and settings.admin_password:
+        if await accounts.ensure_admin(settings.admin_username, settings.admin_password):
+            logger.info("created admin user %s", settings.admin_username)
+    telemetry = TelemetryService(
+        registry=registry,
+        writer=writer,
+        database=database,
+        limiter=limiter,
+        known_error_codes=await vehicle_queries.known_error_codes(database),
+    )
+    return HubServices(
+        settings=settings,
+        codec=codec,
+        limiter=limiter,
+        registry=registry,
+        telemetry=telemetry,
+        accounts=accounts,
+        reads=FleetReads(database=database, registry=registry),
+        health=HealthProbe(database=database, writer=writer, registry=registry),
+    )
+
+
+async def wait_for_stop_signal() -> None:
+    """Return at the first SIGTERM or SIGINT."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            logger.info("received %s, shutting down", signal.Signals(signum).name)
+            return
+
+
+async def serve_hub(
+    settings: Settings,
+    dsn: str,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]] = wait_for_stop_signal,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until ``shutdown_trigger`` returns; report the bound addresses when listening."""
+    async with open_asyncio_bridge(), open_database(
+        dsn,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        timeout=settings.db_pool_timeout,
+    ) as database:
+        writer = Writer(database, retry_delays=settings.db_retry_delays)
+        services = await build_services(settings, database, writer)
+        app = create_app(services)
+        config = HypercornConfig()
+        config.bind = [f"{settings.host}:{settings.port}"]
+        config.graceful_timeout = GRACEFUL_TIMEOUT
+        config.accesslog = None
+        config.errorlog = logging.getLogger("hypercorn.error")
+        config.websocket_max_message_size = 1024 * 1024
+        async with trio.open_nursery() as service_nursery:
+            await service_nursery.start(writer.run)
+
+            async def serve_http(*, task_status: trio.TaskStatus[list[str]]) -> None:
+                await hypercorn_serve(
+                    app,  # type: ignore[arg-type]
+                    config,
+                    shutdown_trigger=shutdown_trigger,
+                    task_status=task_status,
+                )
+                service_nursery.cancel_scope.cancel()  # HTTP is done: stop the Writer too
+
+            binds = await service_nursery.start(serve_http)
+            logger.info("TVM Hub listening on %s", ", ".join(binds))
+            task_status.started(binds)
+        with trio.CancelScope(shield=True):
+            services.accepting = False
+            await writer.drain()
+
+
+def run(settings: Settings) -> None:
+    """Start everything and block until the hub stops (the ``tvm-hub serve`` command)."""
+    target = resolve_database(settings)
+    try:
+        migrate.upgrade(target.dsn)
+        trio.run(serve_hub, settings, target.dsn)
+    finally:
+        target.stop()

@@ -1,0 +1,1 @@
+"""Parameterised SQL for everything that is not telemetry ingestion (that is the Writer's)."""

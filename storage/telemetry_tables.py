@@ -1,0 +1,210 @@
+"""The five telemetry tables: their columns, PostgreSQL types and batch-insert statements.
+
+Each table is keyed on ``(vehicle_id, "timestamp")``; a batch is inserted with one
+``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`` so a whole group commit
+costs one round trip per table and duplicates are skipped by the database itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class TelemetryKind(StrEnum):
+    """A kind of vehicle report; its value is the word vehicles use (``"location"``, …)."""
+
+    LOCATION = "location"
+    STATUS = "status"
+    BATTERY = "battery"
+    ERROR = "error"
+    DOCKING = "docking"
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    """Where one kind is stored and how its newest record shows in ``vehicle_latest``."""
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+    latest: Callable[[Mapping[str, Any]], dict[str, Any]] | None
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """The value columns, after ``vehicle_id`` and ``timestamp``."""
+        return tuple(name for name, _ in self.columns)
+
+    def insert_sql(self) -> str:
+        """Batch insert of parallel arrays, returning the keys actually inserted."""
+        names = ", ".join(f'"{name}"' for name in self.column_names)
+        arrays = ", ".join(
+            f"${index}::{pg_type}[]" for index, (_, pg_type) in enumerate(self.columns, start=3)
+        )
+        return (
+            f'INSERT INTO {self.table} (vehicle_id, "timestamp", {names}) '
+            f"SELECT * FROM unnest($1::text[], $2::timestamptz[], {arrays}) "
+            'ON CONFLICT (vehicle_id, "timestamp") DO NOTHING RETURNING vehicle_id, "timestamp"'
+        )
+
+
+def _location_latest(values: Mapping[str, Any]) -> dict[str, Any]:
+    location = {
+        key: values[key]
+        for key in ("latitude", "longitude", "altitude", "heading", "speed", "accuracy")
+    }
+    return {"location": json.dumps(location)}
+
+
+def _battery_latest(values: Mapping[str, Any]) -> dict[str, Any]:
+    battery = {
+        key: values[key]
+        for key in (
+            "soc_percent",
+            "voltage",
+            "current",
+            "temperature",
+            "charging",
+            "estimated_runtime_minutes",
+            "health_percent",
+        )
+    }
+    return {"battery": json.dumps(battery)}
+
+
+def _status_latest(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {"state": values["state"], "mission_id": values["mission_id"]}
+
+
+def _docking_latest(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {"docking_phase": values["phase"]}
+
+
+TABLES: dict[TelemetryKind, TableSpec] = {
+    TelemetryKind.LOCATION: TableSpec(
+        "vehicle_locations",
+        (
+            ("latitude", "float8"),
+            ("longitude", "float8"),
+            ("altitude", "float8"),
+            ("heading", "float8"),
+            ("speed", "float8"),
+            ("accuracy", "float8"),
+        ),
+        _location_latest,
+    ),
+    TelemetryKind.STATUS: TableSpec(
+        "vehicle_status",
+        (
+            ("state", "text"),
+            ("mission_id", "text"),
+            ("current_waypoint", "text"),
+            ("passengers_onboard", "bool"),
+            ("operational_hours", "bool"),
+            ("progress_percent", "float8"),
+            ("eta_seconds", "int4"),
+            ("distance_remaining_meters", "float8"),
+            ("error_code", "text"),
+            ("error_message", "text"),
+        ),
+        _status_latest,
+    ),
+    TelemetryKind.BATTERY: TableSpec(
+        "vehicle_battery",
+        (
+            ("soc_percent", "float8"),
+            ("voltage", "float8"),
+            ("current", "float8"),
+            ("temperature", "float8"),
+            ("charging", "bool"),
+            ("estimated_runtime_minutes", "int4"),
+            ("health_percent", "float8"),
+        ),
+        _battery_latest,
+    ),
+    TelemetryKind.ERROR: TableSpec(
+        "vehicle_errors",
+        (
+            ("error_code", "text"),
+            ("severity", "text"),
+            ("subsystem", "text"),
+            ("latitude", "float8"),
+            ("longitude", "float8"),
+            ("description", "text"),
+            ("recovery_action", "text"),
+            ("user_action_required", "bool"),
+            ("alert_id", "text"),
+            ("backfilled", "bool"),
+        ),
+        None,
+    ),
+    TelemetryKind.DOCKING: TableSpec(
+        "vehicle_docking",
+        (
+            ("phase", "text"),
+            ("marker_id", "int4"),
+            ("distance_to_marker_meters", "float8"),
+            ("alignment_error_degrees", "float8"),
+            ("docking_success", "bool"),
+            ("attempts", "int4"),
+            ("marker_visible", "bool"),
+            ("confidence", "float8"),
+            ("mission_id", "text"),
+        ),
+        _docking_latest,
+    ),
+}
+
+LATEST_COLUMNS: dict[TelemetryKind, tuple[str, ...]] = {
+    TelemetryKind.LOCATION: ("location",),
+    TelemetryKind.STATUS: ("state", "mission_id"),
+    TelemetryKind.BATTERY: ("battery",),
+    TelemetryKind.DOCKING: ("docking_phase",),
+}
+
+LATEST_TIME_COLUMN: dict[TelemetryKind, str] = {
+    TelemetryKind.LOCATION: "location_at",
+    TelemetryKind.STATUS: "state_at",
+    TelemetryKind.BATTERY: "battery_at",
+    TelemetryKind.DOCKING: "docking_at",
+}
+
+_LATEST_TYPES = {
+    "location": "jsonb",
+    "battery": "jsonb",
+    "state": "text",
+    "mission_id": "text",
+    "docking_phase": "text",
+}
+
+
+def latest_upsert_sql(kind: TelemetryKind) -> str:
+    """Upsert of the newest record per vehicle into ``vehicle_latest``, only where newer."""
+    columns = LATEST_COLUMNS[kind]
+    at = LATEST_TIME_COLUMN[kind]
+    arrays = ", ".join(
+        f"${index}::{'text' if _LATEST_TYPES[c] == 'jsonb' else _LATEST_TYPES[c]}[]"
+        for index, c in enumerate(columns, start=3)
+    )
+    aliases = ", ".join(f"c_{c}" for c in columns)
+    selected = ", ".join(
+        f"c_{c}::jsonb" if _LATEST_TYPES[c] == "jsonb" else f"c_{c}" for c in columns
+    )
+    names = ", ".join(columns)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
+    return (
+        f"INSERT INTO vehicle_latest (vehicle_id, {at}, {names}) "
+        f"SELECT c_vehicle_id, c_at, {selected} "
+        f"FROM unnest($1::text[], $2::timestamptz[], {arrays}) AS t(c_vehicle_id, c_at, {aliases}) "
+        f"ON CONFLICT (vehicle_id) DO UPDATE SET {at} = EXCLUDED.{at}, {updates}, "
+        f"updated_at = now() "
+        f"WHERE vehicle_latest.{at} IS NULL OR vehicle_latest.{at} < EXCLUDED.{at}"
+    )
+
+
+TOUCH_LAST_SEEN_SQL = (
+    "INSERT INTO vehicle_latest (vehicle_id, last_seen) SELECT DISTINCT unnest($1::text[]), now() "
+    "ON CONFLICT (vehicle_id) DO UPDATE SET last_seen = now(), updated_at = now()"
+)

@@ -1,0 +1,289 @@
+"""Group-commit writer: many requests' rows, one transaction, then every waiter is woken.
+
+Callers hand a :class:`WriteRequest` to :meth:`Writer.write` and wait. The writer task takes
+everything queued, inserts it per table with one statement each inside one transaction, and
+answers each request with which of its rows were new (the rest were duplicates of stored
+rows). A 200 sent after ``write`` returns is therefore a committed row.
+
+Transient database failures are retried after each of the configured delays (1 s, 2 s, 4 s);
+then every waiter of that batch gets :class:`StorageUnavailableError`. A non-transient error
+in a batch of several requests is retried one request at a time, so one bad request cannot
+fail its neighbours.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import trio
+
+from storage.database import Database, StorageError, StorageUnavailableError
+from storage.telemetry_tables import (
+    LATEST_COLUMNS,
+    LATEST_TIME_COLUMN,
+    TABLES,
+    TOUCH_LAST_SEEN_SQL,
+    TelemetryKind,
+    latest_upsert_sql,
+)
+
+logger = logging.getLogger(__name__)
+
+_INSERT_SQL = {kind: spec.insert_sql() for kind, spec in TABLES.items()}
+_LATEST_SQL = {kind: latest_upsert_sql(kind) for kind in LATEST_COLUMNS}
+_ALERT_SQL = (
+    "INSERT INTO alerts (alert_id, vehicle_id, kind, severity, error_code, message, details,"
+    " backfilled) SELECT a, v, k, s, e, m, d::jsonb, b FROM unnest($1::text[], $2::text[],"
+    " $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[])"
+    " AS t(a, v, k, s, e, m, d, b) ON CONFLICT (alert_id) DO NOTHING"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryRow:
+    """One record for a telemetry table; ``values`` holds every column of its :class:`TableSpec`."""
+
+    kind: TelemetryKind
+    vehicle_id: str
+    timestamp: datetime
+    values: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[TelemetryKind, str, datetime]:
+        """The identity that deduplicates: kind, vehicle and timestamp."""
+        return (self.kind, self.vehicle_id, self.timestamp)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """An alert written in the same transaction as the row (index ``source``) that raised it.
+
+    The alert is stored only if that row was new, so a resent report raises nothing twice.
+    """
+
+    alert_id: str
+    vehicle_id: str
+    kind: str
+    severity: str
+    error_code: str | None
+    message: str
+    details: dict[str, Any]
+    backfilled: bool
+    source: int
+
+
+@dataclass(slots=True)
+class WriteRequest:
+    """Rows that commit together (a single report, or a whole bulk upload)."""
+
+    rows: list[TelemetryRow]
+    alerts: list[AlertRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """For each row of the request, whether it was new (``False``: a duplicate, skipped)."""
+
+    inserted: tuple[bool, ...]
+
+    @property
+    def inserted_count(self) -> int:
+        """How many rows were new."""
+        return sum(self.inserted)
+
+
+@dataclass(slots=True)
+class _Pending:
+    request: WriteRequest
+    done: trio.Event = field(default_factory=trio.Event)
+    result: WriteResult | None = None
+    error: StorageError | None = None
+
+
+def _column_arrays(rows: Sequence[TelemetryRow], kind: TelemetryKind) -> list[list[Any]]:
+    spec = TABLES[kind]
+    arrays: list[list[Any]] = [[row.vehicle_id for row in rows], [row.timestamp for row in rows]]
+    arrays.extend([row.values[name] for row in rows] for name in spec.column_names)
+    return arrays
+
+
+def _newest_per_vehicle(rows: Sequence[TelemetryRow]) -> list[TelemetryRow]:
+    newest: dict[str, TelemetryRow] = {}
+    for row in rows:
+        held = newest.get(row.vehicle_id)
+        if held is None or held.timestamp < row.timestamp:
+            newest[row.vehicle_id] = row
+    return list(newest.values())
+
+
+async def _apply_batch(
+    connection: asyncpg.Connection, requests: Sequence[WriteRequest]
+) -> list[WriteResult]:
+    """Insert every request's rows in one transaction (asyncio side)."""
+    by_kind: dict[TelemetryKind, list[TelemetryRow]] = {}
+    for request in requests:
+        for row in request.rows:
+            by_kind.setdefault(row.kind, []).append(row)
+    async with connection.transaction():
+        new_keys: set[tuple[TelemetryKind, str, datetime]] = set()
+        for kind, rows in by_kind.items():
+            returned = await connection.fetch(_INSERT_SQL[kind], *_column_arrays(rows, kind))
+            new_keys.update((kind, record[0], record[1]) for record in returned)
+        results: list[WriteResult] = []
+        inserted_rows: dict[TelemetryKind, list[TelemetryRow]] = {}
+        alerts: list[AlertRow] = []
+        for request in requests:
+            flags: list[bool] = []
+            for row in request.rows:
+                is_new = row.key in new_keys
+                if is_new:
+                    new_keys.discard(row.key)  # a second copy in the same batch is a duplicate
+                    inserted_rows.setdefault(row.kind, []).append(row)
+                flags.append(is_new)
+            alerts.extend(alert for alert in request.alerts if flags[alert.source])
+            results.append(WriteResult(tuple(flags)))
+        vehicles = sorted({row.vehicle_id for request in requests for row in request.rows})
+        if vehicles:
+            await connection.execute(TOUCH_LAST_SEEN_SQL, vehicles)
+        for kind, rows in inserted_rows.items():
+            spec = TABLES[kind]
+            if spec.latest is None:
+                continue
+            newest = _newest_per_vehicle(rows)
+            latest_values = [spec.latest(row.values) for row in newest]
+            arrays: list[list[Any]] = [
+                [row.vehicle_id for row in newest],
+                [row.timestamp for row in newest],
+            ]
+            arrays.extend([values[name] for values in latest_values] for name in LATEST_COLUMNS[kind])
+            await connection.execute(_LATEST_SQL[kind], *arrays)
+        if alerts:
+            await connection.execute(
+                _ALERT_SQL,
+                [a.alert_id for a in alerts],
+                [a.vehicle_id for a in alerts],
+                [a.kind for a in alerts],
+                [a.severity for a in alerts],
+                [a.error_code for a in alerts],
+                [a.message for a in alerts],
+                [json.dumps(a.details) for a in alerts],
+                [a.backfilled for a in alerts],
+            )
+    return results
+
+
+class Writer:
+    """The group-commit task and the door callers use to reach it."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        retry_delays: Sequence[float] = (1.0, 2.0, 4.0),
+        max_batch_rows: int = 5000,
+        queue_size: int = 10_000,
+    ) -> None:
+        self._database = database
+        self._retry_delays = tuple(retry_delays)
+        self._max_batch_rows = max_batch_rows
+        self._send, self._receive = trio.open_memory_channel[_Pending](queue_size)
+        self.batches_committed = 0
+        self.rows_committed = 0
+
+    async def write(self, request: WriteRequest) -> WriteResult:
+        """Commit the request's rows; return which were new.
+
+        Blocks until the batch holding them has committed (or failed: raises
+        :class:`StorageUnavailableError` after the retries, or :class:`StorageError`).
+        Cancelling the caller does not take the rows back: they may still commit.
+        """
+        pending = _Pending(request)
+        await self._send.send(pending)
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def queue_depth(self) -> int:
+        """Requests waiting for the next batch."""
+        return self._receive.statistics().current_buffer_used
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Take queued requests and commit them in batches, until cancelled.
+
+        Cancellation between batches stops at once; see :meth:`drain` to flush what is queued.
+        """
+        task_status.started()
+        while True:
+            first = await self._receive.receive()
+            await self._flush(self._take_batch(first))
+
+    async def drain(self) -> None:
+        """Commit everything still queued (used on shutdown); returns when the queue is empty."""
+        while True:
+            try:
+                first = self._receive.receive_nowait()
+            except trio.WouldBlock:
+                return
+            await self._flush(self._take_batch(first))
+
+    def _take_batch(self, first: _Pending) -> list[_Pending]:
+        batch = [first]
+        rows = len(first.request.rows)
+        while rows < self._max_batch_rows:
+            try:
+                pending = self._receive.receive_nowait()
+            except trio.WouldBlock:
+                break
+            batch.append(pending)
+            rows += len(pending.request.rows)
+        return batch
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        try:
+            results = await self._commit_with_retries([p.request for p in batch])
+        except StorageUnavailableError as exc:
+            for pending in batch:
+                pending.error = exc
+                pending.done.set()
+            return
+        except StorageError as exc:
+            if len(batch) == 1:
+                logger.error("write failed: %s", exc)
+                batch[0].error = exc
+                batch[0].done.set()
+                return
+            for pending in batch:  # find the culprit; let the others commit
+                await self._flush([pending])
+            return
+        self.batches_committed += 1
+        for pending, result in zip(batch, results, strict=True):
+            self.rows_committed += result.inserted_count
+            pending.result = result
+            pending.done.set()
+
+    async def _commit_with_retries(self, requests: list[WriteRequest]) -> list[WriteResult]:
+        for attempt, delay in enumerate((*self._retry_delays, math.inf)):
+            try:
+                return await self._database.run_asyncio(
+                    lambda connection: _apply_batch(connection, requests)
+                )
+            except StorageUnavailableError as exc:
+                if delay == math.inf:
+                    raise
+                logger.warning(
+                    "database write failed (attempt %d), retrying in %.0f s: %s",
+                    attempt + 1,
+                    delay,
+                    exc,
+                )
+                await trio.sleep(delay)
+        raise AssertionError("unreachable")
