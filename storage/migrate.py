@@ -7,7 +7,8 @@ Alembic's transport (asyncpg dialect, no ORM), so asyncpg stays the one database
 Every function here blocks (connecting and migrating takes 0.1–1 s) and runs its own
 asyncio event loop: trio code must call them through ``trio.to_thread.run_sync``. Alembic
 logs at INFO on the ``alembic`` logger, which stays at WARNING unless configured otherwise.
-Hubs migrating the same database at the same time serialise on an advisory lock.
+Hubs migrating the same database at the same time serialise on an advisory lock (and
+calls within one process on a lock of their own).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -33,6 +35,10 @@ logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 T = TypeVar("T")
+
+# Alembic's ``context`` and ``op`` are module-level proxies, so two migrations must not run
+# in one process at once; across processes the advisory lock in env.py serialises them.
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def upgrade(dsn: str, revision: str = "head") -> None:
@@ -94,7 +100,8 @@ def _run(dsn: str, action: Callable[[Config], None]) -> None:
         config.attributes["connection"] = connection
         action(config)
 
-    asyncio.run(_on_connection(dsn, with_connection))
+    with _ALEMBIC_LOCK:
+        asyncio.run(_on_connection(dsn, with_connection))
 
 
 async def _on_connection(dsn: str, work: Callable[[Connection], T]) -> T:

@@ -46,7 +46,8 @@ def drop_database(server_url: str, name: str) -> None:
 
 def execute(dsn: str, sql: str, *args: Any) -> str:
     """Run one statement; return the server's status tag, e.g. ``"INSERT 0 1"``."""
-    return _run(dsn, lambda connection: connection.execute(sql, *args))
+    status: str = _run(dsn, lambda connection: connection.execute(sql, *args))
+    return status
 
 
 def execute_script(dsn: str, sql: str) -> None:
@@ -97,4 +98,3 @@ def _run(dsn: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
             await connection.close()
 
     return asyncio.run(on_connection())
-

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -97,6 +97,10 @@ class WriteResult:
     def inserted_count(self) -> int:
         """How many rows were new."""
         return sum(self.inserted)
+
+
+BatchApplier = Callable[[Any, Sequence["WriteRequest"]], Awaitable[list["WriteResult"]]]
+"""Inserts a batch on one connection; replaced by a fake in unit tests of the Writer."""
 
 
 @dataclass(slots=True)
@@ -189,8 +193,10 @@ class Writer:
         retry_delays: Sequence[float] = (1.0, 2.0, 4.0),
         max_batch_rows: int = 5000,
         queue_size: int = 10_000,
+        apply_batch: BatchApplier | None = None,
     ) -> None:
         self._database = database
+        self._apply_batch = apply_batch or _apply_batch
         self._retry_delays = tuple(retry_delays)
         self._max_batch_rows = max_batch_rows
         self._send, self._receive = trio.open_memory_channel[_Pending](queue_size)
@@ -274,7 +280,7 @@ class Writer:
         for attempt, delay in enumerate((*self._retry_delays, math.inf)):
             try:
                 return await self._database.run_asyncio(
-                    lambda connection: _apply_batch(connection, requests)
+                    lambda connection: self._apply_batch(connection, requests)
                 )
             except StorageUnavailableError as exc:
                 if delay == math.inf:

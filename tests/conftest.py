@@ -3,8 +3,8 @@
 Database fixtures (sync, so they run outside trio and work for trio and plain tests alike):
 
 - ``postgres_server_url`` (session): ``TEST_DATABASE_URL`` if set — any database on a server
-  where that user may ``CREATE DATABASE`` — else an embedded PostgreSQL under the session's
-  tmp dir, stopped at the end.
+  where that user may ``CREATE DATABASE`` — else an embedded PostgreSQL in a new temporary
+  directory, stopped and deleted at the end.
 - ``migrated_template`` (session): the name of a database migrated to head, used as template.
 - ``database_url`` (function): a fresh migrated database of the test's own, dropped afterwards.
 
@@ -18,11 +18,14 @@ from __future__ import annotations
 import faulthandler
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -96,17 +99,27 @@ def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> N
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A URL of the test server (any database on it); the server lives for the session."""
+def postgres_server_url() -> Iterator[str]:
+    """A URL of the test server (any database on it); the server lives for the session.
+
+    The embedded server's directory is made with ``mkdtemp``, not under pytest's
+    ``/tmp/pytest-of-<user>``: run as root, PostgreSQL runs as user ``pgserver`` and must be
+    able to reach its data dir, but every pytest session that starts resets that folder to
+    0700, which would break the server of any session still running.
+    """
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         yield configured
         return
-    embedded = start_embedded_postgres(tmp_path_factory.mktemp("embedded"))
+    data_dir = Path(tempfile.mkdtemp(prefix="tvm-hub-test-"))
     try:
-        yield embedded.dsn
+        embedded = start_embedded_postgres(data_dir)
+        try:
+            yield embedded.dsn
+        finally:
+            embedded.stop()
     finally:
-        embedded.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -146,4 +159,3 @@ def empty_database_url(postgres_server_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(postgres_server_url, name)
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -48,6 +50,8 @@ SEEDED_ERROR_CODES = {
     "SENSOR_CAMERA_FAILURE",
     "SENSOR_IMU_FAILURE",
 }
+
+MIGRATE_IN_NEW_PROCESS = "import sys, storage.migrate as m; m.upgrade(sys.argv[1])"
 
 INSERT_LOCATION = """
     INSERT INTO vehicle_locations
@@ -152,23 +156,38 @@ def test_upgrade_at_head_changes_nothing(database_url: str) -> None:
 
 
 def test_hubs_migrating_together_apply_the_schema_once(empty_database_url: str) -> None:
+    hub_starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE_IN_NEW_PROCESS, empty_database_url],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(start.wait(timeout=60), start.communicate()[1]) for start in hub_starts]
+
+    assert outcomes == [(0, "")] * 3
+    assert migrate.current(empty_database_url) == migrate.head()
+    assert fetchval(empty_database_url, "SELECT count(*) FROM error_codes") == 12
+
+
+def test_threads_migrating_together_apply_the_schema_once(empty_database_url: str) -> None:
     failures: list[BaseException] = []
 
-    def hub_start() -> None:
+    def migrate_in_thread() -> None:
         try:
             migrate.upgrade(empty_database_url)
         except BaseException as exc:
             failures.append(exc)
 
-    hubs = [threading.Thread(target=hub_start) for _ in range(3)]
-    for hub in hubs:
-        hub.start()
-    for hub in hubs:
-        hub.join(timeout=60)
+    threads = [threading.Thread(target=migrate_in_thread) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
 
     assert failures == []
     assert migrate.current(empty_database_url) == migrate.head()
-    assert fetchval(empty_database_url, "SELECT count(*) FROM error_codes") == 12
 
 
 def test_a_resent_location_is_stored_once(database_url: str) -> None:
@@ -190,12 +209,12 @@ def test_telemetry_of_an_unregistered_vehicle_is_refused(database_url: str) -> N
     ("sql", "constraint"),
     [
         (
-            "INSERT INTO vehicle_status (vehicle_id, \"timestamp\", state, passengers_onboard,"
+            'INSERT INTO vehicle_status (vehicle_id, "timestamp", state, passengers_onboard,'
             " operational_hours) VALUES ('wheelchair_001', now(), 'flying', false, true)",
             "vehicle_status_state_check",
         ),
         (
-            "INSERT INTO vehicle_docking (vehicle_id, \"timestamp\", phase, docking_success)"
+            'INSERT INTO vehicle_docking (vehicle_id, "timestamp", phase, docking_success)'
             " VALUES ('wheelchair_001', now(), 'parking', false)",
             "vehicle_docking_phase_check",
         ),

@@ -124,7 +124,8 @@ UPGRADE: tuple[str, ...] = (
         vehicle_id            text NOT NULL REFERENCES vehicles (vehicle_id),
         "timestamp"           timestamptz NOT NULL,
         error_code            text NOT NULL,
-        severity              text NOT NULL CHECK (severity IN ('info', 'warning', 'error', 'critical')),
+        severity              text NOT NULL
+                                  CHECK (severity IN ('info', 'warning', 'error', 'critical')),
         subsystem             text NOT NULL CHECK (subsystem IN (
                                   'navigation', 'docking', 'perception', 'power', 'safety',
                                   'hardware')),

@@ -1,0 +1,71 @@
+"""Configuration from the environment: defaults, and one clear error naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.config import ConfigError, RateLimit, load_settings
+
+
+def _env(tmp_path: Path, **values: str) -> dict[str, str]:
+    return {"TVM_DATA_DIR": str(tmp_path), **values}
+
+
+def test_defaults_match_the_documented_ones(tmp_path: Path) -> None:
+    settings = load_settings(_env(tmp_path))
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.database_url is None
+    assert (settings.db_pool_min, settings.db_pool_max, settings.db_pool_timeout) == (5, 20, 30.0)
+    assert settings.rate_limits["location"] == RateLimit(1.0, 5)
+    assert settings.rate_limits["battery"] == RateLimit(0.2, 2)
+    assert not settings.is_production
+
+
+def test_development_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = load_settings(_env(tmp_path)).jwt_secret
+    second = load_settings(_env(tmp_path)).jwt_secret
+    assert first == second
+    assert len(first.encode()) >= 32
+    assert (tmp_path / "jwt_secret").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TVM_PORT", "abc"),
+        ("TVM_PORT", "70000"),
+        ("TVM_ENV", "staging"),
+        ("DATABASE_URL", "mysql://x"),
+        ("TVM_DB_POOL_MIN", "0"),
+        ("TVM_RATE_LOCATION", "fast"),
+        ("TVM_RATE_LIMIT_ENABLED", "maybe"),
+        ("TVM_LOG_LEVEL", "LOUD"),
+        ("JWT_SECRET", "short"),
+    ],
+)
+def test_a_bad_value_names_its_variable(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_settings(_env(tmp_path, **{name: value}))
+
+
+def test_production_requires_a_secret(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="JWT_SECRET"):
+        load_settings(_env(tmp_path, TVM_ENV="production"))
+    assert not (tmp_path / "jwt_secret").exists()
+
+
+def test_pool_bounds_must_be_ordered(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="TVM_DB_POOL_MIN"):
+        load_settings(_env(tmp_path, TVM_DB_POOL_MIN="30", TVM_DB_POOL_MAX="20"))
+
+
+def test_admin_needs_both_name_and_password(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="TVM_ADMIN_PASSWORD"):
+        load_settings(_env(tmp_path, TVM_ADMIN_USERNAME="root"))
+
+
+def test_rate_limits_are_configurable(tmp_path: Path) -> None:
+    settings = load_settings(_env(tmp_path, TVM_RATE_LOCATION="2/10"))
+    assert settings.rate_limits["location"] == RateLimit(2.0, 10)

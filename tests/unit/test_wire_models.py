@@ -1,0 +1,270 @@
+"""Auth, admin and response models: contract examples, grants, secrets, answer shapes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from api.wire import (
+    BatteryAccepted,
+    BatteryUpdate,
+    BulkAccepted,
+    BulkUpload,
+    DockingUpdate,
+    ErrorBody,
+    ErrorReport,
+    ErrorReportAccepted,
+    Health,
+    HistoryPage,
+    LocationUpdate,
+    OAuthErrorBody,
+    RefreshRequest,
+    StatusUpdate,
+    TelemetryAccepted,
+    TokenRequest,
+    TokenResponse,
+    UserCreate,
+    UserCreated,
+    VehicleCreate,
+    VehicleCredentials,
+    VehicleList,
+    VehicleSummary,
+    parse_model,
+    validate_model,
+    wire_text,
+)
+from hub.errors import ContractError
+
+NOW = datetime(2025, 12, 16, 10, 30, 45, 123000, tzinfo=UTC)
+ALL_MODELS: list[type[BaseModel]] = [
+    LocationUpdate,
+    StatusUpdate,
+    BatteryUpdate,
+    ErrorReport,
+    DockingUpdate,
+    BulkUpload,
+    TokenRequest,
+    RefreshRequest,
+    TokenResponse,
+    OAuthErrorBody,
+    VehicleCreate,
+    VehicleCredentials,
+    UserCreate,
+    UserCreated,
+    ErrorBody,
+    TelemetryAccepted,
+    BatteryAccepted,
+    ErrorReportAccepted,
+    BulkAccepted,
+    VehicleSummary,
+    VehicleList,
+    HistoryPage,
+    Health,
+]
+
+
+def example(model: type[BaseModel]) -> dict[str, Any]:
+    """A deep copy of the model's first OpenAPI example (taken from the contract)."""
+    extra = model.model_config.get("json_schema_extra")
+    assert isinstance(extra, dict)
+    examples = extra["examples"]
+    assert isinstance(examples, list)
+    return copy.deepcopy(examples[0])  # type: ignore[arg-type]
+
+
+def encode(body: Any) -> bytes:
+    return json.dumps(body).encode()
+
+
+def refused(model: type[BaseModel], body: Any) -> ContractError:
+    """Parse ``body`` both ways (raw bytes and decoded data); both must refuse it alike."""
+    with pytest.raises(ContractError) as raw_refusal:
+        parse_model(model, encode(body))
+    with pytest.raises(ContractError) as data_refusal:
+        validate_model(model, body)
+    raw_error, data_error = raw_refusal.value, data_refusal.value
+    assert raw_error.status == 400
+    assert (raw_error.error, raw_error.field, raw_error.message, raw_error.details) == (
+        data_error.error,
+        data_error.field,
+        data_error.message,
+        data_error.details,
+    )
+    if raw_error.has_received_value:
+        assert raw_error.received_value == data_error.received_value
+    return raw_error
+
+
+def with_change(model: type[BaseModel], path: str, value: Any) -> dict[str, Any]:
+    """The model's example with the dotted ``path`` set to ``value`` (or removed: DELETE)."""
+    body = example(model)
+    *parents, leaf = path.split(".")
+    target = body
+    for name in parents:
+        target = target[name]
+    if value is DELETE:
+        del target[leaf]
+    else:
+        target[leaf] = value
+    return body
+
+
+DELETE = object()
+
+
+# --- the contract's examples are valid -------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda model: model.__name__)
+def test_every_example_validates_and_round_trips(model: type[BaseModel]) -> None:
+    body = example(model)
+    parsed = model.model_validate_json(encode(body))
+    assert json.loads(parsed.model_dump_json(exclude_unset=True)) == body
+    assert model.model_json_schema()["examples"]
+
+
+def test_timestamp_is_an_aware_utc_datetime_and_the_wire_string_comes_back() -> None:
+    update = parse_model(LocationUpdate, encode(example(LocationUpdate)))
+    assert update.timestamp == NOW
+    assert update.timestamp.tzinfo is not None
+    assert wire_text(update.timestamp) == "2025-12-16T10:30:45.123Z"
+    assert update.timestamp_text == "2025-12-16T10:30:45.123Z"
+    assert update.model_dump()["timestamp"] == NOW
+    assert update.model_dump(mode="json")["timestamp"] == "2025-12-16T10:30:45.123Z"
+
+
+# --- auth and admin --------------------------------------------------------------------------
+
+
+def test_vehicles_may_omit_grant_type() -> None:
+    request = parse_model(TokenRequest, b'{"client_id": "veh_1", "client_secret": "s"}')
+    assert request.grant == "client_credentials"
+
+
+def test_people_log_in_with_the_password_grant() -> None:
+    raw = b'{"grant_type": "password", "username": "op", "password": "pw"}'
+    assert parse_model(TokenRequest, raw).grant == "password"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"client_id": "veh_1"}, "client_secret"),
+        ({"grant_type": "client_credentials", "client_secret": "s"}, "client_id"),
+        ({"grant_type": "password", "username": "op"}, "password"),
+        ({"username": "op", "password": "pw"}, "client_id"),
+        (
+            {"grant_type": "password", "username": "op", "password": "p", "client_id": "c"},
+            "client_id",
+        ),
+    ],
+)
+def test_a_grant_needs_exactly_its_own_fields(body: dict[str, Any], field: str) -> None:
+    error = refused(TokenRequest, body)
+    assert (error.error, error.field) == ("validation_error", field)
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "field"),
+    [
+        (TokenRequest, {"client_id": "veh_1", "client_secret": 12345}, "client_secret"),
+        (TokenRequest, {"grant_type": "password", "username": "op", "password": ""}, "password"),
+        (RefreshRequest, {"refresh_token": ["rt_secret"]}, "refresh_token"),
+        (UserCreate, {"username": "op.tanaka", "password": "short", "role": "viewer"}, "password"),
+    ],
+)
+def test_secrets_are_never_echoed(model: type[BaseModel], body: dict[str, Any], field: str) -> None:
+    error = refused(model, body)
+    assert (error.error, error.field, error.has_received_value) == (
+        "validation_error",
+        field,
+        False,
+    )
+
+
+def test_an_unknown_grant_type_is_invalid_enum() -> None:
+    error = refused(TokenRequest, {"grant_type": "implicit", "client_id": "c"})
+    assert (error.error, error.field, error.received_value) == (
+        "invalid_enum",
+        "grant_type",
+        "implicit",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("username", "ab"),
+        ("username", "has space"),
+        ("username", "x" * 65),
+        ("password", "x" * 11),
+        ("password", "x" * 257),
+        ("email", "not-an-address"),
+    ],
+)
+def test_user_creation_rules(path: str, value: str) -> None:
+    error = refused(UserCreate, with_change(UserCreate, path, value))
+    assert (error.error, error.field) == ("validation_error", path)
+
+
+def test_user_creation_accepts_the_limits() -> None:
+    body = with_change(UserCreate, "password", "x" * 12)
+    body["username"] = "a.b"
+    del body["email"]
+    created = parse_model(UserCreate, encode(body))
+    assert (created.username, created.email) == ("a.b", None)
+
+
+def test_vehicle_ids_follow_the_contract_pattern() -> None:
+    body = with_change(VehicleCreate, "vehicle_id", "A" * 64)
+    assert parse_model(VehicleCreate, encode(body)).vehicle_id == "A" * 64
+    error = refused(VehicleCreate, with_change(VehicleCreate, "vehicle_id", "A" * 65))
+    assert error.field == "vehicle_id"
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+def test_answers_leave_out_optional_keys_but_keep_contract_nulls() -> None:
+    assert TelemetryAccepted(received_at=NOW).model_dump(mode="json") == {
+        "status": "ok",
+        "received_at": "2025-12-16T10:30:45.123Z",
+    }
+    assert TelemetryAccepted(received_at=NOW, duplicate=True).model_dump(mode="json")["duplicate"]
+    assert BatteryAccepted(received_at=NOW).model_dump(mode="json") == {
+        "status": "ok",
+        "received_at": "2025-12-16T10:30:45.123Z",
+        "warning": None,
+    }
+    answer = ErrorReportAccepted(
+        received_at=NOW, alert_id=None, action="logged", staff_notified=False
+    )
+    assert answer.model_dump(mode="json") == {
+        "status": "acknowledged",
+        "received_at": "2025-12-16T10:30:45.123Z",
+        "alert_id": None,
+        "action": "logged",
+        "staff_notified": False,
+    }
+    token = TokenResponse(
+        access_token="a",
+        expires_in=86400,
+        refresh_token="r",
+        refresh_expires_in=2592000,
+        username="op",
+        role="operator",
+    )
+    assert set(token.model_dump(mode="json")) == {
+        "access_token",
+        "token_type",
+        "expires_in",
+        "refresh_token",
+        "refresh_expires_in",
+        "username",
+        "role",
+    }
