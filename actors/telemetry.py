@@ -32,7 +32,7 @@ from hub.clock import format_timestamp, now_timestamp, utc_now
 from hub.errors import RateLimitedError, service_unavailable
 from storage.database import Database, StorageUnavailableError
 from storage.queries import vehicles as vehicle_queries
-from storage.writer import AlertRow, TelemetryRow, WriteRequest, WriteResult, Writer
+from storage.writer import AlertRow, TelemetryRow, Writer, WriteRequest, WriteResult
 
 LOW_BATTERY_ADVICE = 30.0
 

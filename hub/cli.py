@@ -70,8 +70,10 @@ async def _with_accounts(
             database=database,
             registry=registry,
             codec=TokenCodec(
-                settings.jwt_secret, issuer=settings.jwt_issuer,
-                audience=settings.jwt_audience, ttl_seconds=settings.access_token_ttl,
+                settings.jwt_secret,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                ttl_seconds=settings.access_token_ttl,
             ),
             limiter=RateLimiter({}),
             refresh_ttl_seconds=settings.refresh_token_ttl,
@@ -104,9 +106,7 @@ def _vehicle_add(settings: Settings, vehicle_id: str, name: str | None) -> int:
     return 0
 
 
-def _user_add(
-    settings: Settings, username: str, role: str, email: str | None, prompt: bool
-) -> int:
+def _user_add(settings: Settings, username: str, role: str, email: str | None, prompt: bool) -> int:
     from api.wire.admin import UserCreate
     from api.wire.validation import validate_model
 
@@ -158,7 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _vehicle_add(settings, arguments.vehicle_id, arguments.name)
             case "user":
                 return _user_add(
-                    settings, arguments.username, arguments.role, arguments.email,
+                    settings,
+                    arguments.username,
+                    arguments.role,
+                    arguments.email,
                     arguments.password_prompt,
                 )
     except ContractError as exc:

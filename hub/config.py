@@ -201,9 +201,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jwt_issuer=_parse(env, "JWT_ISSUER", str, "tvm-hub"),
         jwt_audience=_parse(env, "JWT_AUDIENCE", str, "tvm"),
         access_token_ttl=_parse(env, "TVM_ACCESS_TOKEN_TTL_SECONDS", _positive_float, 24 * HOURS),
-        refresh_token_ttl=_parse(
-            env, "TVM_REFRESH_TOKEN_TTL_SECONDS", _positive_float, 30 * DAYS
-        ),
+        refresh_token_ttl=_parse(env, "TVM_REFRESH_TOKEN_TTL_SECONDS", _positive_float, 30 * DAYS),
         admin_username=admin_username,
         admin_password=admin_password,
         db_pool_min=pool_min,

@@ -86,9 +86,9 @@ async def build_services(settings: Settings, database: Database, writer: Writer)
         limiter=limiter,
         refresh_ttl_seconds=settings.refresh_token_ttl,
     )
-    if settings.admin_username and settings.admin_password:
-        if await accounts.ensure_admin(settings.admin_username, settings.admin_password):
-            logger.info("created admin user %s", settings.admin_username)
+    admin = settings.admin_username, settings.admin_password
+    if admin[0] and admin[1] and await accounts.ensure_admin(admin[0], admin[1]):
+        logger.info("created admin user %s", settings.admin_username)
     telemetry = TelemetryService(
         registry=registry,
         writer=writer,
@@ -124,12 +124,15 @@ async def serve_hub(
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until ``shutdown_trigger`` returns; report the bound addresses when listening."""
-    async with open_asyncio_bridge(), open_database(
-        dsn,
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
-        timeout=settings.db_pool_timeout,
-    ) as database:
+    async with (
+        open_asyncio_bridge(),
+        open_database(
+            dsn,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            connect_timeout=settings.db_pool_timeout,
+        ) as database,
+    ):
         writer = Writer(database, retry_delays=settings.db_retry_delays)
         services = await build_services(settings, database, writer)
         app = create_app(services)
@@ -144,7 +147,7 @@ async def serve_hub(
 
             async def serve_http(*, task_status: trio.TaskStatus[list[str]]) -> None:
                 await hypercorn_serve(
-                    app,  # type: ignore[arg-type]
+                    app,
                     config,
                     shutdown_trigger=shutdown_trigger,
                     task_status=task_status,

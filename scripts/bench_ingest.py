@@ -85,7 +85,9 @@ async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
-async def vehicle_headers(client: httpx.AsyncClient, admin: dict[str, str], vehicle_id: str) -> dict[str, str]:
+async def vehicle_headers(
+    client: httpx.AsyncClient, admin: dict[str, str], vehicle_id: str
+) -> dict[str, str]:
     created = await client.post(
         "/api/v1/admin/vehicles", json={"vehicle_id": vehicle_id, "name": vehicle_id}, headers=admin
     )
@@ -117,9 +119,17 @@ def bulk_body(vehicle_id: str, start: datetime, count: int) -> dict[str, object]
     for index in range(count):
         moment = start + timedelta(milliseconds=10 * index)
         if index % 2:
-            data: dict[str, object] = {"battery": {
-                "soc_percent": 80.0, "voltage": 52.0, "current": -5.0, "temperature": 30.0,
-                "charging": False, "estimated_runtime_minutes": 100, "health_percent": 95.0}}
+            data: dict[str, object] = {
+                "battery": {
+                    "soc_percent": 80.0,
+                    "voltage": 52.0,
+                    "current": -5.0,
+                    "temperature": 30.0,
+                    "charging": False,
+                    "estimated_runtime_minutes": 100,
+                    "health_percent": 95.0,
+                }
+            }
             kind = "battery"
         else:
             data = {"location": location(moment)["location"]}
@@ -127,7 +137,10 @@ def bulk_body(vehicle_id: str, start: datetime, count: int) -> dict[str, object]
         messages.append({"type": kind, "timestamp": wire_time(moment), "data": data})
     return {
         "vehicle_id": vehicle_id,
-        "offline_period": {"start": wire_time(start), "end": wire_time(start + timedelta(seconds=count / 100))},
+        "offline_period": {
+            "start": wire_time(start),
+            "end": wire_time(start + timedelta(seconds=count / 100)),
+        },
         "messages": messages,
     }
 
@@ -146,7 +159,9 @@ async def bulk_runs(client: httpx.AsyncClient, admin: dict[str, str], runs: int)
     return timings
 
 
-async def location_load(url: str, admin: dict[str, str], clients: int, seconds: float) -> tuple[int, list[float], int]:
+async def location_load(
+    url: str, admin: dict[str, str], clients: int, seconds: float
+) -> tuple[int, list[float], int]:
     latencies: list[float] = []
     errors = 0
     prefix = f"bench_loc_{random.randrange(10**6)}"
@@ -194,20 +209,29 @@ async def run_benchmarks(url: str, clients: int, seconds: float, bulk_repeats: i
     print(
         f"location POSTs, {clients} concurrent clients for {seconds:.0f} s: "
         f"{count / seconds:.0f} req/s, p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
-        f"p95 {percentile(latencies, 0.95) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
+        f"p95 {percentile(latencies, 0.95) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
         f"{errors} non-200 (wall {elapsed:.1f} s incl. logins)"
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", help="a running hub (needs TVM_ADMIN credentials bench-admin)")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--bulk-repeats", type=int, default=5)
     arguments = parser.parse_args()
     if arguments.url:
-        trio.run(run_benchmarks, arguments.url, arguments.clients, arguments.seconds, arguments.bulk_repeats)
+        trio.run(
+            run_benchmarks,
+            arguments.url,
+            arguments.clients,
+            arguments.seconds,
+            arguments.bulk_repeats,
+        )
         return
     with hub_process() as url:
         trio.run(run_benchmarks, url, arguments.clients, arguments.seconds, arguments.bulk_repeats)

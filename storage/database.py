@@ -87,7 +87,8 @@ class Database:
                 return await work(connection)
 
         try:
-            return await trio_asyncio.aio_as_trio(on_connection)()
+            result: T = await trio_asyncio.aio_as_trio(on_connection)()
+            return result
         except StorageError:
             raise
         except (trio.Cancelled, KeyboardInterrupt):
@@ -125,7 +126,10 @@ class Database:
         return await self._call(work)
 
     async def check_durability(self) -> None:
-        """Raise :class:`UnsafeDurabilityError` unless ``fsync`` and ``synchronous_commit`` are on."""
+        """Raise :class:`UnsafeDurabilityError` unless ``fsync`` and ``synchronous_commit`` are on.
+
+        A 200 must survive a crash, so the hub refuses to run on a server that could lose it.
+        """
         row = await self.fetchrow(
             "SELECT current_setting('fsync') AS fsync,"
             " current_setting('synchronous_commit') AS synchronous_commit"
@@ -158,11 +162,11 @@ class Database:
 
 @asynccontextmanager
 async def open_database(
-    dsn: str, *, min_size: int = 5, max_size: int = 20, timeout: float = 30.0
+    dsn: str, *, min_size: int = 5, max_size: int = 20, connect_timeout: float = 30.0
 ) -> AsyncIterator[Database]:
     """Open a pool (needs :func:`open_asyncio_bridge`); close it on exit.
 
-    Blocks until ``min_size`` connections are open or ``timeout`` seconds pass, then raises
+    Blocks until ``min_size`` connections are open or ``connect_timeout`` seconds pass, then raises
     :class:`StorageUnavailableError`. On exit waits for connections to be released.
     """
 
@@ -171,8 +175,8 @@ async def open_database(
             dsn,
             min_size=min_size,
             max_size=max_size,
-            timeout=timeout,
-            command_timeout=timeout,
+            timeout=connect_timeout,
+            command_timeout=connect_timeout,
             max_inactive_connection_lifetime=300.0,
         )
 
@@ -181,7 +185,7 @@ async def open_database(
     except Exception as exc:
         raise translate_error(exc) from exc
     try:
-        yield Database(pool, acquire_timeout=timeout)
+        yield Database(pool, acquire_timeout=connect_timeout)
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(10):
             try:

@@ -27,7 +27,6 @@ import trio
 from storage.database import Database, StorageError, StorageUnavailableError
 from storage.telemetry_tables import (
     LATEST_COLUMNS,
-    LATEST_TIME_COLUMN,
     TABLES,
     TOUCH_LAST_SEEN_SQL,
     TelemetryKind,

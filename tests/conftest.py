@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +37,7 @@ HANG_GUARD_SECONDS = float(os.environ.get("TVM_TEST_HANG_SECONDS", "120"))
 # After interrupting a hung test, how long teardown may take before the process is killed.
 HANG_GUARD_GRACE_SECONDS = 30.0
 
+_HANG_REPORT = pytest.StashKey[str]()
 _hang_reports: list[str] = []
 
 
@@ -61,11 +62,12 @@ def _thread_stacks() -> str:
 
 @pytest.fixture(autouse=True)
 def hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Interrupt the session (as Ctrl-C would) if a test runs past its limit.
+    """Interrupt a test (as Ctrl-C would) if it runs past its limit.
 
-    Ctrl-C rather than killing the process, so fixtures still tear down (an embedded
-    PostgreSQL is stopped, databases are dropped); if teardown hangs too, the process exits
-    after a grace period. The stacks of every thread at the moment it fired are printed.
+    A trio test then fails with ``KeyboardInterrupt`` and the session goes on; a plain test
+    ends the session, but fixtures still tear down (an embedded PostgreSQL is stopped,
+    databases are dropped). If that hangs too, the process exits after a grace period. The
+    stacks of every thread at the moment it fired are added to the report.
     """
     marker = request.node.get_closest_marker("hang_guard")
     seconds = float(marker.args[0]) if marker is not None else HANG_GUARD_SECONDS
@@ -73,10 +75,9 @@ def hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     assert main_thread is not None
 
     def fire() -> None:
-        _hang_reports.append(
-            f"hang guard: {request.node.nodeid} still running after {seconds:g} s\n"
-            + _thread_stacks()
-        )
+        report = f"{request.node.nodeid} still running after {seconds:g} s\n{_thread_stacks()}"
+        request.node.stash[_HANG_REPORT] = report
+        _hang_reports.append(report)
         faulthandler.dump_traceback_later(HANG_GUARD_GRACE_SECONDS, exit=True)
         signal.pthread_kill(main_thread, signal.SIGINT)
 
@@ -89,9 +90,20 @@ def hang_guard(request: pytest.FixtureRequest) -> Iterator[None]:
         timer.cancel()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    hang_report = item.stash.get(_HANG_REPORT, None)
+    if hang_report is not None and call.when == "call":
+        report.sections.append(("hang guard", hang_report))
+    return report
+
+
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
     for report in _hang_reports:
-        print(report, file=sys.__stderr__)
+        print(f"hang guard: {report}", file=sys.__stderr__)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import trio.testing
 
 from storage.database import StorageError, StorageUnavailableError
 from storage.telemetry_tables import TelemetryKind
-from storage.writer import TelemetryRow, WriteRequest, WriteResult, Writer
+from storage.writer import TelemetryRow, Writer, WriteRequest, WriteResult
 
 BASE = datetime(2025, 12, 16, 10, 30, tzinfo=UTC)
 
@@ -128,7 +128,11 @@ async def test_a_bad_request_fails_alone_and_its_batch_neighbours_commit(
             await trio.testing.wait_all_tasks_blocked()
             await nursery.start(writer.run)
         nursery.cancel_scope.cancel()
-    assert outcomes == {"wheelchair_001": "committed", "poison": "failed", "wheelchair_002": "committed"}
+    assert outcomes == {
+        "wheelchair_001": "committed",
+        "poison": "failed",
+        "wheelchair_002": "committed",
+    }
 
 
 async def test_drain_commits_what_is_queued_at_shutdown(

@@ -1,0 +1,375 @@
+"""Logging in (CONTRACT §2): client credentials, passwords, refresh rotation, login limits,
+what an access token says, and who may call what.
+
+Every request goes over a real socket to a hub on a real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import jwt
+import trio
+
+from tests.integration.harness import RunningHub, location_body, running_hub
+
+ACCESS_TTL = 86400
+REFRESH_TTL = 2592000
+INVALID_CLIENT = {"error": "invalid_client", "error_description": "Invalid client credentials"}
+
+
+def assert_tokens(answer: httpx.Response) -> dict[str, Any]:
+    """A 200 token answer with the contract's fields; returns the body."""
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == ACCESS_TTL
+    assert body["refresh_expires_in"] == REFRESH_TTL
+    assert isinstance(body["access_token"], str) and body["access_token"].count(".") == 2
+    assert isinstance(body["refresh_token"], str) and len(body["refresh_token"]) >= 32
+    assert answer.headers["Cache-Control"] == "no-store"
+    return dict(body)
+
+
+def assert_oauth_error(answer: httpx.Response, error: str) -> None:
+    """A 401 in the OAuth form of the token endpoints (not the flat §1.1 body)."""
+    assert answer.status_code == 401, answer.text
+    body = answer.json()
+    assert body["error"] == error
+    assert isinstance(body["error_description"], str) and body["error_description"]
+
+
+async def refresh(hub: RunningHub, refresh_token: str) -> httpx.Response:
+    return await hub.client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+
+
+@asynccontextmanager
+async def client_from(hub: RunningHub, address: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client whose requests come from another loopback address (its own login bucket)."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    async with httpx.AsyncClient(base_url=hub.base_url, transport=transport, timeout=30) as client:
+        yield client
+
+
+# ---------------------------------------------------------------------------------------------
+# Vehicles and people log in
+
+
+async def test_vehicle_logs_in_with_client_credentials_with_or_without_grant_type(
+    database_url: str,
+) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            vehicle = await hub.register_vehicle("wheelchair_001")
+            for extra in ({}, {"grant_type": "client_credentials"}):
+                answer = await hub.login(
+                    client_id=vehicle.client_id, client_secret=vehicle.client_secret, **extra
+                )
+                body = assert_tokens(answer)
+                assert body["vehicle_id"] == "wheelchair_001"
+                assert "username" not in body and "role" not in body
+
+                report = await hub.client.post(
+                    "/api/v1/vehicle/wheelchair_001/location",
+                    json=location_body(),
+                    headers={"Authorization": f"Bearer {body['access_token']}"},
+                )
+                assert report.status_code == 200, report.text
+                await trio.sleep(0.01)  # a fresh timestamp for the next report
+
+
+async def test_wrong_secret_and_unknown_client_get_the_same_answer(database_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            vehicle = await hub.register_vehicle("wheelchair_001")
+            wrong_secret = await hub.login(
+                client_id=vehicle.client_id, client_secret=vehicle.client_secret + "x"
+            )
+            unknown_client = await hub.login(
+                client_id="veh_0000000000000000", client_secret=vehicle.client_secret
+            )
+            secret_of_another_vehicle = await hub.login(
+                client_id=vehicle.client_id, client_secret="not-the-secret"
+            )
+            for answer in (wrong_secret, unknown_client, secret_of_another_vehicle):
+                assert answer.status_code == 401
+                assert answer.json() == INVALID_CLIENT
+                assert vehicle.client_secret not in answer.text
+            assert wrong_secret.content == unknown_client.content
+
+
+async def test_people_log_in_with_a_password(database_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            await hub.create_user("op.tanaka", "operator", "operator-password-1")
+            answer = await hub.login(
+                grant_type="password", username="op.tanaka", password="operator-password-1"
+            )
+            body = assert_tokens(answer)
+            assert body["username"] == "op.tanaka"
+            assert body["role"] == "operator"
+            assert "vehicle_id" not in body
+
+            fleet = await hub.client.get(
+                "/api/v1/vehicles", headers={"Authorization": f"Bearer {body['access_token']}"}
+            )
+            assert fleet.status_code == 200
+
+            wrong = await hub.login(
+                grant_type="password", username="op.tanaka", password="operator-password-2"
+            )
+            unknown = await hub.login(
+                grant_type="password", username="nobody", password="operator-password-1"
+            )
+            for answer in (wrong, unknown):
+                assert answer.status_code == 401
+                assert answer.json() == INVALID_CLIENT
+                assert "operator-password" not in answer.text
+
+
+async def test_malformed_login_bodies_are_refused_with_400(database_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            cases: list[tuple[Any, str | None]] = [
+                ({}, "client_id"),
+                ({"client_id": "veh_1"}, "client_secret"),
+                ({"client_id": 42, "client_secret": "s3cret"}, "client_id"),
+                ({"client_id": "", "client_secret": "s3cret"}, "client_id"),
+                ({"grant_type": "authorization_code", "code": "x"}, "grant_type"),
+                ({"grant_type": "password", "username": "admin"}, "password"),
+                (
+                    {"grant_type": "password", "client_id": "veh_1", "client_secret": "s3cret"},
+                    None,
+                ),
+                ({"client_id": "veh_1", "client_secret": "s3cret", "scope": "all"}, "scope"),
+                (["client_id", "veh_1"], None),
+            ]
+            for body, field in cases:
+                answer = await hub.client.post("/api/v1/auth/token", json=body)
+                assert answer.status_code == 400, (body, answer.text)
+                error = answer.json()
+                assert error["error"] == "validation_error", (body, error)
+                if field is not None:
+                    assert error["field"] == field, (body, error)
+                assert "s3cret" not in answer.text
+
+            broken = await hub.client.post(
+                "/api/v1/auth/token",
+                content=b'{"client_id": "veh_1", "client_secret": ',
+                headers={"Content-Type": "application/json"},
+            )
+            assert broken.status_code == 400
+            assert broken.json()["error"] == "invalid_json"
+
+            form = await hub.client.post(
+                "/api/v1/auth/token", data={"client_id": "veh_1", "client_secret": "s3cret"}
+            )
+            assert form.status_code == 415
+            assert form.json()["error"] == "unsupported_media_type"
+
+            for body in ({}, {"refresh_token": ""}, {"refresh_token": 7}):
+                answer = await hub.client.post("/api/v1/auth/refresh", json=body)
+                assert answer.status_code == 400, (body, answer.text)
+                assert answer.json()["error"] == "validation_error"
+                assert answer.json()["field"] == "refresh_token"
+
+
+# ---------------------------------------------------------------------------------------------
+# Refresh tokens
+
+
+async def test_refresh_rotates_tokens_and_the_old_refresh_token_stops_working(
+    database_url: str,
+) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            vehicle = await hub.register_vehicle("wheelchair_001")
+            first = assert_tokens(
+                await hub.login(client_id=vehicle.client_id, client_secret=vehicle.client_secret)
+            )
+            second = assert_tokens(await refresh(hub, first["refresh_token"]))
+            assert second["vehicle_id"] == "wheelchair_001"
+            assert second["refresh_token"] != first["refresh_token"]
+            assert second["access_token"] != first["access_token"]
+
+            report = await hub.client.post(
+                "/api/v1/vehicle/wheelchair_001/location",
+                json=location_body(),
+                headers={"Authorization": f"Bearer {second['access_token']}"},
+            )
+            assert report.status_code == 200, report.text
+
+            assert_oauth_error(await refresh(hub, first["refresh_token"]), "invalid_grant")
+            assert_oauth_error(await refresh(hub, "never-issued-" + "x" * 40), "invalid_grant")
+
+
+async def test_reusing_a_revoked_refresh_token_revokes_its_whole_family(
+    database_url: str,
+) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            vehicle = await hub.register_vehicle("wheelchair_001")
+            stolen = assert_tokens(
+                await hub.login(client_id=vehicle.client_id, client_secret=vehicle.client_secret)
+            )
+            other_session = assert_tokens(
+                await hub.login(client_id=vehicle.client_id, client_secret=vehicle.client_secret)
+            )
+            second = assert_tokens(await refresh(hub, stolen["refresh_token"]))
+            newest = assert_tokens(await refresh(hub, second["refresh_token"]))
+
+            # The thief replays the first token: refused, and the family dies with it.
+            assert_oauth_error(await refresh(hub, stolen["refresh_token"]), "invalid_grant")
+            assert_oauth_error(await refresh(hub, newest["refresh_token"]), "invalid_grant")
+            assert_oauth_error(await refresh(hub, second["refresh_token"]), "invalid_grant")
+
+            # Another login is another family and keeps working.
+            assert_tokens(await refresh(hub, other_session["refresh_token"]))
+
+
+async def test_people_refresh_and_keep_their_role(database_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            await hub.create_user("viewer.sato", "viewer", "viewer-password-1")
+            tokens = assert_tokens(
+                await hub.login(
+                    grant_type="password", username="viewer.sato", password="viewer-password-1"
+                )
+            )
+            renewed = assert_tokens(await refresh(hub, tokens["refresh_token"]))
+            assert renewed["username"] == "viewer.sato"
+            assert renewed["role"] == "viewer"
+            assert "vehicle_id" not in renewed
+            claims = jwt.decode(renewed["access_token"], options={"verify_signature": False})
+            assert claims["sub"] == "viewer.sato"
+            assert claims["role"] == "viewer"
+
+
+async def test_refresh_token_of_a_disabled_vehicle_is_refused(database_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            vehicle = await hub.register_vehicle("wheelchair_001")
+            tokens = assert_tokens(
+                await hub.login(client_id=vehicle.client_id, client_secret=vehicle.client_secret)
+            )
+            disabled = await hub.client.delete(
+                "/api/v1/admin/vehicles/wheelchair_001", headers=hub.admin_headers
+            )
+            assert disabled.status_code == 200, disabled.text
+            assert_oauth_error(await refresh(hub, tokens["refresh_token"]), "invalid_grant")
+
+
+# ---------------------------------------------------------------------------------------------
+# Login rate limits (10 per minute per client id and per address)
+
+
+async def test_eleventh_failed_login_for_one_client_id_is_rate_limited(database_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url, rate_limit_enabled=True) as hub:
+            vehicle = await hub.register_vehicle("wheelchair_001")
+            async with client_from(hub, "127.0.0.2") as attacker:
+                for _ in range(10):
+                    answer = await attacker.post(
+                        "/api/v1/auth/token",
+                        json={"client_id": vehicle.client_id, "client_secret": "guess"},
+                    )
+                    assert answer.status_code == 401
+                    assert answer.json() == INVALID_CLIENT
+                limited = await attacker.post(
+                    "/api/v1/auth/token",
+                    json={"client_id": vehicle.client_id, "client_secret": "guess"},
+                )
+            assert limited.status_code == 429, limited.text
+            body = limited.json()
+            assert body["error"] == "rate_limit_exceeded"
+            assert isinstance(body["retry_after"], int) and 1 <= body["retry_after"] <= 60
+            assert limited.headers["Retry-After"] == str(body["retry_after"])
+            assert f"{body['retry_after']} seconds" in body["message"]
+
+            # The bucket belongs to the client id: from another address, even the right
+            # secret waits; another client id from that address is not held back.
+            async with client_from(hub, "127.0.0.3") as elsewhere:
+                right_secret = await elsewhere.post(
+                    "/api/v1/auth/token",
+                    json={"client_id": vehicle.client_id, "client_secret": vehicle.client_secret},
+                )
+                assert right_secret.status_code == 429
+                other_client = await elsewhere.post(
+                    "/api/v1/auth/token",
+                    json={"client_id": "veh_0000000000000000", "client_secret": "guess"},
+                )
+                assert other_client.status_code == 401
+
+
+async def test_eleventh_failed_login_from_one_address_is_rate_limited(database_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url, rate_limit_enabled=True) as hub:
+            async with client_from(hub, "127.0.0.4") as attacker:
+                for attempt in range(10):
+                    answer = await attacker.post(
+                        "/api/v1/auth/token",
+                        json={
+                            "grant_type": "password",
+                            "username": f"user{attempt}",
+                            "password": "guess-guess-guess",
+                        },
+                    )
+                    assert answer.status_code == 401
+                limited = await attacker.post(
+                    "/api/v1/auth/token",
+                    json={
+                        "grant_type": "password",
+                        "username": "admin",
+                        "password": "guess-guess-guess",
+                    },
+                )
+            assert limited.status_code == 429
+            assert limited.json()["error"] == "rate_limit_exceeded"
+            assert int(limited.headers["Retry-After"]) >= 1
+
+            # The admin, logging in from its own address, is not locked out by the attacker.
+            admin = await hub.login(
+                grant_type="password", username="admin", password="admin-password-for-tests"
+            )
+            assert admin.status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# What an access token says
+
+
+async def test_access_token_carries_the_contract_claims(database_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            vehicle = await hub.register_vehicle("wheelchair_001")
+            before = int(time.time())
+            first = assert_tokens(
+                await hub.login(client_id=vehicle.client_id, client_secret=vehicle.client_secret)
+            )
+            second = assert_tokens(
+                await hub.login(client_id=vehicle.client_id, client_secret=vehicle.client_secret)
+            )
+            after = int(time.time())
+
+            header = jwt.get_unverified_header(first["access_token"])
+            assert header["alg"] == "HS256"
+            assert header.get("kid")
+            claims = jwt.decode(first["access_token"], options={"verify_signature": False})
+            assert claims["sub"] == "wheelchair_001"
+            assert claims["role"] == "vehicle"
+            assert claims["vid"] == "wheelchair_001"
+            assert claims["iss"] == hub.settings.jwt_issuer
+            assert claims["aud"] == hub.settings.jwt_audience
+            assert before <= claims["iat"] <= after
+            assert claims["exp"] - claims["iat"] == ACCESS_TTL
+            other = jwt.decode(second["access_token"], options={"verify_signature": False})
+            assert claims["jti"] and other["jti"] != claims["jti"]
+
+            people = jwt.decode(hub.admin_token, options={"verify_signature": False})
+            assert people["sub"] == "admin"
+            assert people["role"] == "admin"
+            assert "vid" not in people
