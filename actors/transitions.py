@@ -60,7 +60,7 @@ def allowed_phases(current: str | None) -> list[str]:
     """Every docking phase that may follow ``current`` (``None``: no docking in progress)."""
     if current is None or current in TERMINAL_PHASES:
         allowed = ["approaching", "failed"]
-        if current is not None:
+        if current is not None and current not in allowed:
             allowed.append(current)
         return allowed
     position = PHASES.index(current)

@@ -24,6 +24,9 @@ PEOPLE_ROLES = ("admin", "operator", "viewer")
 ALGORITHMS = ["HS256"]
 
 _hasher = PasswordHasher()
+# argon2 takes 64 MiB and ~50 ms of CPU per hash: a burst of logins must neither exhaust
+# memory nor starve the event loop's core, so at most this many hash at once.
+_HASHING = trio.CapacityLimiter(2)
 # A real hash of a random secret: verifying against it costs the same as a real check,
 # so an unknown client id answers in about the same time as a wrong secret.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(32))
@@ -43,13 +46,16 @@ def verify_secret(secret_hash: str | None, secret: str) -> bool:
 
 
 async def hash_secret_in_thread(secret: str) -> str:
-    """:func:`hash_secret` on a worker thread. Cancellation abandons the result."""
-    return await trio.to_thread.run_sync(hash_secret, secret)
+    """:func:`hash_secret` on a worker thread (at most two at once); waits for a free slot.
+
+    Cancellation while waiting for a slot is immediate; once hashing, the result is abandoned.
+    """
+    return await trio.to_thread.run_sync(hash_secret, secret, limiter=_HASHING)
 
 
 async def verify_secret_in_thread(secret_hash: str | None, secret: str) -> bool:
     """:func:`verify_secret` on a worker thread."""
-    return await trio.to_thread.run_sync(verify_secret, secret_hash, secret)
+    return await trio.to_thread.run_sync(verify_secret, secret_hash, secret, limiter=_HASHING)
 
 
 def new_client_secret() -> str:

@@ -98,10 +98,12 @@ def pytest_runtest_makereport(
     hang_report = item.stash.get(_HANG_REPORT, None)
     if hang_report is not None and call.when == "call":
         report.sections.append(("hang guard", hang_report))
+        _hang_reports.remove(hang_report)  # shown with the test: no need to print it again
     return report
 
 
 def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    # A plain test interrupted by the guard ends the session before its report is made.
     for report in _hang_reports:
         print(f"hang guard: {report}", file=sys.__stderr__)
 
