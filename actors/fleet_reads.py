@@ -11,9 +11,10 @@ from typing import Any
 from actors.accounts import storage_guard
 from actors.vehicle_registry import VehicleRegistry, unknown_vehicle
 from hub.clock import format_timestamp, parse_timestamp
-from hub.errors import bad_request
+from hub.errors import bad_request, not_found
 from storage.database import Database, Row
 from storage.queries import accounts as account_queries
+from storage.queries import commands as command_queries
 from storage.queries import history as history_queries
 from storage.queries import vehicles as vehicle_queries
 from storage.telemetry_tables import TelemetryKind
@@ -150,6 +151,23 @@ class FleetReads:
         next_cursor = encode_cursor(rows[limit - 1]["timestamp"]) if len(rows) > limit else None
         return {"items": items, "next_cursor": next_cursor}
 
+    async def commands(self, vehicle_id: str, *, limit: int) -> list[dict[str, Any]]:
+        """A vehicle's commands, newest first."""
+        self._registry.require(vehicle_id)
+        async with storage_guard():
+            rows = await command_queries.vehicle_commands(
+                self._database, vehicle_id, limit=limit, before=None
+            )
+        return [command_item(row) for row in rows]
+
+    async def command(self, command_id: str) -> dict[str, Any]:
+        """One command; 404 ``not_found``."""
+        async with storage_guard():
+            row = await command_queries.command(self._database, command_id)
+        if row is None:
+            raise not_found("not_found", f"No command {command_id}")
+        return command_item(row)
+
     async def audit(self, *, limit: int, cursor: str | None) -> dict[str, Any]:
         """Audit records, newest first, keyset-paged."""
         before: int | None = None
@@ -171,3 +189,22 @@ class FleetReads:
             items.append(item)
         next_cursor = str(rows[limit - 1]["audit_id"]) if len(rows) > limit else None
         return {"items": items, "next_cursor": next_cursor}
+
+
+def command_item(row: Row) -> dict[str, Any]:
+    """A stored command as the API shows it."""
+    return {
+        "command_id": row["command_id"],
+        "vehicle_id": row["vehicle_id"],
+        "type": row["type"],
+        "status": row["status"],
+        "priority": row["priority"],
+        "sender": row["sender"],
+        "payload": _json_or_none(row["payload"]),
+        "ack": _json_or_none(row["ack"]),
+        "attempts": row["attempts"],
+        "created_at": _timestamp_or_none(row["created_at"]),
+        "sent_at": _timestamp_or_none(row["sent_at"]),
+        "acked_at": _timestamp_or_none(row["acked_at"]),
+        "updated_at": _timestamp_or_none(row["updated_at"]),
+    }

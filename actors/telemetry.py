@@ -9,7 +9,7 @@ report. A report answers only after its row is committed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from actors.rate_limit import Decision, RateLimiter
 from actors.telemetry_rows import TelemetryRecord
 from actors.transitions import check_phase_transition, check_state_transition
 from actors.vehicle_registry import VehicleRegistry, VehicleState
+from api.wire import ws_events
 from api.wire.bulk import BulkItem, ParsedBulk
 from api.wire.telemetry import (
     BatteryUpdate,
@@ -39,10 +40,17 @@ LOW_BATTERY_ADVICE = 30.0
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A committed report: the body to answer and the rate-limit headers to send with it."""
+    """A committed report: the answer, its rate-limit headers, and what frontends should see.
+
+    ``events`` are the telemetry events of newly stored live records (none for duplicates or
+    bulk history); ``alerts`` the alert frames raised. Both carry ``seq`` 0 until the Router
+    numbers them.
+    """
 
     body: dict[str, Any]
     headers: dict[str, str]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -73,6 +81,11 @@ class TelemetryService:
         self.known_error_codes = known_error_codes
         self.ingested: dict[str, int] = {}
 
+    def current_state(self, vehicle_id: str) -> str | None:
+        """The vehicle's last accepted state if the hub holds one (no database access)."""
+        state = self._registry.peek(vehicle_id)
+        return None if state is None else state.known_state(trio.current_time())
+
     def admit(self, vehicle_id: str, kind: str) -> Decision:
         """Check the vehicle exists (404) and spend a token of ``kind`` (429)."""
         self._registry.require(vehicle_id)
@@ -95,13 +108,23 @@ class TelemetryService:
             alert_id = alert_rules.new_alert_id() if plan.alerts else None
             if isinstance(record, ErrorReport):
                 plan.row.values["alert_id"] = alert_id
-            result = await self._commit(self._request([(plan, alert_id)]))
+            request = self._request([(plan, alert_id)])
+            result = await self._commit(request)
             inserted = result.inserted[0]
             if inserted:
                 plan.apply()
         self.ingested[record.kind] = self.ingested.get(record.kind, 0) + int(inserted)
         body = await self._answer(vehicle_id, record, inserted, alert_id)
-        return Accepted(body, decision.headers())
+        if not inserted:
+            return Accepted(body, decision.headers())
+        event = ws_events.telemetry_event(
+            record.kind,
+            vehicle_id,
+            format_timestamp(record.timestamp),
+            record.model_dump(mode="json", exclude={"timestamp"}),
+            seq=0,
+        )
+        return Accepted(body, decision.headers(), [event], _alert_frames(request.alerts))
 
     async def bulk(self, vehicle_id: str, parsed: ParsedBulk, decision: Decision) -> Accepted:
         """Commit a whole offline backlog in one transaction; skip what is already stored.
@@ -113,12 +136,14 @@ class TelemetryService:
         state = await self._registry.state_of(vehicle_id)
         async with state.lock:
             plans = [self._bulk_plan(state, item) for item in parsed.messages]
-            result = await self._commit(self._request(plans))
+            request = self._request(plans)
+            result = await self._commit(request)
             for (plan, _), inserted in zip(plans, result.inserted, strict=True):
                 if inserted:
                     plan.apply()
         for item, inserted in zip(parsed.messages, result.inserted, strict=True):
             self.ingested[item.kind] = self.ingested.get(item.kind, 0) + int(inserted)
+        raised = [alert for alert in request.alerts if result.inserted[alert.source]]
         body = {
             "status": "ok",
             "messages_received": len(parsed.messages),
@@ -127,7 +152,7 @@ class TelemetryService:
             "skipped_duplicates": len(parsed.messages) - result.inserted_count,
             "offline_duration_seconds": parsed.offline_duration_seconds,
         }
-        return Accepted(body, decision.headers())
+        return Accepted(body, decision.headers(), [], _alert_frames(raised))
 
     def _bulk_plan(self, state: VehicleState, item: BulkItem) -> tuple[_Plan, str | None]:
         plan = self._plan(state, item.record, backfilled=True)
@@ -198,7 +223,8 @@ class TelemetryService:
                 drafts.append(draft)
 
         def apply() -> None:
-            if not is_newest:
+            # Re-checked here: an earlier record of the same bulk may have moved the state on.
+            if state.state_timestamp is not None and record.timestamp <= state.state_timestamp:
                 return
             if record.state == "emergency_stop" and state.state != "emergency_stop":
                 state.state_before_stop = state.state
@@ -223,7 +249,7 @@ class TelemetryService:
                 drafts.append(draft)
 
         def apply() -> None:
-            if is_newest:
+            if state.battery_timestamp is None or record.timestamp > state.battery_timestamp:
                 state.battery_band = alert_rules.battery_band(soc)
                 state.battery_timestamp = record.timestamp
 
@@ -237,7 +263,7 @@ class TelemetryService:
             check_phase_transition(state.docking_phase, record.phase)
 
         def apply() -> None:
-            if is_newest:
+            if state.docking_timestamp is None or record.timestamp > state.docking_timestamp:
                 state.docking_phase = record.phase
                 state.docking_timestamp = record.timestamp
 
@@ -283,6 +309,22 @@ class TelemetryService:
             return await vehicle_queries.alert_for_error(self._database, vehicle_id, timestamp)
         except StorageUnavailableError:
             raise service_unavailable() from None
+
+
+def _alert_frames(alerts: list[AlertRow]) -> list[dict[str, Any]]:
+    return [
+        ws_events.alert(
+            alert.alert_id,
+            alert.vehicle_id,
+            severity=alert.severity,
+            kind=alert.kind,
+            message=alert.message,
+            timestamp=now_timestamp(),
+            error_code=alert.error_code,
+            backfilled=alert.backfilled,
+        )
+        for alert in alerts
+    ]
 
 
 def _nothing() -> None:

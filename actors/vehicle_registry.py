@@ -76,9 +76,17 @@ class VehicleRegistry:
         self._enabled.discard(vehicle_id)
         self._states.pop(vehicle_id, None)
 
+    def enabled_ids(self) -> set[str]:
+        """Every vehicle that may report (a copy)."""
+        return set(self._enabled)
+
     def count(self) -> int:
         """How many vehicles may report."""
         return len(self._enabled)
+
+    def peek(self, vehicle_id: str) -> VehicleState | None:
+        """The state object if the hub holds one already (never touches the database)."""
+        return self._states.get(vehicle_id)
 
     async def state_of(self, vehicle_id: str) -> VehicleState:
         """The vehicle's state object (restored from the database the first time).

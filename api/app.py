@@ -14,7 +14,8 @@ from quart_trio import QuartTrio
 from api.context import HubServices
 from api.errors import install_error_handlers
 from api.request_body import MAX_BULK_BODY
-from api.routes import admin, auth, health, reads, telemetry
+from api import ws_vehicle
+from api.routes import admin, auth, commands, debug, health, reads, telemetry
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
@@ -48,7 +49,7 @@ def create_app(services: HubServices) -> Quart:
     app.before_request(_assign_request_id)
     app.after_request(_send_request_id)
     install_error_handlers(app)
-    for area in (auth, telemetry, reads, admin, health):
+    for area in (auth, telemetry, reads, commands, admin, health, debug, ws_vehicle):
         area.register(app, services)
 
     @hide

@@ -9,10 +9,14 @@ import trio
 from actors.accounts import AccountService
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
+from actors.events import EventSink
 from actors.rate_limit import RateLimiter
+from actors.socket_session import SocketPolicy
 from actors.telemetry import TelemetryService
 from actors.vehicle_registry import VehicleRegistry
+from actors.vehicles import VehicleDirectory
 from hub.config import Settings
+from hub.runtime import Registry
 from hub.security import TokenCodec
 
 
@@ -28,5 +32,9 @@ class HubServices:
     accounts: AccountService
     reads: FleetReads
     health: HealthProbe
+    actors: Registry
+    vehicles: VehicleDirectory
+    router: EventSink
+    socket_policy: SocketPolicy = field(default_factory=SocketPolicy)
     started_at: float = field(default_factory=trio.current_time)
     accepting: bool = True

@@ -24,14 +24,18 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from actors.accounts import AccountService
+from actors.events import EventSink, NullSink
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
 from actors.rate_limit import RateLimiter
 from actors.telemetry import TelemetryService
+from actors.vehicle_actor import VehicleActor
 from actors.vehicle_registry import VehicleRegistry
+from actors.vehicles import VehicleDirectory
 from api.app import create_app
 from api.context import HubServices
 from hub.config import RateLimit, Settings
+from hub.runtime import Registry, Supervisor
 from hub.security import TokenCodec
 from storage import migrate
 from storage.database import Database, open_asyncio_bridge, open_database
@@ -67,7 +71,13 @@ def login_limits(settings: Settings) -> dict[str, RateLimit]:
     return {**settings.rate_limits, "login_client": login, "login_address": login}
 
 
-async def build_services(settings: Settings, database: Database, writer: Writer) -> HubServices:
+async def build_services(
+    settings: Settings,
+    database: Database,
+    writer: Writer,
+    actors: Registry,
+    router: EventSink | None = None,
+) -> HubServices:
     """Load what the services need from the database and wire them together."""
     await database.check_durability()
     registry = VehicleRegistry(database)
@@ -96,6 +106,11 @@ async def build_services(settings: Settings, database: Database, writer: Writer)
         limiter=limiter,
         known_error_codes=await vehicle_queries.known_error_codes(database),
     )
+    sink: EventSink = router if router is not None else NullSink()
+
+    def make_vehicle_actor(vehicle_id: str) -> VehicleActor:
+        return VehicleActor(vehicle_id, database=database, telemetry=telemetry, sink=sink)
+
     return HubServices(
         settings=settings,
         codec=codec,
@@ -105,6 +120,9 @@ async def build_services(settings: Settings, database: Database, writer: Writer)
         accounts=accounts,
         reads=FleetReads(database=database, registry=registry),
         health=HealthProbe(database=database, writer=writer, registry=registry),
+        actors=actors,
+        vehicles=VehicleDirectory(actors=actors, known=registry, make_actor=make_vehicle_actor),
+        router=sink,
     )
 
 
@@ -134,8 +152,7 @@ async def serve_hub(
         ) as database,
     ):
         writer = Writer(database, retry_delays=settings.db_retry_delays)
-        services = await build_services(settings, database, writer)
-        app = create_app(services)
+        supervisor = Supervisor(name="hub")
         config = HypercornConfig()
         config.bind = [f"{settings.host}:{settings.port}"]
         config.graceful_timeout = GRACEFUL_TIMEOUT
@@ -144,6 +161,9 @@ async def serve_hub(
         config.websocket_max_message_size = 1024 * 1024
         async with trio.open_nursery() as service_nursery:
             await service_nursery.start(writer.run)
+            await service_nursery.start(supervisor.run)
+            services = await build_services(settings, database, writer, Registry(supervisor))
+            app = create_app(services)
 
             async def serve_http(*, task_status: trio.TaskStatus[list[str]]) -> None:
                 await hypercorn_serve(

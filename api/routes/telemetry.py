@@ -57,7 +57,7 @@ def register(app: Quart, services: HubServices) -> None:
             decision = services.telemetry.admit(vehicle_id, kind)
             record = parse_model(model, await json_body())
             check_live_timestamp(record.timestamp, utc_now(), raw=wire_text(record.timestamp))
-            accepted = await services.telemetry.report(vehicle_id, record, decision)  # type: ignore[arg-type]
+            accepted = await services.vehicles.report(vehicle_id, record, decision)  # type: ignore[arg-type]
             return json_response(accepted.body, headers=accepted.headers)
 
         handler.__name__ = f"post_{kind}"
@@ -88,7 +88,7 @@ def register(app: Quart, services: HubServices) -> None:
             max_age=timedelta(seconds=settings.bulk_max_age),
             max_messages=settings.bulk_max_messages,
         )
-        accepted = await services.telemetry.bulk(vehicle_id, parsed, decision)
+        accepted = await services.vehicles.bulk(vehicle_id, parsed, decision)
         return json_response(accepted.body, headers=accepted.headers)
 
     app.add_url_rule(

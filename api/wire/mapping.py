@@ -23,6 +23,12 @@ from hub.errors import bad_request
 
 Loc = tuple[str | int, ...]
 
+CodeRule = Callable[[str, Loc], str]
+"""Maps a pydantic error type and its loc to a contract code; :func:`contract_code` by default.
+
+Commands (CONTRACT §6.3) pass their own rule so that their fallback is ``invalid_command``.
+"""
+
 NO_VALUE: Any = object()
 """Marks a :class:`FieldError` without a received value (a missing field, a secret)."""
 
@@ -118,8 +124,14 @@ def to_field_errors(
     model: type[BaseModel],
     errors: Sequence[ErrorDetails],
     render: Callable[[Loc], str | None],
+    *,
+    code: CodeRule | None = None,
 ) -> list[FieldError]:
-    """Translate pydantic's errors for ``model``; ``render`` turns a loc into the wire path."""
+    """Translate pydantic's errors for ``model``; ``render`` turns a loc into the wire path.
+
+    ``code`` overrides the field → code rule (default :func:`contract_code`).
+    """
+    rule = code or contract_code
     bounds = _bounds_of(model)
     result = []
     for error in errors:
@@ -132,7 +144,7 @@ def to_field_errors(
         result.append(
             FieldError(
                 field=render(loc),
-                error=contract_code(error_type, loc),
+                error=rule(error_type, loc),
                 message=_message(error, loc, bounds),
                 received_value=received,
             )

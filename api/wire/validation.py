@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from api.wire.mapping import Loc, dotted, raise_first, to_field_errors
+from api.wire.mapping import CodeRule, Loc, dotted, raise_first, to_field_errors
 from hub.clock import format_timestamp
 from hub.errors import bad_request
 
@@ -29,24 +29,33 @@ MAX_FUTURE_SKEW = timedelta(seconds=5)
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Decode a body that must be a JSON object; ``invalid_json`` / ``validation_error`` else."""
+    data = decode_json(raw)
+    if not isinstance(data, dict):
+        raise bad_request("validation_error", "body must be a JSON object")
+    return data
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """Decode any JSON document (bytes must be UTF-8); ``invalid_json`` when it is not JSON.
+
+    NaN and Infinity are refused: they are not JSON, and no contract number may hold them.
+    """
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        return json.loads(text, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         _invalid_json("body is not UTF-8")
     except json.JSONDecodeError as exc:
         _invalid_json(f"{exc.msg} at line {exc.lineno} column {exc.colno}")
     except (ValueError, RecursionError) as exc:
         _invalid_json(str(exc) or "nested too deeply")
-    if not isinstance(data, dict):
-        raise bad_request("validation_error", "body must be a JSON object")
-    return data
 
 
-def parse_model(model: type[M], raw: bytes) -> M:
+def parse_model(model: type[M], raw: bytes, *, code: CodeRule | None = None) -> M:
     """Validate a raw JSON body against ``model`` in one pass."""
     if b"NaN" in raw or b"Infinity" in raw:
         # pydantic's parser accepts these non-JSON constants; the stdlib path refuses them.
-        return validate_model(model, parse_json_object(raw))
+        return validate_model(model, parse_json_object(raw), code=code)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
@@ -54,16 +63,21 @@ def parse_model(model: type[M], raw: bytes) -> M:
         if errors and errors[0]["type"] == "json_invalid":
             context = errors[0].get("ctx") or {}
             _invalid_json(str(context.get("error", "malformed JSON")))
-        raise_first(to_field_errors(model, errors, _renderer("")))
+        raise_first(to_field_errors(model, errors, _renderer(""), code=code))
 
 
-def validate_model(model: type[M], data: Any, *, path_prefix: str = "") -> M:
-    """Validate already-decoded JSON data; ``path_prefix`` is put before every field path."""
+def validate_model(
+    model: type[M], data: Any, *, path_prefix: str = "", code: CodeRule | None = None
+) -> M:
+    """Validate already-decoded JSON data; ``path_prefix`` is put before every field path.
+
+    ``code`` overrides the field → code rule (see :data:`~api.wire.mapping.CodeRule`).
+    """
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        raise_first(to_field_errors(model, errors, _renderer(path_prefix)))
+        raise_first(to_field_errors(model, errors, _renderer(path_prefix), code=code))
 
 
 def check_live_timestamp(

@@ -7,6 +7,7 @@ Stored rows are read straight from PostgreSQL, so "200" is checked against what 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -125,60 +126,168 @@ def bad_cases(now: Any) -> list[tuple[str, dict[str, Any], str, str, Any]]:
     """(kind, body, error code, field, received value) for one bad field each."""
     long_text = "x" * 501
     return [
-        ("location", location_body(now(), latitude=95.123), "invalid_location",
-         "location.latitude", 95.123),
-        ("location", location_body(now(), longitude=-180.5), "invalid_location",
-         "location.longitude", -180.5),
-        ("location", location_body(now(), heading=360.5), "invalid_heading",
-         "location.heading", 360.5),
+        (
+            "location",
+            location_body(now(), latitude=95.123),
+            "invalid_location",
+            "location.latitude",
+            95.123,
+        ),
+        (
+            "location",
+            location_body(now(), longitude=-180.5),
+            "invalid_location",
+            "location.longitude",
+            -180.5,
+        ),
+        (
+            "location",
+            location_body(now(), heading=360.5),
+            "invalid_heading",
+            "location.heading",
+            360.5,
+        ),
         ("location", location_body(now(), speed=2.5), "invalid_speed", "location.speed", 2.5),
-        ("location", location_body(now(), accuracy=1.5), "invalid_accuracy",
-         "location.accuracy", 1.5),
-        ("location", location_body(now(), latitude="35.6"), "invalid_location",
-         "location.latitude", "35.6"),
+        (
+            "location",
+            location_body(now(), accuracy=1.5),
+            "invalid_accuracy",
+            "location.accuracy",
+            1.5,
+        ),
+        (
+            "location",
+            location_body(now(), latitude="35.6"),
+            "invalid_location",
+            "location.latitude",
+            "35.6",
+        ),
         ("status", status_body("flying", now()), "invalid_enum", "state", "flying"),
-        ("status", status_body("idle", now(), mission_id="job-1"), "validation_error",
-         "mission_id", "job-1"),
-        ("status", status_body("idle", now(), details={"progress_percent": 101}),
-         "validation_error", "details.progress_percent", 101),
-        ("status", status_body("idle", now(), details={"eta_seconds": -1}),
-         "validation_error", "details.eta_seconds", -1),
-        ("status", status_body("idle", now(), passengers_onboard="yes"), "validation_error",
-         "passengers_onboard", "yes"),
-        ("status", status_body("idle", now(), colour="red"), "validation_error", "colour",
-         "red"),
-        ("battery", _battery(now(), soc_percent=100.5), "invalid_battery",
-         "battery.soc_percent", 100.5),
+        (
+            "status",
+            status_body("idle", now(), mission_id="job-1"),
+            "validation_error",
+            "mission_id",
+            "job-1",
+        ),
+        (
+            "status",
+            status_body("idle", now(), details={"progress_percent": 101}),
+            "validation_error",
+            "details.progress_percent",
+            101,
+        ),
+        (
+            "status",
+            status_body("idle", now(), details={"eta_seconds": -1}),
+            "validation_error",
+            "details.eta_seconds",
+            -1,
+        ),
+        (
+            "status",
+            status_body("idle", now(), passengers_onboard="yes"),
+            "validation_error",
+            "passengers_onboard",
+            "yes",
+        ),
+        ("status", status_body("idle", now(), colour="red"), "validation_error", "colour", "red"),
+        (
+            "battery",
+            _battery(now(), soc_percent=100.5),
+            "invalid_battery",
+            "battery.soc_percent",
+            100.5,
+        ),
         ("battery", _battery(now(), voltage=0), "invalid_battery", "battery.voltage", 0),
         ("battery", _battery(now(), current=-101), "invalid_battery", "battery.current", -101),
-        ("battery", _battery(now(), temperature=81), "invalid_battery",
-         "battery.temperature", 81),
-        ("battery", _battery(now(), estimated_runtime_minutes=1.5), "invalid_battery",
-         "battery.estimated_runtime_minutes", 1.5),
-        ("battery", _battery(now(), health_percent=-1), "invalid_battery",
-         "battery.health_percent", -1),
+        ("battery", _battery(now(), temperature=81), "invalid_battery", "battery.temperature", 81),
+        (
+            "battery",
+            _battery(now(), estimated_runtime_minutes=1.5),
+            "invalid_battery",
+            "battery.estimated_runtime_minutes",
+            1.5,
+        ),
+        (
+            "battery",
+            _battery(now(), health_percent=-1),
+            "invalid_battery",
+            "battery.health_percent",
+            -1,
+        ),
         ("error", {**error_body("fatal", ts=now())}, "invalid_enum", "severity", "fatal"),
-        ("error", {**error_body(ts=now()), "subsystem": "wheels"}, "invalid_enum",
-         "subsystem", "wheels"),
-        ("error", error_body(code="nav_obstacle_blocked", ts=now()), "invalid_error_code",
-         "error_code", "nav_obstacle_blocked"),
-        ("error", error_body(code="NAV-BLOCKED", ts=now()), "invalid_error_code",
-         "error_code", "NAV-BLOCKED"),
-        ("error", {**error_body(ts=now()), "description": long_text}, "validation_error",
-         "description", long_text),
-        ("error", {**error_body(ts=now()), "location": {"latitude": 91, "longitude": 0}},
-         "invalid_location", "location.latitude", 91),
+        (
+            "error",
+            {**error_body(ts=now()), "subsystem": "wheels"},
+            "invalid_enum",
+            "subsystem",
+            "wheels",
+        ),
+        (
+            "error",
+            error_body(code="nav_obstacle_blocked", ts=now()),
+            "invalid_error_code",
+            "error_code",
+            "nav_obstacle_blocked",
+        ),
+        (
+            "error",
+            error_body(code="NAV-BLOCKED", ts=now()),
+            "invalid_error_code",
+            "error_code",
+            "NAV-BLOCKED",
+        ),
+        (
+            "error",
+            {**error_body(ts=now()), "description": long_text},
+            "validation_error",
+            "description",
+            long_text,
+        ),
+        (
+            "error",
+            {**error_body(ts=now()), "location": {"latitude": 91, "longitude": 0}},
+            "invalid_location",
+            "location.latitude",
+            91,
+        ),
         ("docking", docking_body("parking", now()), "invalid_enum", "phase", "parking"),
-        ("docking", docking_body("approaching", now(), marker_id=1000), "validation_error",
-         "marker_id", 1000),
-        ("docking", docking_body("approaching", now(), distance_to_marker_meters=10.5),
-         "validation_error", "distance_to_marker_meters", 10.5),
-        ("docking", docking_body("approaching", now(), alignment_error_degrees=181),
-         "validation_error", "alignment_error_degrees", 181),
-        ("docking", docking_body("approaching", now(), details={"confidence": 1.5}),
-         "validation_error", "details.confidence", 1.5),
-        ("docking", docking_body("approaching", now(), docking_success=True),
-         "validation_error", "docking_success", True),
+        (
+            "docking",
+            docking_body("approaching", now(), marker_id=1000),
+            "validation_error",
+            "marker_id",
+            1000,
+        ),
+        (
+            "docking",
+            docking_body("approaching", now(), distance_to_marker_meters=10.5),
+            "validation_error",
+            "distance_to_marker_meters",
+            10.5,
+        ),
+        (
+            "docking",
+            docking_body("approaching", now(), alignment_error_degrees=181),
+            "validation_error",
+            "alignment_error_degrees",
+            181,
+        ),
+        (
+            "docking",
+            docking_body("approaching", now(), details={"confidence": 1.5}),
+            "validation_error",
+            "details.confidence",
+            1.5,
+        ),
+        (
+            "docking",
+            docking_body("approaching", now(), docking_success=True),
+            "validation_error",
+            "docking_success",
+            True,
+        ),
     ]
 
 
@@ -213,15 +322,19 @@ async def test_timestamps_outside_the_live_window_are_refused(database_url: str)
     with trio.fail_after(60):
         async with running_hub(database_url) as hub:
             vehicle = await hub.register_vehicle("wheelchair_001")
-            builders = {
+            builders: dict[str, Callable[[Any], dict[str, Any]]] = {
                 "location": lambda ts: location_body(ts),
                 "status": lambda ts: status_body("idle", ts),
                 "battery": lambda ts: battery_body(ts=ts),
                 "error": lambda ts: error_body("critical", ts=ts),
                 "docking": lambda ts: docking_body("approaching", ts),
             }
-            malformed = ["2025-12-16T10:30:45Z", "2025-12-16T10:30:45.123+09:00",
-                         "2025-02-30T10:30:45.123Z", 1765881045123]
+            malformed: list[Any] = [
+                "2025-12-16T10:30:45Z",
+                "2025-12-16T10:30:45.123+09:00",
+                "2025-02-30T10:30:45.123Z",
+                1765881045123,
+            ]
             for kind, build in builders.items():
                 for offset in (-310.0, -3600.0, 10.0, 86400.0):
                     ts = timestamp(offset)
@@ -231,10 +344,10 @@ async def test_timestamps_outside_the_live_window_are_refused(database_url: str)
                     assert error["error"] == "invalid_timestamp", (kind, offset)
                     assert error["field"] == "timestamp"
                     assert error["received_value"] == ts
-                for ts in malformed:
-                    answer = await hub.post(vehicle, kind, build(ts))
-                    assert answer.status_code == 400, (kind, ts, answer.text)
-                    assert answer.json()["error"] == "invalid_timestamp", (kind, ts)
+                for bad in malformed:
+                    answer = await hub.post(vehicle, kind, build(bad))
+                    assert answer.status_code == 400, (kind, bad, answer.text)
+                    assert answer.json()["error"] == "invalid_timestamp", (kind, bad)
                     assert answer.json()["field"] == "timestamp"
             for kind in TABLES:
                 assert await rows_of(hub, kind, "wheelchair_001") == [], kind
@@ -317,7 +430,7 @@ async def test_error_reports_alert_staff_only_when_serious(database_url: str) ->
                 assert minor.json()["staff_notified"] is False
                 [row] = await fetch(
                     hub,
-                    'SELECT alert_id FROM vehicle_errors WHERE vehicle_id = $1'
+                    "SELECT alert_id FROM vehicle_errors WHERE vehicle_id = $1"
                     ' AND "timestamp" = $2',
                     "wheelchair_001",
                     parse_timestamp(body["timestamp"]),
@@ -365,12 +478,14 @@ async def test_docking_is_stored_with_the_current_mission(database_url: str) -> 
             no_status = await hub.register_vehicle("wheelchair_002")
             now = Timeline()
 
-            await hub.post(on_mission, "status", status_body("navigating", now(),
-                                                             mission_id="mission_A1"))
+            await hub.post(
+                on_mission, "status", status_body("navigating", now(), mission_id="mission_A1")
+            )
             first = await hub.post(on_mission, "docking", docking_body("approaching", now()))
             assert first.status_code == 200, first.text
-            await hub.post(on_mission, "status", status_body("docking", now(),
-                                                             mission_id="mission_B2"))
+            await hub.post(
+                on_mission, "status", status_body("docking", now(), mission_id="mission_B2")
+            )
             second = await hub.post(on_mission, "docking", docking_body("marker_detection", now()))
             assert second.status_code == 200, second.text
 

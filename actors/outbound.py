@@ -1,0 +1,84 @@
+"""The outbound side of one socket as an actor sees it: frames to send, and a close request.
+
+The actor calls :meth:`OutboundLink.send_nowait` (never blocks) and :meth:`close`; the
+socket's writer task loops on :meth:`next_frame`. Urgent frames (emergency stops) are sent
+before anything already waiting. A peer that stops reading fills the queue; the link then
+closes itself (1008 policy violation would be wrong: 1013 "try again later").
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from typing import Any
+
+import trio
+
+OVERLOADED = 1013
+_link_ids = itertools.count(1)
+
+
+class LinkClosedError(Exception):
+    """The link was closed by the hub; ``code`` and ``reason`` are what the socket sends."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"link closed with {code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class OutboundLink:
+    """A bounded two-lane queue of frames for one socket, plus its close request."""
+
+    def __init__(self, *, capacity: int = 1000, label: str = "") -> None:
+        self.link_id = f"{label}#{next(_link_ids)}"
+        self._capacity = capacity
+        self._urgent: deque[dict[str, Any]] = deque()
+        self._normal: deque[dict[str, Any]] = deque()
+        self._wakeup = trio.Event()
+        self._close: LinkClosedError | None = None
+        self.opened_at = trio.current_time()
+        self.last_received = self.opened_at
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._close is not None
+
+    def depth(self) -> int:
+        """Frames waiting to be written."""
+        return len(self._urgent) + len(self._normal)
+
+    def send_nowait(self, frame: dict[str, Any], *, urgent: bool = False) -> bool:
+        """Queue a frame; False if the link is closed. Closes the link when the peer lags."""
+        if self._close is not None:
+            return False
+        if self.depth() >= self._capacity:
+            self.close(OVERLOADED, "peer is not reading")
+            return False
+        (self._urgent if urgent else self._normal).append(frame)
+        self._wakeup.set()
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the socket to close with ``code``; frames still waiting are discarded."""
+        if self._close is None:
+            self._close = LinkClosedError(code, reason)
+            self._urgent.clear()
+            self._normal.clear()
+            self._wakeup.set()
+
+    async def next_frame(self) -> dict[str, Any]:
+        """The next frame to write; waits while there is none.
+
+        Raises :class:`LinkClosedError` once the link is closed.
+        """
+        while True:
+            if self._close is not None:
+                raise self._close
+            if self._urgent:
+                return self._urgent.popleft()
+            if self._normal:
+                return self._normal.popleft()
+            self._wakeup = trio.Event()
+            await self._wakeup.wait()

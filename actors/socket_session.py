@@ -1,0 +1,155 @@
+"""The life of one WebSocket, whoever is on the other end (CONTRACT §6.1 heartbeat and limits).
+
+Three tasks in one nursery, in the style of trio-websocket's heartbeat: a reader that hands
+frames to the owner and enforces the invalid-message and flood limits, a writer that drains
+the :class:`OutboundLink`, and a heartbeat that pings every 30 s and closes 4008 when nothing
+arrives within 10 s of a ping (or for 60 s at all). Whatever ends first ends the socket;
+:func:`run_socket` returns the close code and reason to send. No Quart here: the API layer
+passes in ``receive``/``send`` callables, and tests pass fakes on trio's MockClock.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from actors.outbound import LinkClosedError, OutboundLink
+from api.wire import ws_events
+from hub.clock import now_timestamp
+from hub.errors import ContractError
+
+NORMAL = 1000
+INVALID_MESSAGE = 4002
+FLOODING = 4003
+HEARTBEAT_TIMEOUT = 4008
+
+
+@dataclass(frozen=True, slots=True)
+class SocketPolicy:
+    """Timers and limits of one socket, in seconds and messages."""
+
+    ping_interval: float = 30.0
+    pong_timeout: float = 10.0
+    silence_limit: float = 60.0
+    max_consecutive_invalid: int = 3
+    flood_messages_per_second: int = 50
+    flood_seconds: int = 5
+
+
+class PeerGoneError(Exception):
+    """The peer closed the socket or the connection broke."""
+
+
+@dataclass(slots=True)
+class _FloodMeter:
+    """Counts messages per whole second of trio time; reports a flood sustained long enough."""
+
+    limit: int
+    seconds_allowed: int
+    second: int = -1
+    count: int = 0
+    busy_seconds: int = 0
+
+    def arrived(self, now: float) -> bool:
+        second = math.floor(now)
+        if second != self.second:
+            was_busy = self.count > self.limit
+            contiguous = second == self.second + 1
+            self.busy_seconds = self.busy_seconds if (was_busy and contiguous) else 0
+            self.second, self.count = second, 0
+        self.count += 1
+        if self.count == self.limit + 1:
+            self.busy_seconds += 1
+        return self.busy_seconds >= self.seconds_allowed
+
+
+FrameHandler = Callable[[str | bytes], Awaitable[None]]
+
+
+async def run_socket(
+    link: OutboundLink,
+    *,
+    receive: Callable[[], Awaitable[str | bytes]],
+    send: Callable[[str], Awaitable[None]],
+    on_frame: FrameHandler,
+    policy: SocketPolicy = SocketPolicy(),
+) -> tuple[int, str]:
+    """Serve the socket until one side ends it; return the ``(code, reason)`` to close with.
+
+    ``on_frame`` handles one inbound frame; raising :class:`ContractError` marks the frame
+    invalid (an ``error`` frame is sent; three in a row close 4002). Returns ``(1000, "")``
+    with nothing more to send when the peer went away (``receive`` raised PeerGoneError).
+    """
+    outcome: list[tuple[int, str]] = []
+    flood = _FloodMeter(policy.flood_messages_per_second, policy.flood_seconds)
+
+    async def read() -> None:
+        invalid = 0
+        while True:
+            try:
+                raw = await receive()
+            except PeerGoneError:
+                outcome.append((NORMAL, "peer closed"))
+                link.close(NORMAL, "peer closed")
+                return
+            now = trio.current_time()
+            link.last_received = now
+            if flood.arrived(now):
+                link.close(FLOODING, "rate_limit")
+                return
+            try:
+                await on_frame(raw)
+                invalid = 0
+            except ContractError as error:
+                invalid += 1
+                link.send_nowait(ws_events.contract_error_frame(error))
+                if invalid >= policy.max_consecutive_invalid:
+                    link.close(INVALID_MESSAGE, "invalid_message")
+                    return
+
+    async def write() -> None:
+        while True:
+            try:
+                frame = await link.next_frame()
+            except LinkClosedError as closed:
+                outcome.append((closed.code, closed.reason))
+                return
+            await send(json.dumps(frame, separators=(",", ":")))
+
+    async def heartbeat() -> None:
+        while not link.closed:
+            await trio.sleep(policy.ping_interval)
+            pinged_at = trio.current_time()
+            link.send_nowait(ws_events.ping(now_timestamp()))
+            await trio.sleep(policy.pong_timeout)
+            quiet_since = trio.current_time() - link.last_received
+            if link.last_received < pinged_at or quiet_since >= policy.silence_limit:
+                link.close(HEARTBEAT_TIMEOUT, "heartbeat_timeout")
+                return
+
+    async with trio.open_nursery() as socket_nursery:
+
+        async def until_done(task: Callable[[], Awaitable[None]]) -> None:
+            await task()
+            if outcome or link.closed:
+                socket_nursery.cancel_scope.cancel()
+
+        socket_nursery.start_soon(until_done, write)
+        socket_nursery.start_soon(until_done, read)
+        socket_nursery.start_soon(until_done, heartbeat)
+    if outcome:
+        return outcome[0]
+    return (NORMAL, "")
+
+
+def decode_json(raw: str | bytes) -> Any:
+    """JSON text of a frame → Python; ``invalid_json`` ContractError if it is not JSON."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ContractError(400, "invalid_json", "Frame is not valid JSON") from None

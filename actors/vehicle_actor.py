@@ -1,0 +1,392 @@
+"""VehicleActor: everything about one vehicle, touched only by this actor's tasks.
+
+Three lanes keep a slow database from ever delaying a command:
+
+- the **control lane** (the mailbox loop) handles sockets, commands and acks and never
+  awaits storage — an emergency stop goes out the moment it arrives;
+- the **telemetry lane** checks and commits reports one at a time, in arrival order, then
+  publishes each new record to the Router;
+- the **persistence lane** writes command rows, statuses and audit records in order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import trio
+
+from actors import alert_rules
+from actors.command_delivery import CommandDesk, PendingCommand, PersistJob, StatusStore
+from actors.command_queue import QueuedCommand
+from actors.events import EventSink
+from actors.outbound import OutboundLink
+from actors.rate_limit import Decision
+from actors.telemetry import Accepted, TelemetryService
+from actors.telemetry_rows import TelemetryRecord
+from api.wire import ws_events
+from api.wire.bulk import ParsedBulk
+from api.wire.command_acks import CommandAck
+from api.wire.commands import AnyCommand, vehicle_payload, with_defaults
+from hub.clock import now_timestamp, utc_now
+from hub.errors import ContractError, service_unavailable
+from hub.runtime import Inbox, Reply
+from storage.database import Database, StorageError, UniqueViolationError
+from storage.queries import accounts as account_queries
+from storage.queries import alerts as alert_queries
+from storage.queries import commands as command_queries
+
+logger = logging.getLogger(__name__)
+
+PERSIST_LANE_SIZE = 10_000
+TELEMETRY_LANE_SIZE = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOrigin:
+    """Who sent a command: the person (for the audit log) and their session, if any."""
+
+    username: str
+    role: str
+    session_id: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A live telemetry record to check, commit, answer and publish."""
+
+    record: TelemetryRecord
+    decision: Decision
+    reply: Reply[Accepted]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkReport:
+    """An offline backlog to commit in one transaction."""
+
+    parsed: ParsedBulk
+    decision: Decision
+    reply: Reply[Accepted]
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """The vehicle's socket is open; this link replaces any older one (closed 4009)."""
+
+    link: OutboundLink
+    reply: Reply[None]
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """A vehicle socket closed."""
+
+    link_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AckReceived:
+    """The vehicle answered a command."""
+
+    ack: CommandAck
+
+
+@dataclass(frozen=True, slots=True)
+class SendCommand:
+    """An operator's command for this vehicle; the reply is the command's pending record."""
+
+    command: AnyCommand
+    origin: CommandOrigin
+    reply: Reply[PendingCommand]
+
+
+VehicleMessage = Report | BulkReport | Connect | Disconnect | AckReceived | SendCommand
+
+
+class _StorageStatusStore(StatusStore):
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def set_status(
+        self,
+        command_ids: list[str],
+        status: str,
+        *,
+        sends: int | None = None,
+        ack: dict[str, Any] | None = None,
+        sent: bool = False,
+    ) -> None:
+        await command_queries.set_status(
+            self._database, command_ids, status, attempts=sends, ack=ack, sent=sent
+        )
+
+    async def raise_alert(
+        self, vehicle_id: str, draft: alert_rules.AlertDraft, alert_id: str
+    ) -> None:
+        await alert_queries.insert_alert(
+            self._database, alert_id=alert_id, vehicle_id=vehicle_id, kind=draft.kind,
+            severity=draft.severity, message=draft.message, error_code=draft.error_code,
+        )
+
+    async def mission_status(self, mission_id: str, status: str) -> None:
+        await command_queries.set_mission_status(self._database, mission_id, status)
+
+
+def resume_allowed(last_state: str | None, last_delivered: str | None) -> bool:
+    """CONTRACT §6.3: resume only after an emergency stop (state or last delivered command)."""
+    return last_state == "emergency_stop" or last_delivered == "emergency_stop"
+
+
+class VehicleActor:
+    """One vehicle: its reports, its socket, its commands."""
+
+    def __init__(
+        self,
+        vehicle_id: str,
+        *,
+        database: Database,
+        telemetry: TelemetryService,
+        sink: EventSink,
+        command_ttl: timedelta = timedelta(minutes=10),
+        ack_timeout: float = 5.0,
+    ) -> None:
+        self.vehicle_id = vehicle_id
+        self._database = database
+        self._telemetry = telemetry
+        self._sink = sink
+        self._persist_send, self._persist_receive = trio.open_memory_channel[PersistJob](
+            PERSIST_LANE_SIZE
+        )
+        self._telemetry_send, self._telemetry_receive = trio.open_memory_channel[
+            Report | BulkReport
+        ](TELEMETRY_LANE_SIZE)
+        self.desk = CommandDesk(
+            vehicle_id,
+            sink=sink,
+            store=_StorageStatusStore(database),
+            persist=self._persist,
+            ttl=command_ttl,
+            ack_timeout=ack_timeout,
+        )
+        self._queue_position = 0
+
+    # --- life -----------------------------------------------------------------------------
+
+    async def run(
+        self, inbox: Inbox[VehicleMessage], *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        """Restore queued commands, start the lanes, then handle messages until cancelled."""
+        await self._restore_queue()
+        async with trio.open_nursery() as lanes:
+            self.desk.bind(lanes)
+            lanes.start_soon(self._telemetry_lane)
+            lanes.start_soon(self._persistence_lane)
+            task_status.started()
+            async for message in inbox:
+                self._handle(message)
+
+    def _handle(self, message: VehicleMessage) -> None:
+        match message:
+            case Report() | BulkReport():
+                try:
+                    self._telemetry_send.send_nowait(message)
+                except trio.WouldBlock:
+                    message.reply.fail(service_unavailable("Vehicle backlog full, retry later"))
+            case Connect(link, reply):
+                self._connect(link)
+                reply.send(None)
+            case Disconnect(link_id):
+                if self.desk.link is not None and self.desk.link.link_id == link_id:
+                    self.desk.disconnected()
+                    self._connection_event(connected=False)
+            case AckReceived(ack):
+                if not self.desk.acknowledged(ack):
+                    logger.info("ack for unknown command %s from %s", ack.command_id, self.vehicle_id)
+            case SendCommand(command, origin, reply):
+                self._accept_command(command, origin, reply)
+
+    def describe(self) -> dict[str, Any]:
+        """Fields for /debug/actors."""
+        link = self.desk.link
+        return {
+            **self.desk.describe(),
+            "connection": "connected" if link is not None else "disconnected",
+            "last_heartbeat": None if link is None else round(link.last_received, 3),
+            "telemetry_backlog": self._telemetry_receive.statistics().current_buffer_used,
+            "persistence_backlog": self._persist_receive.statistics().current_buffer_used,
+        }
+
+    # --- telemetry ------------------------------------------------------------------------
+
+    async def _telemetry_lane(self) -> None:
+        async for message in self._telemetry_receive:
+            try:
+                if isinstance(message, Report):
+                    accepted = await self._telemetry.report(
+                        self.vehicle_id, message.record, message.decision
+                    )
+                else:
+                    accepted = await self._telemetry.bulk(
+                        self.vehicle_id, message.parsed, message.decision
+                    )
+            except ContractError as error:
+                message.reply.fail(error)
+                continue
+            self._publish(accepted)
+            message.reply.send(accepted)
+
+    def _publish(self, accepted: Accepted) -> None:
+        for event in accepted.events:
+            self._sink.vehicle_event(self.vehicle_id, event)
+        for alert in accepted.alerts:
+            self._sink.alert(alert)
+
+    # --- sockets --------------------------------------------------------------------------
+
+    def _connect(self, link: OutboundLink) -> None:
+        old = self.desk.link
+        if old is not None:
+            old.close(4009, "replaced")
+            self.desk.disconnected()
+        link.send_nowait(
+            ws_events.welcome(self.vehicle_id, now_timestamp(), ping_interval_seconds=30)
+        )
+        self.desk.connected(link)
+        self._connection_event(connected=True)
+
+    def _connection_event(self, *, connected: bool) -> None:
+        event = ws_events.vehicle_connection(self.vehicle_id, connected, now_timestamp(), seq=0)
+        self._sink.vehicle_event(self.vehicle_id, event)
+
+    # --- commands -------------------------------------------------------------------------
+
+    def _accept_command(
+        self, command: AnyCommand, origin: CommandOrigin, reply: Reply[PendingCommand]
+    ) -> None:
+        command = with_defaults(command, utc_now())
+        assert command.command_id is not None and command.timestamp is not None
+        if self.desk.knows(command.command_id):
+            reply.fail(_duplicate(command.command_id))
+            return
+        if command.type == "resume" and not resume_allowed(
+            self._telemetry.current_state(self.vehicle_id), self.desk.last_delivered_type
+        ):
+            reply.fail(
+                ContractError(
+                    409, "invalid_command_state",
+                    "resume is only valid while the vehicle is in emergency_stop",
+                    field="type", received_value="resume",
+                )
+            )
+            return
+        self._queue_position += 1
+        pending = PendingCommand(
+            QueuedCommand(
+                command.command_id, command.type, vehicle_payload(command),
+                command.timestamp, origin.username,
+            ),
+            origin.session_id,
+        )
+        if command.type == "emergency_stop":
+            self.desk.deliver(pending)  # no validation delay, no queueing behind others
+            reply.send(pending)
+            self._persist(lambda: self._record(command, pending, origin, reply=None))
+            return
+        self._persist(lambda: self._record(command, pending, origin, reply=reply))
+
+    async def _record(
+        self,
+        command: AnyCommand,
+        pending: PendingCommand,
+        origin: CommandOrigin,
+        *,
+        reply: Reply[PendingCommand] | None,
+    ) -> None:
+        """Store the command (and, for stops, the audit record); then deliver it."""
+        assert command.command_id is not None
+        position = -self._queue_position if command.type == "emergency_stop" else self._queue_position
+        try:
+            await command_queries.insert_command(
+                self._database, command_id=command.command_id, vehicle_id=self.vehicle_id,
+                command_type=command.type, payload=pending.queued.payload,
+                status=pending.status, priority=getattr(command, "priority", "normal"),
+                sender=origin.username, created_at=pending.queued.created_at,
+                queue_position=position,
+            )
+            if command.type == "dispatch":
+                mission = command.mission  # type: ignore[union-attr]
+                await command_queries.upsert_mission(
+                    self._database, mission_id=mission.mission_id, vehicle_id=self.vehicle_id,
+                    status="dispatched", priority=command.priority,  # type: ignore[union-attr]
+                    pickup=mission.pickup.model_dump(mode="json"),
+                    destination=mission.destination.model_dump(mode="json"),
+                    scheduled_time=mission.scheduled_time,
+                )
+            if command.type == "emergency_stop":
+                await account_queries.write_audit(
+                    self._database, action="emergency_stop", actor=origin.username,
+                    actor_role=origin.role, vehicle_id=self.vehicle_id, outcome=pending.status,
+                    details={"command_id": command.command_id, "payload": pending.queued.payload},
+                    request_id=origin.request_id,
+                )
+        except UniqueViolationError:
+            if reply is not None:
+                reply.fail(_duplicate(command.command_id))
+            else:
+                logger.error("emergency stop id %s collided", command.command_id)
+            return
+        except StorageError as exc:
+            if reply is not None:
+                reply.fail(service_unavailable())
+            else:
+                logger.error("could not record emergency stop %s: %s", command.command_id, exc)
+            return
+        if reply is not None:
+            self.desk.deliver(pending)
+            reply.send(pending)
+
+    # --- persistence ----------------------------------------------------------------------
+
+    def _persist(self, job: PersistJob) -> None:
+        try:
+            self._persist_send.send_nowait(job)
+        except trio.WouldBlock:
+            logger.error("persistence lane of %s full; a status write was skipped", self.vehicle_id)
+
+    async def _persistence_lane(self) -> None:
+        async for job in self._persist_receive:
+            try:
+                await job()
+            except StorageError as exc:
+                logger.error("storage write for %s failed: %s", self.vehicle_id, exc)
+
+    async def _restore_queue(self) -> None:
+        rows = await command_queries.queued_commands(self._database, self.vehicle_id)
+        ordered = sorted(rows, key=lambda row: (row["type"] != "emergency_stop", row["queue_position"] or 0))
+        for row in ordered:
+            queued = QueuedCommand(
+                row["command_id"], row["type"], json.loads(row["payload"]), row["created_at"],
+                row["sender"],
+            )
+            self.desk.restore(PendingCommand(queued, None))
+            self._queue_position = max(self._queue_position, abs(row["queue_position"] or 0))
+
+
+def _duplicate(command_id: str) -> ContractError:
+    return ContractError(
+        409, "duplicate_command", f"command_id {command_id} was already used",
+        field="command_id", received_value=command_id,
+    )
+
+
+def factory(
+    vehicle_id: str, **dependencies: Any
+) -> Callable[[], VehicleActor]:
+    """A supervisor factory: a fresh VehicleActor for each (re)start."""
+    return lambda: VehicleActor(vehicle_id, **dependencies)
+

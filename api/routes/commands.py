@@ -1,0 +1,131 @@
+"""Commands over REST (CONTRACT §6.3 hub additions) and the fleet-wide emergency stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from quart import Quart, Response, g, request
+from quart_schema import document_request, document_response, tag
+
+from actors.command_delivery import PendingCommand
+from actors.fleet_reads import parse_limit
+from actors.vehicle_actor import CommandOrigin
+from api.context import HubServices
+from api.errors import json_response
+from api.guard import OPERATORS, VIEWERS, require_role
+from api.request_body import json_body
+from api.wire import responses
+from api.wire.commands import (
+    DispatchCommand,
+    EmergencyStopCommand,
+    parse_command,
+)
+from api.wire.validation import parse_json_object
+from hub.errors import bad_request
+from hub.security import Principal
+
+COMMAND_WAIT = 16.0  # 3 sends 5 s apart, plus a margin
+
+
+def _origin(principal: Principal) -> CommandOrigin:
+    return CommandOrigin(principal.subject, principal.role, None, g.get("request_id"))
+
+
+def command_answer(vehicle_id: str, pending: PendingCommand) -> dict[str, Any]:
+    """The body describing a command's status now."""
+    return {
+        "command_id": pending.command_id,
+        "vehicle_id": vehicle_id,
+        "status": pending.status,
+        "ack": pending.ack,
+    }
+
+
+async def wait_for_outcome(pending: PendingCommand, seconds: float) -> None:
+    """Wait until the command settles (acked, timed out…) or ``seconds`` pass."""
+    with trio.move_on_after(seconds):
+        await pending.settled.wait()
+
+
+def register(app: Quart, services: HubServices) -> None:
+    """Add the command endpoints."""
+
+    @tag(["commands"])
+    @document_request(DispatchCommand)
+    @document_response(responses.ErrorBody, 409)
+    async def post_command(vehicle_id: str) -> Response:
+        """Send a command. Waits for the vehicle's answer unless ``?wait=false``; 202 when the
+        vehicle is offline and the command is queued."""
+        principal = require_role(services, OPERATORS)
+        command = parse_command(await json_body())
+        if command.vehicle_id is not None and command.vehicle_id != vehicle_id:
+            raise bad_request(
+                "vehicle_id_mismatch", "vehicle_id differs from the path",
+                field="vehicle_id", received_value=command.vehicle_id,
+            )
+        pending = await services.vehicles.send_command(vehicle_id, command, _origin(principal))
+        wait = request.args.get("wait", "true").lower() not in ("false", "0", "no")
+        if wait and pending.status != "queued":
+            await wait_for_outcome(pending, COMMAND_WAIT)
+        status = 200 if pending.settled.is_set() else 202
+        return json_response(command_answer(vehicle_id, pending), status=status)
+
+    @tag(["commands"])
+    async def list_commands(vehicle_id: str) -> Response:
+        """A vehicle's commands, newest first (``limit``)."""
+        require_role(services, VIEWERS)
+        limit = parse_limit(request.args.get("limit"))
+        return json_response(
+            {"items": await services.reads.commands(vehicle_id, limit=limit)}
+        )
+
+    @tag(["commands"])
+    @document_response(responses.ErrorBody, 404)
+    async def get_command(command_id: str) -> Response:
+        """One command and its status."""
+        require_role(services, VIEWERS)
+        return json_response(await services.reads.command(command_id))
+
+    @tag(["commands"])
+    async def fleet_emergency_stop() -> Response:
+        """Stop every vehicle named (``["*"]``: all): each answers executed, queued or timeout."""
+        principal = require_role(services, OPERATORS)
+        body = parse_json_object(await json_body())
+        vehicle_ids = body.get("vehicle_ids", ["*"])
+        reason = body.get("reason") or "staff_initiated"
+        if not isinstance(vehicle_ids, list) or not all(isinstance(v, str) for v in vehicle_ids):
+            raise bad_request(
+                "validation_error", "vehicle_ids must be a list of ids or [\"*\"]",
+                field="vehicle_ids", received_value=vehicle_ids,
+            )
+        if "*" in vehicle_ids:
+            vehicle_ids = sorted(services.registry.enabled_ids())
+        for vehicle_id in vehicle_ids:
+            services.registry.require(vehicle_id)
+        results: dict[str, dict[str, Any]] = {}
+
+        async def stop(vehicle_id: str) -> None:
+            command = EmergencyStopCommand(type="emergency_stop", reason=str(reason)[:200])
+            pending = await services.vehicles.send_command(
+                vehicle_id, command, _origin(principal)
+            )
+            if pending.status != "queued":
+                await wait_for_outcome(pending, COMMAND_WAIT)
+            results[vehicle_id] = command_answer(vehicle_id, pending)
+
+        async with trio.open_nursery() as stops:
+            for vehicle_id in vehicle_ids:
+                stops.start_soon(stop, vehicle_id)
+        return json_response({"results": [results[v] for v in vehicle_ids]})
+
+    app.add_url_rule(
+        "/api/v1/vehicle/<vehicle_id>/commands", view_func=post_command, methods=["POST"]
+    )
+    app.add_url_rule(
+        "/api/v1/vehicle/<vehicle_id>/commands", view_func=list_commands, methods=["GET"]
+    )
+    app.add_url_rule("/api/v1/commands/<command_id>", view_func=get_command, methods=["GET"])
+    app.add_url_rule(
+        "/api/v1/fleet/emergency_stop", view_func=fleet_emergency_stop, methods=["POST"]
+    )

@@ -1,0 +1,23 @@
+"""``/debug/actors`` (admin): every live actor and what it holds."""
+
+from __future__ import annotations
+
+from quart import Quart, Response
+from quart_schema import tag
+
+from api.context import HubServices
+from api.errors import json_response
+from api.guard import ADMINS, require_role
+
+
+def register(app: Quart, services: HubServices) -> None:
+    """Add the actor-state debug endpoint."""
+
+    @tag(["operations"])
+    async def debug_actors() -> Response:
+        """Kind, id, mailbox and queue depth, connection state, last heartbeat, restarts,
+        subscriptions of every live actor."""
+        require_role(services, ADMINS)
+        return json_response({"actors": services.vehicles.snapshot()})
+
+    app.add_url_rule("/debug/actors", view_func=debug_actors, methods=["GET"])
