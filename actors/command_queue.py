@@ -89,7 +89,9 @@ class OfflineQueue:
         rest = [c for c in self._items if not c.is_emergency_stop]
         self._items = stops + queued_stops + others + rest
 
-    def take_all(self, now: datetime, ttl: timedelta) -> tuple[list[QueuedCommand], list[QueuedCommand]]:
+    def take_all(
+        self, now: datetime, ttl: timedelta
+    ) -> tuple[list[QueuedCommand], list[QueuedCommand]]:
         """Empty the queue: ``(to deliver in order, expired)``. Emergency stops never expire."""
         deliver: list[QueuedCommand] = []
         expired: list[QueuedCommand] = []

@@ -79,8 +79,10 @@ def parse_query_timestamp(name: str, value: str | None) -> datetime | None:
         return parse_timestamp(value)
     except ValueError:
         raise bad_request(
-            "invalid_timestamp", f"{name} must look like 2025-12-16T10:30:45.123Z",
-            field=name, received_value=value,
+            "invalid_timestamp",
+            f"{name} must look like 2025-12-16T10:30:45.123Z",
+            field=name,
+            received_value=value,
         ) from None
 
 
@@ -94,8 +96,10 @@ def parse_limit(value: str | None) -> int:
         limit = 0
     if not 1 <= limit <= MAX_PAGE:
         raise bad_request(
-            "validation_error", f"limit must be an integer from 1 to {MAX_PAGE}",
-            field="limit", received_value=value,
+            "validation_error",
+            f"limit must be an integer from 1 to {MAX_PAGE}",
+            field="limit",
+            received_value=value,
         )
     return limit
 
@@ -144,8 +148,13 @@ class FleetReads:
         before = decode_cursor(cursor) if cursor else None
         async with storage_guard():
             rows = await history_queries.history_page(
-                self._database, kind=kind, vehicle_id=vehicle_id, start=start, end=end,
-                before=before, limit=limit + 1,
+                self._database,
+                kind=kind,
+                vehicle_id=vehicle_id,
+                start=start,
+                end=end,
+                before=before,
+                limit=limit + 1,
             )
         items = [history_item(row) for row in rows[:limit]]
         next_cursor = encode_cursor(rows[limit - 1]["timestamp"]) if len(rows) > limit else None

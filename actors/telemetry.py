@@ -168,7 +168,9 @@ class TelemetryService:
                 row = plan.row
                 request.alerts.append(
                     AlertRow(
-                        alert_id=alert_id if position == 0 and alert_id else alert_rules.new_alert_id(),
+                        alert_id=alert_id
+                        if position == 0 and alert_id
+                        else alert_rules.new_alert_id(),
                         vehicle_id=row.vehicle_id,
                         kind=draft.kind,
                         severity=draft.severity,

@@ -129,8 +129,13 @@ class _StorageStatusStore(StatusStore):
         self, vehicle_id: str, draft: alert_rules.AlertDraft, alert_id: str
     ) -> None:
         await alert_queries.insert_alert(
-            self._database, alert_id=alert_id, vehicle_id=vehicle_id, kind=draft.kind,
-            severity=draft.severity, message=draft.message, error_code=draft.error_code,
+            self._database,
+            alert_id=alert_id,
+            vehicle_id=vehicle_id,
+            kind=draft.kind,
+            severity=draft.severity,
+            message=draft.message,
+            error_code=draft.error_code,
         )
 
     async def mission_status(self, mission_id: str, status: str) -> None:
@@ -206,7 +211,9 @@ class VehicleActor:
                     self._connection_event(connected=False)
             case AckReceived(ack):
                 if not self.desk.acknowledged(ack):
-                    logger.info("ack for unknown command %s from %s", ack.command_id, self.vehicle_id)
+                    logger.info(
+                        "ack for unknown command %s from %s", ack.command_id, self.vehicle_id
+                    )
             case SendCommand(command, origin, reply):
                 self._accept_command(command, origin, reply)
 
@@ -278,17 +285,22 @@ class VehicleActor:
         ):
             reply.fail(
                 ContractError(
-                    409, "invalid_command_state",
+                    409,
+                    "invalid_command_state",
                     "resume is only valid while the vehicle is in emergency_stop",
-                    field="type", received_value="resume",
+                    field="type",
+                    received_value="resume",
                 )
             )
             return
         self._queue_position += 1
         pending = PendingCommand(
             QueuedCommand(
-                command.command_id, command.type, vehicle_payload(command),
-                command.timestamp, origin.username,
+                command.command_id,
+                command.type,
+                vehicle_payload(command),
+                command.timestamp,
+                origin.username,
             ),
             origin.session_id,
         )
@@ -309,28 +321,42 @@ class VehicleActor:
     ) -> None:
         """Store the command (and, for stops, the audit record); then deliver it."""
         assert command.command_id is not None
-        position = -self._queue_position if command.type == "emergency_stop" else self._queue_position
+        position = (
+            -self._queue_position if command.type == "emergency_stop" else self._queue_position
+        )
         try:
             await command_queries.insert_command(
-                self._database, command_id=command.command_id, vehicle_id=self.vehicle_id,
-                command_type=command.type, payload=pending.queued.payload,
-                status=pending.status, priority=getattr(command, "priority", "normal"),
-                sender=origin.username, created_at=pending.queued.created_at,
+                self._database,
+                command_id=command.command_id,
+                vehicle_id=self.vehicle_id,
+                command_type=command.type,
+                payload=pending.queued.payload,
+                status=pending.status,
+                priority=getattr(command, "priority", "normal"),
+                sender=origin.username,
+                created_at=pending.queued.created_at,
                 queue_position=position,
             )
             if command.type == "dispatch":
-                mission = command.mission  # type: ignore[union-attr]
+                mission = command.mission
                 await command_queries.upsert_mission(
-                    self._database, mission_id=mission.mission_id, vehicle_id=self.vehicle_id,
-                    status="dispatched", priority=command.priority,  # type: ignore[union-attr]
+                    self._database,
+                    mission_id=mission.mission_id,
+                    vehicle_id=self.vehicle_id,
+                    status="dispatched",
+                    priority=command.priority,
                     pickup=mission.pickup.model_dump(mode="json"),
                     destination=mission.destination.model_dump(mode="json"),
                     scheduled_time=mission.scheduled_time,
                 )
             if command.type == "emergency_stop":
                 await account_queries.write_audit(
-                    self._database, action="emergency_stop", actor=origin.username,
-                    actor_role=origin.role, vehicle_id=self.vehicle_id, outcome=pending.status,
+                    self._database,
+                    action="emergency_stop",
+                    actor=origin.username,
+                    actor_role=origin.role,
+                    vehicle_id=self.vehicle_id,
+                    outcome=pending.status,
                     details={"command_id": command.command_id, "payload": pending.queued.payload},
                     request_id=origin.request_id,
                 )
@@ -367,10 +393,15 @@ class VehicleActor:
 
     async def _restore_queue(self) -> None:
         rows = await command_queries.queued_commands(self._database, self.vehicle_id)
-        ordered = sorted(rows, key=lambda row: (row["type"] != "emergency_stop", row["queue_position"] or 0))
+        ordered = sorted(
+            rows, key=lambda row: (row["type"] != "emergency_stop", row["queue_position"] or 0)
+        )
         for row in ordered:
             queued = QueuedCommand(
-                row["command_id"], row["type"], json.loads(row["payload"]), row["created_at"],
+                row["command_id"],
+                row["type"],
+                json.loads(row["payload"]),
+                row["created_at"],
                 row["sender"],
             )
             self.desk.restore(PendingCommand(queued, None))
@@ -379,14 +410,14 @@ class VehicleActor:
 
 def _duplicate(command_id: str) -> ContractError:
     return ContractError(
-        409, "duplicate_command", f"command_id {command_id} was already used",
-        field="command_id", received_value=command_id,
+        409,
+        "duplicate_command",
+        f"command_id {command_id} was already used",
+        field="command_id",
+        received_value=command_id,
     )
 
 
-def factory(
-    vehicle_id: str, **dependencies: Any
-) -> Callable[[], VehicleActor]:
+def factory(vehicle_id: str, **dependencies: Any) -> Callable[[], VehicleActor]:
     """A supervisor factory: a fresh VehicleActor for each (re)start."""
     return lambda: VehicleActor(vehicle_id, **dependencies)
-

@@ -128,4 +128,3 @@ def unknown_vehicle(vehicle_id: str) -> ContractError:
     error.field = "vehicle_id"
     error.received_value = vehicle_id
     return error
-

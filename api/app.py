@@ -11,10 +11,10 @@ from quart import Quart, Response, g, request, send_from_directory
 from quart_schema import QuartSchema, hide
 from quart_trio import QuartTrio
 
+from api import ws_vehicle
 from api.context import HubServices
 from api.errors import install_error_handlers
-from api.request_body import MAX_BULK_BODY
-from api import ws_vehicle
+from api.request_body import MAX_BULK_BODY, settle_unread_body
 from api.routes import admin, auth, commands, debug, health, reads, telemetry
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -48,6 +48,7 @@ def create_app(services: HubServices) -> Quart:
     )
     app.before_request(_assign_request_id)
     app.after_request(_send_request_id)
+    app.after_request(settle_unread_body)
     install_error_handlers(app)
     for area in (auth, telemetry, reads, commands, admin, health, debug, ws_vehicle):
         area.register(app, services)

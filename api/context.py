@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import trio
 
 from actors.accounts import AccountService
+from actors.events import EventSink
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
-from actors.events import EventSink
 from actors.rate_limit import RateLimiter
 from actors.socket_session import SocketPolicy
 from actors.telemetry import TelemetryService

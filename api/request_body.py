@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from quart import request
+import trio
+from quart import Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from hub.errors import ContractError
 
 MAX_BODY = 1 * 1024 * 1024
 MAX_BULK_BODY = 4 * 1024 * 1024
+UNREAD_BODY_WAIT = 10.0  # seconds an answer waits for the rest of a body it did not read
 
 
 async def json_body(*, limit: int = MAX_BODY) -> bytes:
@@ -35,3 +38,32 @@ def _too_large(limit: int) -> ContractError:
     return ContractError(
         413, "payload_too_large", f"Request body is larger than {limit // (1024 * 1024)} MiB"
     )
+
+
+async def settle_unread_body(response: Response) -> Response:
+    """Before answering, let the rest of a request body the handler never read arrive.
+
+    Hypercorn (0.18) leaves a keep-alive connection hung — neither answering the next request
+    nor closing — when the app finishes while more than a few chunks of the body are still
+    on their way (a 401, 404, 413 or 429 sent before a large body was read). Quart keeps
+    reading the body while the app runs, so waiting here ends that; a body that is too large
+    or too slow to wait for gets ``Connection: close`` instead. Blocks up to
+    ``UNREAD_BODY_WAIT`` seconds, and only for requests whose body was left unread.
+    """
+    if not _has_body():
+        return response
+    with trio.move_on_after(UNREAD_BODY_WAIT):
+        try:
+            await request.body
+        except RequestEntityTooLarge:
+            pass
+        else:
+            return response
+    response.headers["Connection"] = "close"
+    return response
+
+
+def _has_body() -> bool:
+    length = request.content_length
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    return chunked or (length is not None and length > 0)

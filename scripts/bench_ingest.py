@@ -3,102 +3,29 @@
 Starts its own hub (``tvm-hub serve`` with an embedded PostgreSQL in a temporary directory,
 rate limits off) unless ``--url`` points at a running one. Prints figures; asserts nothing.
 
-    python scripts/bench_ingest.py                      # embedded database
-    python scripts/bench_ingest.py --clients 20 --seconds 15
-    DATABASE_URL=postgresql://… python scripts/bench_ingest.py
+    python -m scripts.bench_ingest                      # embedded database
+    python -m scripts.bench_ingest --clients 20 --seconds 15
+    DATABASE_URL=postgresql://… python -m scripts.bench_ingest
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import trio
 
-ADMIN = ("bench-admin", "bench-admin-password")
-
-
-def wire_time(moment: datetime) -> str:
-    """A contract timestamp."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def hub_process() -> Iterator[str]:
-    """A ``tvm-hub serve`` subprocess on a free port with rate limits off."""
-    data_dir = tempfile.mkdtemp(prefix="tvm-bench-")
-    port = free_port()
-    env = {
-        **os.environ,
-        "TVM_PORT": str(port),
-        "TVM_DATA_DIR": data_dir,
-        "TVM_RATE_LIMIT_ENABLED": "false",
-        "TVM_ADMIN_USERNAME": ADMIN[0],
-        "TVM_ADMIN_PASSWORD": ADMIN[1],
-        "TVM_LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "hub.cli", "serve"]
-    process = subprocess.Popen(command, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        else:
-            raise SystemExit("hub did not become ready in 60 s")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=40)
-        shutil.rmtree(data_dir, ignore_errors=True)
-
-
-async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:
-    answer = await client.post(
-        "/api/v1/auth/token",
-        json={"grant_type": "password", "username": ADMIN[0], "password": ADMIN[1]},
-    )
-    answer.raise_for_status()
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-
-async def vehicle_headers(
-    client: httpx.AsyncClient, admin: dict[str, str], vehicle_id: str
-) -> dict[str, str]:
-    created = await client.post(
-        "/api/v1/admin/vehicles", json={"vehicle_id": vehicle_id, "name": vehicle_id}, headers=admin
-    )
-    created.raise_for_status()
-    credentials = created.json()
-    login = await client.post(
-        "/api/v1/auth/token",
-        json={"client_id": credentials["client_id"], "client_secret": credentials["client_secret"]},
-    )
-    login.raise_for_status()
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+from scripts.bench_common import (
+    admin_headers,
+    hub_process,
+    percentile,
+    vehicle_headers,
+    wire_time,
+)
 
 
 def location(moment: datetime) -> dict[str, object]:
@@ -187,11 +114,6 @@ async def location_load(
         for index in range(clients):
             nursery.start_soon(one_client, index)
     return len(latencies), latencies, errors
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def run_benchmarks(url: str, clients: int, seconds: float, bulk_repeats: int) -> None:

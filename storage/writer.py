@@ -165,7 +165,9 @@ async def _apply_batch(
                 [row.vehicle_id for row in newest],
                 [row.timestamp for row in newest],
             ]
-            arrays.extend([values[name] for values in latest_values] for name in LATEST_COLUMNS[kind])
+            arrays.extend(
+                [values[name] for values in latest_values] for name in LATEST_COLUMNS[kind]
+            )
             await connection.execute(_LATEST_SQL[kind], *arrays)
         if alerts:
             await connection.execute(

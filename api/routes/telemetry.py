@@ -4,7 +4,9 @@ commit → answer. The answer is sent only after the row is committed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from quart import Quart, Response
 from quart_schema import document_request, document_response, tag
@@ -37,8 +39,13 @@ _ERRORS = {
 }
 
 
-def _documented(request_model: type, response_model: type):  # type: ignore[no-untyped-def]
-    def decorate(handler):  # type: ignore[no-untyped-def]
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def _documented(request_model: type, response_model: type) -> Callable[[Handler], Handler]:
+    """Document a telemetry endpoint: its body, its answer and every error it may give."""
+
+    def decorate(handler: Handler) -> Handler:
         for status, model in _ERRORS.items():
             handler = document_response(model, status)(handler)
         handler = document_response(response_model, 200)(handler)

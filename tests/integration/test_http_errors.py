@@ -218,6 +218,9 @@ async def test_an_unexpected_error_is_a_bare_500(caplog: pytest.LogCaptureFixtur
         accounts=None,  # type: ignore[arg-type]
         reads=ExplodingReads(),  # type: ignore[arg-type]
         health=None,  # type: ignore[arg-type]
+        actors=None,  # type: ignore[arg-type]
+        vehicles=None,  # type: ignore[arg-type]
+        router=None,  # type: ignore[arg-type]
     )
     app = create_app(services)
     client = app.test_client()

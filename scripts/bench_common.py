@@ -1,0 +1,107 @@
+"""Shared by the benchmark scripts: a hub process of their own, logins, wire timestamps.
+
+Scripts talk to the hub only through its public HTTP/WebSocket API, like any client.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import httpx
+
+ADMIN = ("bench-admin", "bench-admin-password")
+
+
+def wire_time(moment: datetime) -> str:
+    """A contract timestamp."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def hub_process(*, rate_limits: bool = False) -> Iterator[str]:
+    """A ``tvm-hub serve`` subprocess on a free port (rate limits off unless asked for)."""
+    data_dir = tempfile.mkdtemp(prefix="tvm-bench-")
+    port = free_port()
+    env = {
+        **os.environ,
+        "TVM_PORT": str(port),
+        "TVM_DATA_DIR": data_dir,
+        "TVM_RATE_LIMIT_ENABLED": "true" if rate_limits else "false",
+        "TVM_ADMIN_USERNAME": ADMIN[0],
+        "TVM_ADMIN_PASSWORD": ADMIN[1],
+        "TVM_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "hub.cli", "serve"]
+    process = subprocess.Popen(command, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise SystemExit("hub did not become ready in 60 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=40)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:
+    """Log in as the benchmark admin."""
+    answer = await client.post(
+        "/api/v1/auth/token",
+        json={"grant_type": "password", "username": ADMIN[0], "password": ADMIN[1]},
+    )
+    answer.raise_for_status()
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+async def vehicle_headers(
+    client: httpx.AsyncClient, admin: dict[str, str], vehicle_id: str
+) -> dict[str, str]:
+    """Register a vehicle and return its Authorization header."""
+    created = await client.post(
+        "/api/v1/admin/vehicles", json={"vehicle_id": vehicle_id, "name": vehicle_id}, headers=admin
+    )
+    created.raise_for_status()
+    credentials = created.json()
+    login = await client.post(
+        "/api/v1/auth/token",
+        json={"client_id": credentials["client_id"], "client_secret": credentials["client_secret"]},
+    )
+    login.raise_for_status()
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def vehicle_token(client: httpx.AsyncClient, admin: dict[str, str], vehicle_id: str) -> str:
+    """Register a vehicle and return its access token."""
+    headers = await vehicle_headers(client, admin, vehicle_id)
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which ``fraction`` of ``values`` lie."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
