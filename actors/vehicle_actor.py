@@ -159,6 +159,7 @@ class VehicleActor:
         sink: EventSink,
         command_ttl: timedelta = timedelta(minutes=10),
         ack_timeout: float = 5.0,
+        ping_interval: float = 30.0,
     ) -> None:
         self.vehicle_id = vehicle_id
         self._database = database
@@ -179,6 +180,7 @@ class VehicleActor:
             ack_timeout=ack_timeout,
         )
         self._queue_position = 0
+        self._ping_interval = ping_interval
 
     # --- life -----------------------------------------------------------------------------
 
@@ -261,7 +263,9 @@ class VehicleActor:
             old.close(4009, "replaced")
             self.desk.disconnected()
         link.send_nowait(
-            ws_events.welcome(self.vehicle_id, now_timestamp(), ping_interval_seconds=30)
+            ws_events.welcome(
+                self.vehicle_id, now_timestamp(), ping_interval_seconds=self._ping_interval
+            )
         )
         self.desk.connected(link)
         self._connection_event(connected=True)

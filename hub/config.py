@@ -76,6 +76,38 @@ class Settings:
     bulk_max_age: float = 30 * DAYS
     bulk_max_messages: int = 1000
     log_level: str = "INFO"
+    log_dir: Path | None = None
+    log_files_kept: int = 10
+    command_ttl: float = 10 * MINUTES
+    command_ack_timeout: float = 5 * SECONDS
+    ping_interval: float = 30 * SECONDS
+    pong_timeout: float = 10 * SECONDS
+    redis_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "tvm-hub@localhost"
+    smtp_to: tuple[str, ...] = ()
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    alert_escalation_after: float = 5 * MINUTES
+    retention_time_utc: str = "02:00"
+    retention_locations_days: int = 30
+    retention_status_days: int = 90
+    retention_audit_days: int = 90
+    archive_dir: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_terminated_by_proxy: bool = False
+    http_redirect_port: int | None = None
+    cors_origins: tuple[str, ...] = ()
+    body_timeout: float = 30 * SECONDS
+    websocket_max_message_bytes: int = 1024 * 1024
+
+    @property
+    def tls_enabled(self) -> bool:
+        """True when the hub terminates TLS itself."""
+        return self.tls_cert_file is not None
 
     @property
     def is_production(self) -> bool:
@@ -168,6 +200,77 @@ def _development_secret(data_dir: Path) -> str:
     return secret
 
 
+def _hour_minute(text: str) -> str:
+    hours, _, minutes = text.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+        raise ValueError("must be HH:MM (UTC)")
+    return f"{int(hours):02d}:{int(minutes):02d}"
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError("no such file")
+    return path
+
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return text
+
+
+def _operations(env: Mapping[str, str], data_dir: Path, environment: str) -> dict[str, object]:
+    """Settings of issue-4 operations: alerts, retention, logs, TLS, CORS."""
+    cert = _parse(env, "TLS_CERT_FILE", _existing_file, None)
+    key = _parse(env, "TLS_KEY_FILE", _existing_file, None)
+    if (cert is None) != (key is None):
+        raise ConfigError("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
+    proxy = _parse(env, "TVM_TLS_TERMINATED_BY_PROXY", _bool, False)
+    if environment == "production" and cert is None and not proxy:
+        raise ConfigError(
+            "TLS_CERT_FILE/TLS_KEY_FILE are required in production "
+            "(or set TVM_TLS_TERMINATED_BY_PROXY=true behind a TLS proxy)"
+        )
+    return {
+        "log_dir": _parse(env, "TVM_LOG_DIR", Path, None),
+        "log_files_kept": _parse(env, "TVM_LOG_FILES_KEPT", _positive_int, 10),
+        "command_ttl": _parse(env, "TVM_COMMAND_TTL_SECONDS", _positive_float, 600.0),
+        "command_ack_timeout": _parse(env, "TVM_COMMAND_ACK_TIMEOUT_SECONDS", _positive_float, 5.0),
+        "ping_interval": _parse(env, "TVM_WS_PING_INTERVAL_SECONDS", _positive_float, 30.0),
+        "pong_timeout": _parse(env, "TVM_WS_PONG_TIMEOUT_SECONDS", _positive_float, 10.0),
+        "redis_url": _parse(env, "REDIS_URL", _redis_url, None),
+        "smtp_host": _parse(env, "SMTP_HOST", str, None),
+        "smtp_port": _parse(env, "SMTP_PORT", _port, 25),
+        "smtp_from": _parse(env, "SMTP_FROM", str, "tvm-hub@localhost"),
+        "smtp_to": _parse(env, "SMTP_TO", _list, ()),
+        "smtp_username": _parse(env, "SMTP_USERNAME", str, None),
+        "smtp_password": _parse(env, "SMTP_PASSWORD", str, None),
+        "smtp_starttls": _parse(env, "SMTP_STARTTLS", _bool, False),
+        "alert_escalation_after": _parse(
+            env, "TVM_ALERT_ESCALATION_SECONDS", _positive_float, 300.0
+        ),
+        "retention_time_utc": _parse(env, "TVM_RETENTION_TIME_UTC", _hour_minute, "02:00"),
+        "retention_locations_days": _parse(env, "TVM_RETENTION_LOCATIONS_DAYS", _positive_int, 30),
+        "retention_status_days": _parse(env, "TVM_RETENTION_STATUS_DAYS", _positive_int, 90),
+        "retention_audit_days": _parse(env, "TVM_RETENTION_AUDIT_DAYS", _positive_int, 90),
+        "archive_dir": _parse(env, "TVM_ARCHIVE_DIR", Path, data_dir / "archive"),
+        "tls_cert_file": cert,
+        "tls_key_file": key,
+        "tls_terminated_by_proxy": proxy,
+        "http_redirect_port": _parse(env, "TVM_HTTP_REDIRECT_PORT", _port, None),
+        "cors_origins": _parse(env, "CORS_ORIGINS", _list, ()),
+        "body_timeout": _parse(env, "TVM_BODY_TIMEOUT_SECONDS", _positive_float, 30.0),
+        "websocket_max_message_bytes": _parse(
+            env, "TVM_WS_MAX_MESSAGE_BYTES", _positive_int, 1024 * 1024
+        ),
+    }
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and check every setting; raise :class:`ConfigError` on the first bad one.
 
@@ -212,4 +315,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_attempts_per_minute=_parse(env, "TVM_LOGIN_ATTEMPTS_PER_MINUTE", _positive_int, 10),
         bulk_max_age=_parse(env, "TVM_BULK_MAX_AGE_DAYS", _positive_float, 30.0) * DAYS,
         log_level=log_level,
+        **_operations(env, data_dir, environment),  # type: ignore[arg-type]
     )

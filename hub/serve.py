@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from actors.events import EventSink, NullSink
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
 from actors.rate_limit import RateLimiter
+from actors.socket_session import SocketPolicy
 from actors.telemetry import TelemetryService
 from actors.vehicle_actor import VehicleActor
 from actors.vehicle_registry import VehicleRegistry
@@ -109,7 +111,15 @@ async def build_services(
     sink: EventSink = router if router is not None else NullSink()
 
     def make_vehicle_actor(vehicle_id: str) -> VehicleActor:
-        return VehicleActor(vehicle_id, database=database, telemetry=telemetry, sink=sink)
+        return VehicleActor(
+            vehicle_id,
+            database=database,
+            telemetry=telemetry,
+            sink=sink,
+            command_ttl=timedelta(seconds=settings.command_ttl),
+            ack_timeout=settings.command_ack_timeout,
+            ping_interval=settings.ping_interval,
+        )
 
     return HubServices(
         settings=settings,
@@ -123,6 +133,9 @@ async def build_services(
         actors=actors,
         vehicles=VehicleDirectory(actors=actors, known=registry, make_actor=make_vehicle_actor),
         router=sink,
+        socket_policy=SocketPolicy(
+            ping_interval=settings.ping_interval, pong_timeout=settings.pong_timeout
+        ),
     )
 
 
