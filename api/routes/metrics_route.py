@@ -1,0 +1,48 @@
+"""``GET /metrics``: Prometheus text, with current-state gauges read at scrape time."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+
+from quart import Quart, Response
+from quart_schema import hide
+
+from api.context import HubServices
+from hub import metrics
+
+
+def refresh_gauges(services: HubServices) -> None:
+    """Set the gauges that describe the hub right now."""
+    for state, count in services.health.pool_usage().items():
+        metrics.db_pool_usage.labels(state).set(count)
+    snapshot = services.actors.snapshot()
+    depth: Tally[str] = Tally()
+    restarts: Tally[str] = Tally()
+    kinds: Tally[str] = Tally()
+    queued = 0
+    for actor in snapshot:
+        kind = str(actor["kind"])
+        kinds[kind] += 1
+        depth[kind] += int(actor.get("mailbox_depth", 0))
+        restarts[kind] += int(actor.get("restarts", 0))
+        queued += int(actor.get("queue_depth", 0) or 0)
+    for kind in set(kinds) | {"vehicle", "session"}:
+        metrics.actor_mailbox_depth.labels(kind).set(depth[kind])
+        metrics.actor_restarts.labels(kind).set(restarts[kind])
+    metrics.offline_queue_depth.set(queued)
+    metrics.active_connections.labels("vehicle").set(len(services.vehicles.connected_ids()))
+    metrics.active_connections.labels("frontend").set(kinds["session"])
+    metrics.writer_queue_depth.set(services.health.writer_queue_depth())
+
+
+def register(app: Quart, services: HubServices) -> None:
+    """Add ``/metrics``."""
+
+    @hide
+    async def prometheus_metrics() -> Response:
+        refresh_gauges(services)
+        return Response(
+            metrics.exposition(), mimetype="text/plain", content_type="text/plain; version=0.0.4"
+        )
+
+    app.add_url_rule("/metrics", view_func=prometheus_metrics, methods=["GET"])
