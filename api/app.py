@@ -7,24 +7,62 @@ import uuid
 from pathlib import Path
 
 import swagger_ui_bundle
+import trio
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
 from quart import Quart, Response, g, request, send_from_directory
+from quart.asgi import ASGIHTTPConnection
+from quart.typing import ResponseTypes
+from quart.wrappers import Request
 from quart_schema import QuartSchema, hide
 from quart_trio import QuartTrio
+from quart_trio.asgi import TrioASGIHTTPConnection
 
-from api import ws_vehicle
+from api import ws_fleet, ws_vehicle
 from api.context import HubServices
 from api.errors import install_error_handlers
 from api.request_body import MAX_BULK_BODY, settle_unread_body
-from api.routes import admin, auth, commands, debug, health, reads, telemetry
+from api.routes import admin, auth, commands, debug, health, metrics_route, reads, telemetry
+from hub import metrics
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
 _DOC_ASSETS = "/docs/assets"
 
 
+class _HTTPConnection(TrioASGIHTTPConnection):
+    """Quart-Trio's HTTP connection, without the race that left keep-alive connections open.
+
+    Hypercorn reports ``http.disconnect`` to the app while the app is still sending the last
+    part of its answer (that is how it recycles a keep-alive connection); Quart-Trio then
+    cancelled the request, and that cancellation kept Hypercorn from arming the connection's
+    keep-alive timer. Idle connections then never closed, and SIGTERM waited the whole
+    graceful timeout for every idle client. A disconnect once the answer is being sent no
+    longer cancels it; before that, it still cancels the handler as it should.
+    """
+
+    _answering = False
+
+    async def handle_messages(  # type: ignore[override]
+        self, nursery: trio.Nursery, request: Request, receive: ASGIReceiveCallable
+    ) -> None:
+        await ASGIHTTPConnection.handle_messages(self, request, receive)
+        if not self._answering:
+            nursery.cancel_scope.cancel()
+
+    async def _send_response(self, send: ASGISendCallable, response: ResponseTypes) -> None:
+        self._answering = True
+        await super()._send_response(send, response)
+
+
+class _HubApp(QuartTrio):
+    """QuartTrio with the connection class above."""
+
+    asgi_http_class = _HTTPConnection
+
+
 def create_app(services: HubServices) -> Quart:
     """Build the app around the hub's services (no I/O happens here)."""
-    app = QuartTrio("tvm_hub")
+    app = _HubApp("tvm_hub")
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BULK_BODY,
         BODY_TIMEOUT=30,
@@ -50,7 +88,7 @@ def create_app(services: HubServices) -> Quart:
     app.after_request(_send_request_id)
     app.after_request(settle_unread_body)
     install_error_handlers(app)
-    for area in (auth, telemetry, reads, commands, admin, health, debug, ws_vehicle):
+    for area in (auth, telemetry, reads, commands, admin, health, debug, metrics_route, ws_vehicle, ws_fleet):
         area.register(app, services)
 
     @hide
@@ -65,9 +103,17 @@ def create_app(services: HubServices) -> Quart:
 async def _assign_request_id() -> None:
     offered = request.headers.get("X-Request-ID", "")
     g.request_id = offered if _SANE_REQUEST_ID.match(offered) else uuid.uuid4().hex
+    g.started_at = trio.current_time()
 
 
 async def _send_request_id(response: Response) -> Response:
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers["X-Request-ID"] = request_id
+    rule = request.url_rule
+    route = rule.rule if rule is not None else "unmatched"
+    status = str(response.status_code)
+    metrics.request_count.labels(request.method, route, status).inc()
+    started = g.get("started_at")
+    if started is not None:
+        metrics.request_duration.labels(route, status).observe(trio.current_time() - started)
     return response

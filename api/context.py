@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import trio
 
 from actors.accounts import AccountService
-from actors.events import EventSink
+from actors.router import RouterSink
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
 from actors.rate_limit import RateLimiter
@@ -34,7 +34,7 @@ class HubServices:
     health: HealthProbe
     actors: Registry
     vehicles: VehicleDirectory
-    router: EventSink
+    router: RouterSink
     socket_policy: SocketPolicy = field(default_factory=SocketPolicy)
     started_at: float = field(default_factory=trio.current_time)
     accepting: bool = True

@@ -33,7 +33,8 @@ _HTTP_ERRORS: dict[int, tuple[str, str]] = {
 
 def request_id() -> str | None:
     """The current request's id, if the request-id hook ran."""
-    return g.get("request_id")
+    request_id: str | None = g.get("request_id")
+    return request_id
 
 
 def error_response(error: ContractError) -> Response:

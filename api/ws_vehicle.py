@@ -51,8 +51,10 @@ async def serve_vehicle(services: HubServices, vehicle_id: str, link: OutboundLi
             except ContractError as error:
                 link.send_nowait(ws_events.contract_error_frame(error))
                 continue
-            status = "duplicate" if accepted.body.get("duplicate") else "ok"
-            link.send_nowait(ws_events.telemetry_ack(frame.kind, timestamp, status))
+            duplicate = bool(accepted.body.get("duplicate"))
+            link.send_nowait(
+                ws_events.telemetry_ack(frame.kind, timestamp, "duplicate" if duplicate else "ok")
+            )
 
     async def on_frame(raw: str | bytes) -> None:
         try:

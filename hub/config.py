@@ -214,6 +214,9 @@ def _existing_file(text: str) -> Path:
     return path
 
 
+_NO_ITEMS: tuple[str, ...] = ()
+
+
 def _list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
@@ -247,7 +250,7 @@ def _operations(env: Mapping[str, str], data_dir: Path, environment: str) -> dic
         "smtp_host": _parse(env, "SMTP_HOST", str, None),
         "smtp_port": _parse(env, "SMTP_PORT", _port, 25),
         "smtp_from": _parse(env, "SMTP_FROM", str, "tvm-hub@localhost"),
-        "smtp_to": _parse(env, "SMTP_TO", _list, ()),
+        "smtp_to": _parse(env, "SMTP_TO", _list, _NO_ITEMS),
         "smtp_username": _parse(env, "SMTP_USERNAME", str, None),
         "smtp_password": _parse(env, "SMTP_PASSWORD", str, None),
         "smtp_starttls": _parse(env, "SMTP_STARTTLS", _bool, False),
@@ -263,7 +266,7 @@ def _operations(env: Mapping[str, str], data_dir: Path, environment: str) -> dic
         "tls_key_file": key,
         "tls_terminated_by_proxy": proxy,
         "http_redirect_port": _parse(env, "TVM_HTTP_REDIRECT_PORT", _port, None),
-        "cors_origins": _parse(env, "CORS_ORIGINS", _list, ()),
+        "cors_origins": _parse(env, "CORS_ORIGINS", _list, _NO_ITEMS),
         "body_timeout": _parse(env, "TVM_BODY_TIMEOUT_SECONDS", _positive_float, 30.0),
         "websocket_max_message_bytes": _parse(
             env, "TVM_WS_MAX_MESSAGE_BYTES", _positive_int, 1024 * 1024

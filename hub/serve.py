@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,10 +26,11 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from actors.accounts import AccountService
-from actors.events import EventSink, NullSink
+from actors.events import EventSink
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
 from actors.rate_limit import RateLimiter
+from actors.router import RouterSink, RouterState, start_router
 from actors.socket_session import SocketPolicy
 from actors.telemetry import TelemetryService
 from actors.vehicle_actor import VehicleActor
@@ -78,7 +80,7 @@ async def build_services(
     database: Database,
     writer: Writer,
     actors: Registry,
-    router: EventSink | None = None,
+    router: RouterSink,
 ) -> HubServices:
     """Load what the services need from the database and wire them together."""
     await database.check_durability()
@@ -108,7 +110,7 @@ async def build_services(
         limiter=limiter,
         known_error_codes=await vehicle_queries.known_error_codes(database),
     )
-    sink: EventSink = router if router is not None else NullSink()
+    sink: EventSink = router
 
     def make_vehicle_actor(vehicle_id: str) -> VehicleActor:
         return VehicleActor(
@@ -132,7 +134,7 @@ async def build_services(
         health=HealthProbe(database=database, writer=writer, registry=registry),
         actors=actors,
         vehicles=VehicleDirectory(actors=actors, known=registry, make_actor=make_vehicle_actor),
-        router=sink,
+        router=router,
         socket_policy=SocketPolicy(
             ping_interval=settings.ping_interval, pong_timeout=settings.pong_timeout
         ),
@@ -175,7 +177,9 @@ async def serve_hub(
         async with trio.open_nursery() as service_nursery:
             await service_nursery.start(writer.run)
             await service_nursery.start(supervisor.run)
-            services = await build_services(settings, database, writer, Registry(supervisor))
+            actors = Registry(supervisor)
+            router = await start_router(actors, RouterState(seq_origin=_seq_origin()))
+            services = await build_services(settings, database, writer, actors, router)
             app = create_app(services)
 
             async def serve_http(*, task_status: trio.TaskStatus[list[str]]) -> None:
@@ -193,6 +197,15 @@ async def serve_hub(
         with trio.CancelScope(shield=True):
             services.accepting = False
             await writer.drain()
+
+
+def _seq_origin() -> int:
+    """Where this run's event numbering starts: wall-clock microseconds.
+
+    A restarted hub then numbers events above anything a frontend saw before, so a
+    reconnecting frontend's ``since`` is never mistaken for a position in the new stream.
+    """
+    return time.time_ns() // 1000
 
 
 def run(settings: Settings) -> None:

@@ -1,0 +1,183 @@
+"""The fleet socket ``/ws/v1/fleet`` (CONTRACT §6.2) and frontend connections in general.
+
+:func:`serve_frontend` serves any authenticated person on a socket: the fleet socket, and a
+user token on the vehicle path ``/ws/v1/vehicle/{id}`` (CONTRACT §6.1, third paragraph),
+which ``api.ws_vehicle`` hands over with ``bound_vehicle_id`` set. It starts a
+:class:`~actors.session_actor.SessionActor`, runs the socket's reader, writer and heartbeat
+(:func:`~actors.socket_session.run_socket`) in the request's task, and when the socket ends
+stops the actor and detaches the session from the Router.
+
+Quart-Trio cancels the handler when the peer disconnects, so the clean-up is shielded.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import trio
+from quart import Quart, websocket
+
+from actors.conflation import SessionLink
+from actors.router import RouterSink
+from actors.session_actor import (
+    INTERNAL_ERROR,
+    SESSION_KIND,
+    CommandDirectory,
+    SessionActor,
+    SessionIdentity,
+    SessionMessage,
+    Snapshot,
+    frame_handler,
+    new_session_id,
+)
+from actors.socket_session import NORMAL, PeerGoneError, SocketPolicy, run_socket
+from api.ws_common import FORBIDDEN, authenticate_socket, refuse
+from hub.errors import ContractError
+from hub.runtime import ActorCrashedError, ActorRef, ActorStoppedError, Registry
+from hub.security import Principal, TokenCodec
+
+logger = logging.getLogger(__name__)
+
+FLEET_PATH = "/ws/v1/fleet"
+CLEANUP_TIMEOUT = 5.0
+
+
+class SnapshotReads(Protocol):
+    """The part of ``FleetReads`` the ``subscribed`` snapshot needs."""
+
+    async def fleet(self) -> list[dict[str, Any]]:
+        """Every enabled vehicle with its latest state (one query)."""
+        ...
+
+    async def vehicle(self, vehicle_id: str) -> dict[str, Any]:
+        """One vehicle's latest state; ContractError 404 ``unknown_vehicle``."""
+        ...
+
+
+class FrontendDirectory(CommandDirectory, Protocol):
+    """The vehicle directory as sessions use it: commands, and who is connected."""
+
+    def connected_ids(self) -> set[str]:
+        """Every vehicle with an open socket on this hub."""
+        ...
+
+
+class FrontendServices(Protocol):
+    """What frontend sockets need from ``HubServices`` (read-only, so fields may be narrower)."""
+
+    @property
+    def codec(self) -> TokenCodec: ...
+    @property
+    def actors(self) -> Registry: ...
+    @property
+    def router(self) -> RouterSink: ...
+    @property
+    def vehicles(self) -> FrontendDirectory: ...
+    @property
+    def reads(self) -> SnapshotReads: ...
+    @property
+    def socket_policy(self) -> SocketPolicy: ...
+
+
+def register(app: Quart, services: FrontendServices) -> None:
+    """Add the ``/ws/v1/fleet`` WebSocket route."""
+
+    async def fleet_socket() -> None:
+        principal = await authenticate_socket(services.codec)
+        if principal is None:
+            return
+        if principal.is_vehicle:
+            await refuse(FORBIDDEN, "forbidden", "Vehicle tokens may not open the fleet socket")
+            return
+        await serve_frontend(services, principal, bound_vehicle_id=None)
+
+    app.add_websocket(FLEET_PATH, endpoint="fleet_socket", view_func=fleet_socket)
+
+
+def fleet_snapshot(reads: SnapshotReads, directory: FrontendDirectory) -> Snapshot:
+    """A :class:`~actors.session_actor.Snapshot` over the fleet reads (one query per call).
+
+    ``connected`` comes from the vehicle actors (the rows do not know it); vehicles that are
+    not registered are left out.
+    """
+
+    async def snapshot(vehicle_ids: list[str] | None) -> list[dict[str, Any]]:
+        if vehicle_ids is not None and len(vehicle_ids) == 1:
+            try:
+                rows = [await reads.vehicle(vehicle_ids[0])]
+            except ContractError as error:
+                if error.status != 404:
+                    raise
+                rows = []
+        else:
+            rows = await reads.fleet()
+            if vehicle_ids is not None:
+                wanted = set(vehicle_ids)
+                rows = [row for row in rows if row.get("vehicle_id") in wanted]
+        connected = directory.connected_ids()
+        return [{**row, "connected": row.get("vehicle_id") in connected} for row in rows]
+
+    return snapshot
+
+
+async def serve_frontend(
+    services: FrontendServices, principal: Principal, *, bound_vehicle_id: str | None
+) -> None:
+    """Serve one person's socket until it closes (the token is verified already).
+
+    Accepts the socket if the caller has not. ``bound_vehicle_id`` (vehicle path) subscribes
+    the session to that vehicle and is the default target of its commands; the caller
+    checks that the vehicle exists (4004). Returns when the socket is closed; cancellation (the
+    peer went away) stops the session as well.
+    """
+    await websocket.accept()
+    identity = SessionIdentity(
+        session_id=new_session_id(),
+        username=principal.subject,
+        role=principal.role,
+        bound_vehicle_id=bound_vehicle_id,
+    )
+    link = SessionLink(label=identity.session_id)
+    snapshot = fleet_snapshot(services.reads, services.vehicles)
+
+    def new_session() -> SessionActor:
+        return SessionActor(
+            identity,
+            link=link,
+            router=services.router,
+            directory=services.vehicles,
+            snapshot=snapshot,
+        )
+
+    try:
+        session: ActorRef[SessionMessage] = await services.actors.get_or_start(
+            SESSION_KIND, identity.session_id, new_session
+        )
+    except (trio.TooSlowError, ActorStoppedError, ActorCrashedError):
+        logger.exception("could not start session %s", identity.session_id)
+        await refuse(INTERNAL_ERROR, "internal_error", "Try again later")
+        return
+    try:
+        code, reason = await run_socket(
+            link,
+            receive=_receive,
+            send=websocket.send,
+            on_frame=frame_handler(session, link, bound_vehicle_id=bound_vehicle_id),
+            policy=services.socket_policy,
+        )
+    finally:
+        link.close(NORMAL, "session ended")  # no-op when run_socket closed it already
+        with trio.CancelScope(shield=True) as cleanup:
+            cleanup.deadline = trio.current_time() + CLEANUP_TIMEOUT
+            await services.actors.supervisor.stop_child(SESSION_KIND, identity.session_id)
+        services.router.detach(identity.session_id)
+    if reason != "peer closed":
+        await websocket.close(code, reason)
+
+
+async def _receive() -> str | bytes:
+    try:
+        return await websocket.receive()
+    except (ConnectionError, trio.EndOfChannel, trio.ClosedResourceError, trio.BrokenResourceError):
+        raise PeerGoneError from None

@@ -1,0 +1,355 @@
+"""The Router: fan-out rules, per-vehicle seq, replay after ``since``, overload (CONTRACT §6.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+import trio.testing
+
+from actors.router import (
+    Attach,
+    ReplayLimits,
+    RouterState,
+    SessionHandle,
+    Subscribe,
+    start_router,
+)
+from api.wire import ws_events
+from hub.runtime.testing import open_registry
+
+GUARD = 600.0  # virtual seconds: every test runs on autojump_clock
+MINUTE = 60.0
+
+
+def FROZEN() -> float:
+    """A clock for tests that do not move time."""
+    return 0.0
+
+
+class Peer:
+    """A session as the Router sees it: a deliver function that records frames."""
+
+    def __init__(self, session_id: str, role: str = "viewer") -> None:
+        self.frames: list[dict[str, Any]] = []
+        self.alive = True
+        self.handle = SessionHandle(session_id, role, self.deliver)
+
+    def deliver(self, frame: dict[str, Any]) -> bool:
+        if self.alive:
+            self.frames.append(frame)
+        return self.alive
+
+    def types(self) -> list[str]:
+        return [frame["type"] for frame in self.frames]
+
+    def seqs(self) -> list[int]:
+        return [frame["seq"] for frame in self.frames]
+
+
+def location(vehicle_id: str) -> dict[str, Any]:
+    return ws_events.location_update(
+        vehicle_id, "2025-12-16T10:30:45.123Z", {"latitude": 35.0, "longitude": 139.0}, seq=0
+    )
+
+
+def alert(vehicle_id: str, alert_id: str = "alt_1") -> dict[str, Any]:
+    return ws_events.alert(
+        alert_id,
+        vehicle_id,
+        severity="critical",
+        kind="emergency_stop",
+        message="stop",
+        timestamp="2025-12-16T10:30:45.123Z",
+    )
+
+
+def status(command_id: str, vehicle_id: str = "v1") -> dict[str, Any]:
+    return ws_events.command_status(command_id, vehicle_id, "sent", None)
+
+
+def attach(state: RouterState, *peers: Peer) -> None:
+    for peer in peers:
+        state.attach(peer.handle)
+
+
+def test_vehicle_events_go_only_to_sessions_subscribed_to_it_or_to_all() -> None:
+    state = RouterState(clock=FROZEN)
+    v1_watcher, v2_watcher, everything, both = Peer("s1"), Peer("s2"), Peer("s3"), Peer("s4")
+    attach(state, v1_watcher, v2_watcher, everything, both)
+    state.subscribe("s1", ["v1"], None)
+    state.subscribe("s2", ["v2"], None)
+    state.subscribe("s3", ["*"], None)
+    state.subscribe("s4", ["*", "v1"], None)
+
+    state.publish_event("v1", location("v1"))
+
+    assert v1_watcher.types() == ["location_update"]
+    assert v2_watcher.frames == []
+    assert everything.types() == ["location_update"]
+    assert both.types() == ["location_update"]  # once, though it matches twice
+
+
+def test_seq_grows_per_vehicle_and_the_publisher_dict_is_untouched() -> None:
+    state = RouterState(clock=FROZEN)
+    peer = Peer("s1")
+    attach(state, peer)
+    state.subscribe("s1", ["*"], None)
+    original = location("v1")
+
+    for vehicle_id in ("v1", "v2", "v1", "v1", "v2"):
+        state.publish_event(vehicle_id, original if vehicle_id == "v1" else location("v2"))
+
+    assert [(f["vehicle_id"], f["seq"]) for f in peer.frames] == [
+        ("v1", 1),
+        ("v2", 1),
+        ("v1", 2),
+        ("v1", 3),
+        ("v2", 2),
+    ]
+    assert original["seq"] == 0
+    assert state.current_seq("v1") == 3
+
+
+def test_alerts_reach_every_admin_and_operator_and_only_subscribed_viewers() -> None:
+    state = RouterState(clock=FROZEN)
+    admin, operator = Peer("a", "admin"), Peer("o", "operator")
+    watching, elsewhere, everything = Peer("w"), Peer("e"), Peer("x")
+    attach(state, admin, operator, watching, elsewhere, everything)
+    state.subscribe("o", ["v1"], None)  # subscribed staff still get it once
+    state.subscribe("w", ["v1"], None)
+    state.subscribe("e", ["v2"], None)
+    state.subscribe("x", ["*"], None)
+
+    state.publish_alert(alert("v1"))
+
+    for peer in (admin, operator, watching, everything):
+        assert peer.types() == ["alert"], peer.handle.session_id
+        assert peer.frames[0]["seq"] == 1  # part of v1's stream
+    assert elsewhere.frames == []
+
+
+def test_command_status_goes_to_its_sender_once_and_to_the_subscribers() -> None:
+    state = RouterState(clock=FROZEN)
+    sender, watcher, everything, other = (
+        Peer("s", "operator"),
+        Peer("w"),
+        Peer("x"),
+        Peer("o", "admin"),
+    )
+    attach(state, sender, watcher, everything, other)
+    state.subscribe("s", ["v1", "*"], None)
+    state.subscribe("w", ["v1"], None)
+    state.subscribe("x", ["*"], None)
+    state.subscribe("o", ["v2"], None)
+
+    state.publish_command_status("v1", status("cmd_1"), "s")
+    state.publish_command_status("v2", status("cmd_2", "v2"), "s")
+
+    assert [f["command_id"] for f in sender.frames] == ["cmd_1", "cmd_2"]
+    assert [f["command_id"] for f in watcher.frames] == ["cmd_1"]
+    assert [f["command_id"] for f in everything.frames] == ["cmd_1", "cmd_2"]
+    assert [f["command_id"] for f in other.frames] == ["cmd_2"]
+    assert "seq" not in sender.frames[0]
+
+
+def test_a_sender_that_subscribed_to_nothing_still_gets_its_statuses() -> None:
+    state = RouterState(clock=FROZEN)
+    sender = Peer("s", "operator")
+    attach(state, sender)
+
+    state.publish_command_status("v1", status("cmd_1"), "s")
+    state.publish_command_status("v1", status("cmd_2"), None)
+
+    assert [f["command_id"] for f in sender.frames] == ["cmd_1"]
+
+
+def test_replay_after_since_when_the_buffer_covers_the_gap() -> None:
+    state = RouterState(clock=FROZEN)
+    for _ in range(5):
+        state.publish_event("v1", location("v1"))
+    state.publish_event("v2", location("v2"))
+    peer = Peer("s1")
+    attach(state, peer)
+
+    result = state.subscribe("s1", ["v1", "v2", "v3"], {"v1": 2, "v2": 1, "v3": 0, "v9": 0})
+
+    assert [(e["vehicle_id"], e["seq"]) for e in result.replay] == [
+        ("v1", 3),
+        ("v1", 4),
+        ("v1", 5),
+    ]
+    # v2: nothing missed; v3: never seen; v9: not subscribed, so not answered.
+    assert result.replayed == {"v1": True, "v2": True, "v3": True}
+    assert result.subscriptions == {"v1", "v2", "v3"}
+    assert peer.frames == []  # the session sends the replay itself, after `subscribed`
+
+
+def test_replay_says_false_for_a_gap_it_cannot_fill_or_a_seq_it_never_gave() -> None:
+    state = RouterState(ReplayLimits(min_events=3, max_events=3), clock=FROZEN)
+    for _ in range(10):
+        state.publish_event("v1", location("v1"))
+    attach(state, Peer("s1"))
+
+    covered = state.subscribe("s1", ["*"], {"v1": 7})  # buffer holds 8..10
+    gap = state.subscribe("s1", ["*"], {"v1": 6})
+    after_restart = state.subscribe("s1", ["*"], {"v1": 11})
+
+    assert (covered.replayed, [e["seq"] for e in covered.replay]) == ({"v1": True}, [8, 9, 10])
+    assert (gap.replayed, gap.replay) == ({"v1": False}, ())
+    assert (after_restart.replayed, after_restart.replay) == ({"v1": False}, ())
+
+
+async def test_the_buffer_keeps_five_minutes_even_beyond_the_event_count(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(GUARD):
+        state = RouterState(ReplayLimits(min_events=5, min_seconds=5 * MINUTE))
+        attach(state, Peer("s1"))
+        for _ in range(20):  # one every 10 s: the last 200 s
+            state.publish_event("v1", location("v1"))
+            await trio.sleep(10)
+        # Now t = 200 s: every event is younger than 5 minutes, all 20 are kept.
+        assert state.subscribe("s1", ["v1"], {"v1": 0}).replayed == {"v1": True}
+
+        await trio.sleep(110)  # t = 310 s: only the event of t = 0 (seq 1) is over 5 minutes
+        state.publish_event("v1", location("v1"))
+
+        assert state.subscribe("s1", ["v1"], {"v1": 1}).replayed == {"v1": True}  # 2..21
+        assert state.subscribe("s1", ["v1"], {"v1": 0}).replayed == {"v1": False}
+
+
+async def test_the_buffer_keeps_the_last_events_by_count_when_they_are_older(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(GUARD):
+        state = RouterState(ReplayLimits(min_events=5, min_seconds=5 * MINUTE, max_events=8))
+        attach(state, Peer("s1"))
+        for _ in range(4):
+            state.publish_event("v1", location("v1"))
+        await trio.sleep(6 * MINUTE)
+        state.publish_event("v1", location("v1"))
+        state.publish_event("v1", location("v1"))  # seq 6: seq 1 is old and beyond 5 events
+
+        assert state.subscribe("s1", ["v1"], {"v1": 1}).replayed == {"v1": True}  # 2..6
+        assert state.subscribe("s1", ["v1"], {"v1": 0}).replayed == {"v1": False}
+
+        for _ in range(20):  # a burst: more than max_events within 5 minutes
+            state.publish_event("v1", location("v1"))
+        assert state.subscribe("s1", ["v1"], {"v1": 18}).replayed == {"v1": True}  # 19..26
+        assert state.subscribe("s1", ["v1"], {"v1": 17}).replayed == {"v1": False}
+
+
+def test_subscriptions_die_with_the_session() -> None:
+    state = RouterState(clock=FROZEN)
+    peer = Peer("s1", "admin")
+    attach(state, peer)
+    state.subscribe("s1", ["v1", "*"], None)
+
+    assert state.detach("s1")
+    state.publish_event("v1", location("v1"))
+    state.publish_alert(alert("v1"))
+    assert peer.frames == []
+    assert state.describe()["subscriptions"] == 0
+
+    assert state.attach(Peer("s1").handle).subscriptions == frozenset()
+
+
+def test_unsubscribe_stops_the_named_vehicles_only() -> None:
+    state = RouterState(clock=FROZEN)
+    peer = Peer("s1")
+    attach(state, peer)
+    state.subscribe("s1", ["v1", "v2", "*"], None)
+
+    assert state.unsubscribe("s1", ["*", "v2"]) == {"v1"}
+    state.publish_event("v2", location("v2"))
+    state.publish_event("v1", location("v1"))
+
+    assert [f["vehicle_id"] for f in peer.frames] == ["v1"]
+
+
+def test_a_session_whose_link_closed_is_detached_at_once() -> None:
+    state = RouterState(clock=FROZEN)
+    gone, alive = Peer("s1"), Peer("s2")
+    attach(state, gone, alive)
+    state.subscribe("s1", ["v1"], None)
+    state.subscribe("s2", ["v1"], None)
+    gone.alive = False
+
+    state.publish_event("v1", location("v1"))
+
+    assert "s1" not in state.sessions
+    assert alive.seqs() == [1]
+
+
+def test_a_restarted_session_gets_its_subscriptions_back() -> None:
+    state = RouterState(clock=FROZEN)
+    first = Peer("s1")
+    attach(state, first)
+    state.subscribe("s1", ["v1"], None)
+
+    again = Peer("s1")
+    attached = state.attach(again.handle)
+    state.publish_event("v1", location("v1"))
+
+    assert (attached.resumed, attached.subscriptions) == (True, frozenset({"v1"}))
+    assert (first.frames, again.seqs()) == ([], [1])
+
+
+async def test_the_sink_delivers_through_the_router_actor_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(GUARD):
+        async with open_registry() as registry:
+            sink = await start_router(registry)
+            router = registry.lookup("router", "main")
+            assert router is sink.ref
+            peer = Peer("s1", "operator")
+            await sink.ref.ask(lambda reply: Attach(peer.handle, reply))
+            published_at = trio.current_time()
+
+            sink.vehicle_event("v1", location("v1"))  # not subscribed: not for s1
+            sink.alert(alert("v1"))
+            sink.command_status("v1", status("cmd_1"), sender_session="s1")
+            await trio.testing.wait_all_tasks_blocked()
+
+            assert peer.types() == ["alert", "command_status"]
+            assert trio.current_time() == published_at  # no waiting anywhere on the way
+            row = registry.snapshot()[0]
+            assert (row["kind"], row["key"], row["sessions"], row["staff_sessions"]) == (
+                "router",
+                "main",
+                1,
+                1,
+            )
+            assert (row["vehicles_numbered"], row["delivered"], row["overflow"]) == (1, 2, 0)
+
+
+async def test_a_full_mailbox_drops_telemetry_but_keeps_statuses_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(GUARD):
+        async with open_registry() as registry:
+            sink = await start_router(registry, mailbox_size=3)
+            peer = Peer("s1", "operator")
+            await sink.ref.ask(lambda reply: Attach(peer.handle, reply))
+            await sink.ref.ask(lambda reply: Subscribe("s1", ("v1",), None, reply))
+
+            # No checkpoint in between: the Router cannot take anything until we yield. The
+            # first message goes straight to the waiting Router, the next three fill the box.
+            for n in range(4):
+                sink.command_status("v1", status(f"cmd_{n}"), sender_session="s1")
+            sink.vehicle_event("v1", location("v1"))  # mailbox full: dropped
+            sink.command_status("v1", status("cmd_4"), sender_session="s1")
+            sink.vehicle_event(
+                "v1", ws_events.vehicle_connection("v1", False, "2025-12-16T10:30:45.123Z", 0)
+            )
+            sink.alert(alert("v1"))
+            sink.vehicle_event("v1", location("v1"))  # overflow waiting: dropped too
+            await trio.testing.wait_all_tasks_blocked()
+
+            assert sink.dropped == 2
+            assert peer.types() == [*["command_status"] * 5, "vehicle_connection", "alert"]
+            assert [f["command_id"] for f in peer.frames[:5]] == [f"cmd_{n}" for n in range(5)]
+            assert [f["seq"] for f in peer.frames[5:]] == [1, 2]
+            assert registry.snapshot()[0]["overflow"] == 0
