@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from actors.command_delivery import PendingCommand
 from actors.outbound import OutboundLink
 from actors.rate_limit import Decision
 from actors.telemetry import Accepted
@@ -24,7 +25,6 @@ from actors.vehicle_actor import (
     VehicleActor,
     VehicleMessage,
 )
-from actors.command_delivery import PendingCommand
 from actors.vehicle_registry import VehicleRegistry
 from api.wire.bulk import ParsedBulk
 from api.wire.command_acks import CommandAck
@@ -33,6 +33,7 @@ from hub.runtime import ActorRef, Registry
 
 VEHICLE = "vehicle"
 VEHICLE_MAILBOX = 1_000
+GOING_AWAY = 1001
 
 
 class VehicleDirectory:
@@ -82,7 +83,9 @@ class VehicleDirectory:
             and child.actor.desk.link is not None
         }
 
-    async def report(self, vehicle_id: str, record: TelemetryRecord, decision: Decision) -> Accepted:
+    async def report(
+        self, vehicle_id: str, record: TelemetryRecord, decision: Decision
+    ) -> Accepted:
         """Check, commit and publish one live record (raises the contract's errors)."""
         ref = await self.actor(vehicle_id)
         return await ref.ask(lambda reply: Report(record, decision, reply))
@@ -114,6 +117,19 @@ class VehicleDirectory:
         """Pass a vehicle's command ack to its actor."""
         ref = await self.actor(vehicle_id)
         await ref.tell(AckReceived(ack))
+
+    def going_away(self) -> int:
+        """Close every vehicle and frontend socket with 1001 (shutdown); return how many."""
+        closed = 0
+        for child in self._actors.supervisor.children():
+            actor = child.actor
+            link = getattr(actor, "link", None)
+            if isinstance(actor, VehicleActor):
+                link = actor.desk.link
+            if isinstance(link, OutboundLink) and not link.closed:
+                link.close(GOING_AWAY, "server going away")
+                closed += 1
+        return closed
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every live actor (for /debug/actors)."""

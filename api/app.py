@@ -19,10 +19,12 @@ from quart_trio.asgi import TrioASGIHTTPConnection
 
 from api import ws_fleet, ws_vehicle
 from api.context import HubServices
+from api.edge import install_cors
 from api.errors import install_error_handlers
 from api.request_body import MAX_BULK_BODY, settle_unread_body
 from api.routes import admin, auth, commands, debug, health, metrics_route, reads, telemetry
 from hub import metrics
+from hub.logs import bind_log_context
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
@@ -65,7 +67,7 @@ def create_app(services: HubServices) -> Quart:
     app = _HubApp("tvm_hub")
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BULK_BODY,
-        BODY_TIMEOUT=30,
+        BODY_TIMEOUT=services.settings.body_timeout,
         PROVIDE_AUTOMATIC_OPTIONS=True,
         QUART_SCHEMA_SWAGGER_JS_URL=f"{_DOC_ASSETS}/swagger-ui-bundle.js",
         QUART_SCHEMA_SWAGGER_CSS_URL=f"{_DOC_ASSETS}/swagger-ui.css",
@@ -88,6 +90,7 @@ def create_app(services: HubServices) -> Quart:
     app.after_request(_send_request_id)
     app.after_request(settle_unread_body)
     install_error_handlers(app)
+    install_cors(app, services.settings.cors_origins)
     for area in (auth, telemetry, reads, commands, admin, health, debug, metrics_route, ws_vehicle, ws_fleet):
         area.register(app, services)
 
@@ -104,6 +107,7 @@ async def _assign_request_id() -> None:
     offered = request.headers.get("X-Request-ID", "")
     g.request_id = offered if _SANE_REQUEST_ID.match(offered) else uuid.uuid4().hex
     g.started_at = trio.current_time()
+    bind_log_context(request_id=g.request_id)
 
 
 async def _send_request_id(response: Response) -> Response:

@@ -24,6 +24,7 @@ _HTTP_ERRORS: dict[int, tuple[str, str]] = {
     403: ("forbidden", "Forbidden"),
     404: ("not_found", "No such resource"),
     405: ("method_not_allowed", "Method not allowed on this resource"),
+    408: ("request_timeout", "The request body did not arrive in time"),
     413: ("payload_too_large", "Request body too large"),
     415: ("unsupported_media_type", "Content-Type must be application/json"),
     429: ("rate_limit_exceeded", "Too many requests"),

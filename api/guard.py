@@ -6,6 +6,7 @@ from quart import g, request
 
 from api.context import HubServices
 from hub.errors import forbidden, unauthorized
+from hub.logs import bind_log_context
 from hub.security import Principal
 
 VIEWERS = ("viewer", "operator", "admin")
@@ -26,6 +27,10 @@ def authenticate(services: HubServices) -> Principal:
     """Verify the request's token (401 on any fault) and remember the caller in ``g``."""
     principal = services.codec.verify(bearer_token())
     g.principal = principal
+    if principal.is_vehicle:
+        bind_log_context(vehicle_id=principal.vehicle_id)
+    else:
+        bind_log_context(user_id=principal.subject)
     return principal
 
 

@@ -24,6 +24,7 @@ from hub.config import ConfigError, Settings, load_settings
 from hub.errors import ContractError
 from hub.logs import configure_logging
 from hub.security import PEOPLE_ROLES, TokenCodec
+from hub.simulator import options as simulator_options
 from storage import migrate
 from storage.database import StorageError, open_asyncio_bridge, open_database
 
@@ -58,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     user_add.add_argument(
         "--password-prompt", action="store_true", help="ask for the password instead of generating"
     )
+
+    archive = commands.add_parser("archive", help="retention: archive old telemetry and audit logs")
+    archive.add_argument(
+        "--now", action="store_true", required=True, help="run one retention pass now"
+    )
+
+    simulate = commands.add_parser("simulate", help="run simulated vehicles against a hub")
+    simulator_options.add_arguments(simulate)
     return parser
 
 
@@ -125,6 +134,25 @@ def _user_add(settings: Settings, username: str, role: str, email: str | None, p
     return 0
 
 
+def _archive(settings: Settings) -> int:
+    """One retention pass (what the daily job does); prints name=value lines of its summary."""
+    from actors.retention import RetentionJob, RetentionPolicy, RetentionSummary
+
+    async def one_pass(dsn: str) -> RetentionSummary:
+        async with open_asyncio_bridge(), open_database(dsn, min_size=1, max_size=2) as database:
+            job = RetentionJob(database, RetentionPolicy.from_settings(settings))
+            return await job.run_pass()
+
+    target = serve.resolve_database(settings)
+    try:
+        migrate.upgrade(target.dsn)
+        summary = trio.run(one_pass, target.dsn)
+    finally:
+        target.stop()
+    print("\n".join(summary.lines()))
+    return 1 if summary.errors else 0
+
+
 def _db(settings: Settings, command: str, revision: str) -> int:
     target = serve.resolve_database(settings)
     try:
@@ -141,12 +169,16 @@ def _db(settings: Settings, command: str, revision: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tvm-hub`` console script; returns the exit status."""
     arguments = _parser().parse_args(argv)
+    if arguments.command == "simulate":  # a client of the hub: needs none of its settings
+        return simulator_options.main(arguments)
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"tvm-hub: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level, log_dir=settings.log_dir, files_kept=settings.log_files_kept
+    )
     try:
         match arguments.command:
             case "serve":
@@ -156,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _db(settings, arguments.db_command, getattr(arguments, "revision", ""))
             case "vehicle":
                 return _vehicle_add(settings, arguments.vehicle_id, arguments.name)
+            case "archive":
+                return _archive(settings)
             case "user":
                 return _user_add(
                     settings,

@@ -1,16 +1,36 @@
-"""Structured JSON logs on stdout: one object per line with timestamp, level and message."""
+"""Structured JSON logs: one object per line on stdout and, when ``TVM_LOG_DIR`` is set, in a
+file rotated at midnight UTC with the last N files kept (TVM-ERR-002, TVM-OBS-002).
+
+Each line has timestamp, level, logger, message, and — when known — request_id,
+vehicle_id and user_id, taken from :data:`LOG_CONTEXT`, which the API sets per request
+(trio tasks copy context variables, so everything a request does logs with its id).
+Errors carry their stack trace.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from hub.clock import format_timestamp
 
 _EXTRA_FIELDS = ("request_id", "vehicle_id", "user_id")
+
+LOG_CONTEXT: ContextVar[dict[str, str] | None] = ContextVar("tvm_log_context", default=None)
+"""Fields added to every log line of the current task (request_id, vehicle_id, user_id)."""
+
+
+def bind_log_context(**fields: str | None) -> None:
+    """Add fields to the current task's log context (None values are skipped)."""
+    current = dict(LOG_CONTEXT.get() or {})
+    current.update({key: value for key, value in fields.items() if value is not None})
+    LOG_CONTEXT.set(current)
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,8 +43,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        context = LOG_CONTEXT.get() or {}
         for name in _EXTRA_FIELDS:
-            value = getattr(record, name, None)
+            value = getattr(record, name, None) or context.get(name)
             if value is not None:
                 entry[name] = value
         if record.exc_info:
@@ -32,10 +53,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send every logger's records to stdout as JSON lines."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
+def configure_logging(
+    level: str = "INFO", *, log_dir: Path | None = None, files_kept: int = 10
+) -> None:
+    """Send every logger's records to stdout (and the log dir) as JSON lines."""
+    formatter = JsonFormatter()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.TimedRotatingFileHandler(
+                log_dir / "tvm-hub.log",
+                when="midnight",
+                utc=True,
+                backupCount=files_kept,
+                encoding="utf-8",
+            )
+        )
+    for handler in handlers:
+        handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import trio
@@ -38,6 +38,7 @@ from actors.vehicle_registry import VehicleRegistry
 from actors.vehicles import VehicleDirectory
 from api.app import create_app
 from api.context import HubServices
+from api.edge import ASGIApp, RedirectInsecure
 from hub.config import RateLimit, Settings
 from hub.runtime import Registry, Supervisor
 from hub.security import TokenCodec
@@ -168,12 +169,7 @@ async def serve_hub(
     ):
         writer = Writer(database, retry_delays=settings.db_retry_delays)
         supervisor = Supervisor(name="hub")
-        config = HypercornConfig()
-        config.bind = [f"{settings.host}:{settings.port}"]
-        config.graceful_timeout = GRACEFUL_TIMEOUT
-        config.accesslog = None
-        config.errorlog = logging.getLogger("hypercorn.error")
-        config.websocket_max_message_size = 1024 * 1024
+        config = hypercorn_config(settings)
         async with trio.open_nursery() as service_nursery:
             await service_nursery.start(writer.run)
             await service_nursery.start(supervisor.run)
@@ -181,12 +177,21 @@ async def serve_hub(
             router = await start_router(actors, RouterState(seq_origin=_seq_origin()))
             services = await build_services(settings, database, writer, actors, router)
             app = create_app(services)
+            served: ASGIApp = app  # type: ignore[assignment]
+            if settings.tls_enabled and settings.http_redirect_port is not None:
+                served = RedirectInsecure(served, https_port=_tls_port(settings))
+
+            async def stop_trigger() -> None:
+                await shutdown_trigger()
+                services.accepting = False
+                closed = services.vehicles.going_away()
+                logger.info("shutting down: closed %d sockets with 1001", closed)
 
             async def serve_http(*, task_status: trio.TaskStatus[list[str]]) -> None:
                 await hypercorn_serve(
-                    app,
+                    served,  # type: ignore[arg-type]
                     config,
-                    shutdown_trigger=shutdown_trigger,
+                    shutdown_trigger=stop_trigger,
                     task_status=task_status,
                 )
                 service_nursery.cancel_scope.cancel()  # HTTP is done: stop the Writer too
@@ -197,6 +202,28 @@ async def serve_hub(
         with trio.CancelScope(shield=True):
             services.accepting = False
             await writer.drain()
+
+
+def hypercorn_config(settings: Settings) -> HypercornConfig:
+    """Hypercorn's configuration: listeners, TLS 1.2+ (Hypercorn's minimum), limits."""
+    config = HypercornConfig()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    if settings.tls_enabled:
+        config.certfile = str(settings.tls_cert_file)
+        config.keyfile = str(settings.tls_key_file)
+        config.ciphers = "ECDHE+AESGCM:ECDHE+CHACHA20"
+        if settings.http_redirect_port is not None:
+            config.insecure_bind = [f"{settings.host}:{settings.http_redirect_port}"]
+    config.graceful_timeout = GRACEFUL_TIMEOUT
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.websocket_max_message_size = settings.websocket_max_message_bytes
+    config.h11_max_incomplete_size = 64 * 1024
+    return config
+
+
+def _tls_port(settings: Settings) -> int:
+    return settings.port or 443
 
 
 def _seq_origin() -> int:
