@@ -7,6 +7,7 @@ gracefully at the end; requests go over TCP with httpx, exactly as a vehicle's w
 from __future__ import annotations
 
 import dataclasses
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -59,7 +60,9 @@ def status_body(state: str, ts: str | None = None, **fields: Any) -> dict[str, A
     return body
 
 
-def battery_body(soc: float = 85.5, charging: bool = False, ts: str | None = None) -> dict[str, Any]:
+def battery_body(
+    soc: float = 85.5, charging: bool = False, ts: str | None = None
+) -> dict[str, Any]:
     """A valid battery report."""
     return {
         "timestamp": ts or timestamp(),
@@ -198,6 +201,7 @@ def hub_settings(database_url: str, **overrides: Any) -> Settings:
 @asynccontextmanager
 async def running_hub(database_url: str, **overrides: Any) -> AsyncIterator[RunningHub]:
     """Serve a hub for the duration of the block; stop it gracefully afterwards."""
+    verify_ca = overrides.pop("admin_client_verify", None)
     settings = hub_settings(database_url, **overrides)
     stop = trio.Event()
     async with trio.open_nursery() as hub_nursery:
@@ -205,7 +209,11 @@ async def running_hub(database_url: str, **overrides: Any) -> AsyncIterator[Runn
             partial(serve_hub, settings, database_url, shutdown_trigger=stop.wait)
         )
         base_url = binds[0]
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        verify: ssl.SSLContext | bool = True
+        if verify_ca is not None:
+            verify = ssl.create_default_context()
+            verify_ca.configure_trust(verify)
+        async with httpx.AsyncClient(base_url=base_url, timeout=30, verify=verify) as client:
             hub = RunningHub(base_url, client, settings)
             login = await hub.login(
                 grant_type="password", username=ADMIN_USERNAME, password=ADMIN_PASSWORD
