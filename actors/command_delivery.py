@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +47,8 @@ class PendingCommand:
     ack: dict[str, Any] | None = None
     acked: trio.Event = field(default_factory=trio.Event)
     settled: trio.Event = field(default_factory=trio.Event)
+    absorbed: list[PendingCommand] = field(default_factory=list)
+    """Older queued configures merged into this one: they end with its status."""
 
     @property
     def command_id(self) -> str:
@@ -151,8 +154,8 @@ class CommandDesk:
             older = self.pending.get(outcome.merged.command_id)
             for command_id in pending.queued.all_ids:
                 self.pending[command_id] = pending
-            if older is not None and older.origin_session != pending.origin_session:
-                self._report(older, "queued", None)
+            if older is not None:
+                pending.absorbed.append(older)
         self._report(pending, "queued", None)
         self._persist(lambda: self._store.set_status(pending.queued.all_ids, "queued"))
 
@@ -179,7 +182,7 @@ class CommandDesk:
             pending.status = "queued"
             pending.sends = 0
             self._report(pending, "queued", None)
-            self._persist(lambda p=pending: self._store.set_status(p.queued.all_ids, "queued"))
+            self._persist(partial(self._store.set_status, pending.queued.all_ids, "queued"))
 
     def _send(self, pending: PendingCommand) -> None:
         assert self.link is not None and self._nursery is not None
@@ -209,8 +212,10 @@ class CommandDesk:
                 return
             pending.sends += 1
             link.send_nowait(pending.queued.payload, urgent=pending.queued.is_emergency_stop)
-            sends = pending.sends
-            self._persist(lambda: self._store.set_status([pending.command_id], "sent", sends=sends))
+            # Bind the count now: the job runs later, after more sends may have happened.
+            self._persist(
+                partial(self._store.set_status, pending.queued.all_ids, "sent", sends=pending.sends)
+            )
 
     # --- answers ------------------------------------------------------------------------
 
@@ -227,8 +232,11 @@ class CommandDesk:
         return True
 
     def _settle(self, pending: PendingCommand, status: str, ack: dict[str, Any] | None) -> None:
-        pending.status = status
-        pending.ack = ack
+        for settling in (pending, *_absorbed(pending)):
+            settling.status = status
+            settling.ack = ack
+            if status in SETTLED:
+                settling.settled.set()
         self._report(pending, status, ack)
         self._persist(lambda: self._store.set_status(pending.queued.all_ids, status, ack=ack))
         mission_id = pending.queued.payload.get("mission", {}).get("mission_id") or (
@@ -237,16 +245,17 @@ class CommandDesk:
         mission_status = _MISSION_STATUS.get((pending.queued.type, status))
         if mission_id and mission_status:
             self._persist(lambda: self._store.mission_status(mission_id, mission_status))
-        if status in SETTLED:
-            pending.settled.set()
         if status in ("rejected", "executed", "applied", "timeout", "dropped", "expired"):
             for command_id in pending.queued.all_ids:
                 self.pending.pop(command_id, None)
 
     def _report(self, pending: PendingCommand, status: str, ack: dict[str, Any] | None) -> None:
+        # A merged configure's ids are reported to whoever sent each of them.
+        senders = {older.command_id: older.origin_session for older in _absorbed(pending)}
         for command_id in pending.queued.all_ids:
             event = ws_events.command_status(command_id, self.vehicle_id, status, ack)
-            self._sink.command_status(self.vehicle_id, event, sender_session=pending.origin_session)
+            sender = senders.get(command_id, pending.origin_session)
+            self._sink.command_status(self.vehicle_id, event, sender_session=sender)
 
     def _emergency_stop_unconfirmed(self, pending: PendingCommand) -> None:
         draft = alert_rules.AlertDraft(
@@ -267,3 +276,11 @@ class CommandDesk:
         """Queue and in-flight counts for /debug/actors."""
         in_flight = {id(p) for p in self.pending.values() if p.status == "sent"}
         return {"queue_depth": len(self.queue), "commands_in_flight": len(in_flight)}
+
+
+def _absorbed(pending: PendingCommand) -> list[PendingCommand]:
+    """Every older command merged into ``pending``, however many merges deep."""
+    found: list[PendingCommand] = []
+    for older in pending.absorbed:
+        found.extend((older, *_absorbed(older)))
+    return found

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -27,6 +27,7 @@ NORMAL = 1000
 INVALID_MESSAGE = 4002
 FLOODING = 4003
 HEARTBEAT_TIMEOUT = 4008
+FINAL_ERROR_WAIT = 5.0  # how long a 4002 close waits for the last error frame to go out
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,19 @@ class _FloodMeter:
         return self.busy_seconds >= self.seconds_allowed
 
 
+@dataclass(slots=True)
+class _WriterProgress:
+    """Whether the writer is in the middle of a write; ``progress`` is set after each one."""
+
+    busy: bool = False
+    progress: trio.Event = field(default_factory=trio.Event)
+
+    def wrote(self) -> None:
+        self.busy = False
+        self.progress.set()
+        self.progress = trio.Event()
+
+
 FrameHandler = Callable[[str | bytes], Awaitable[None]]
 
 
@@ -82,11 +96,18 @@ async def run_socket(
     """Serve the socket until one side ends it; return the ``(code, reason)`` to close with.
 
     ``on_frame`` handles one inbound frame; raising :class:`ContractError` marks the frame
-    invalid (an ``error`` frame is sent; three in a row close 4002). Returns ``(1000, "")``
-    with nothing more to send when the peer went away (``receive`` raised PeerGoneError).
+    invalid (an ``error`` frame is sent; three in a row close 4002 once the third error is
+    written). Returns ``(1000, "peer closed")``, with nothing more to send, when the peer went
+    away (``receive`` raised PeerGoneError).
     """
     outcome: list[tuple[int, str]] = []
     flood = _FloodMeter(policy.flood_messages_per_second, policy.flood_seconds)
+    writer = _WriterProgress()
+
+    async def flushed() -> None:
+        """Wait until every frame queued so far is written (or the link is closed)."""
+        while (link.depth() or writer.busy) and not link.closed:
+            await writer.progress.wait()
 
     async def read() -> None:
         invalid = 0
@@ -109,6 +130,8 @@ async def run_socket(
                 invalid += 1
                 link.send_nowait(ws_events.contract_error_frame(error))
                 if invalid >= policy.max_consecutive_invalid:
+                    with trio.move_on_after(FINAL_ERROR_WAIT):
+                        await flushed()  # the peer gets the error of the last one too
                     link.close(INVALID_MESSAGE, "invalid_message")
                     return
 
@@ -119,12 +142,17 @@ async def run_socket(
             except LinkClosedError as closed:
                 outcome.append((closed.code, closed.reason))
                 return
+            writer.busy = True
             await send(json.dumps(frame, separators=(",", ":")))
+            writer.wrote()
 
     async def heartbeat() -> None:
+        # Pings keep a fixed rhythm (30 s, 60 s, …) however long the pong wait took.
+        next_ping = trio.current_time() + policy.ping_interval
         while not link.closed:
-            await trio.sleep(policy.ping_interval)
+            await trio.sleep_until(next_ping)
             pinged_at = trio.current_time()
+            next_ping += policy.ping_interval
             link.send_nowait(ws_events.ping(now_timestamp()))
             await trio.sleep(policy.pong_timeout)
             quiet_since = trio.current_time() - link.last_received
@@ -144,6 +172,12 @@ async def run_socket(
         socket_nursery.start_soon(until_done, heartbeat)
     if outcome:
         return outcome[0]
+    if link.closed:
+        # The writer was cancelled in the middle of a write; the link still knows why.
+        try:
+            await link.next_frame()
+        except LinkClosedError as closed:
+            return (closed.code, closed.reason)
     return (NORMAL, "")
 
 
