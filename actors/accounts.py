@@ -58,6 +58,9 @@ class AccountService:
         self._codec = codec
         self._limiter = limiter
         self._refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
+        # Disabled through this service: a login that read the row just before the disable
+        # must not put the vehicle back into the registry.
+        self._disabled_here: set[str] = set()
 
     def _check_login_rate(self, client_key: str, address: str) -> None:
         for kind, key in (("login_client", client_key), ("login_address", address)):
@@ -74,6 +77,10 @@ class AccountService:
         if not await security.verify_secret_in_thread(secret_hash, client_secret) or row is None:
             raise security.invalid_client()
         vehicle_id = str(row["vehicle_id"])
+        if vehicle_id not in self._disabled_here:
+            # The database says it is enabled: a vehicle registered by another process (the
+            # ``tvm-hub vehicle add`` command while the hub runs) may report from now on.
+            self._registry.added(vehicle_id)
         tokens = await self._issue(
             subject=vehicle_id, role="vehicle", vehicle_id=vehicle_id, user_id=None,
             family_id=uuid.uuid4(),
@@ -190,6 +197,7 @@ class AccountService:
 
     async def disable_vehicle(self, vehicle_id: str) -> None:
         """Refuse the vehicle's reports and logins from now on (its history is kept)."""
+        self._disabled_here.add(vehicle_id)
         async with storage_guard():
             found = await vehicle_queries.disable_vehicle(self._database, vehicle_id)
         if not found:

@@ -84,6 +84,10 @@ class StatusStore:
         """Move a mission along."""
         raise NotImplementedError
 
+    async def stop_result(self, command_id: str, status: str, ack: dict[str, Any] | None) -> None:
+        """Record in the audit log how an emergency stop ended."""
+        raise NotImplementedError
+
 
 _MISSION_STATUS = {
     ("dispatch", "accepted"): "accepted",
@@ -136,9 +140,12 @@ class CommandDesk:
     # --- arrival ------------------------------------------------------------------------
 
     def restore(self, pending: PendingCommand) -> None:
-        """Take back a command that was queued before a hub restart."""
-        self.pending[pending.command_id] = pending
-        self.queue.restore(pending.queued)
+        """Take back a command that was queued before a hub restart (in stored order).
+
+        Restoring goes through the queue's own rules, so configures merged before the
+        restart are merged again (the rows keep their own payloads).
+        """
+        self._enqueue(pending)
 
     def deliver(self, pending: PendingCommand) -> None:
         """Send now if the vehicle is connected, else queue (reporting what that pushed out)."""
@@ -147,6 +154,13 @@ class CommandDesk:
         if self.link is not None and not self.link.closed:
             self._send(pending)
             return
+        self._enqueue(pending)
+        self._report(pending, "queued", None)
+        self._persist(lambda: self._store.set_status(pending.queued.all_ids, "queued"))
+
+    def _enqueue(self, pending: PendingCommand) -> None:
+        for command_id in pending.queued.all_ids:
+            self.pending[command_id] = pending
         outcome = self.queue.push(pending.queued)
         for dropped in outcome.dropped:
             self._settle(self.pending[dropped.command_id], "dropped", None)
@@ -156,8 +170,6 @@ class CommandDesk:
                 self.pending[command_id] = pending
             if older is not None:
                 pending.absorbed.append(older)
-        self._report(pending, "queued", None)
-        self._persist(lambda: self._store.set_status(pending.queued.all_ids, "queued"))
 
     # --- the link -----------------------------------------------------------------------
 
@@ -232,13 +244,25 @@ class CommandDesk:
         return True
 
     def _settle(self, pending: PendingCommand, status: str, ack: dict[str, Any] | None) -> None:
-        for settling in (pending, *_absorbed(pending)):
-            settling.status = status
-            settling.ack = ack
-            if status in SETTLED:
-                settling.settled.set()
+        settling = (pending, *_absorbed(pending))
+        for command in settling:
+            command.status = status
+            command.ack = ack
         self._report(pending, status, ack)
-        self._persist(lambda: self._store.set_status(pending.queued.all_ids, status, ack=ack))
+
+        async def record() -> None:
+            # ``settled`` waits for the write, so whoever waits on it (REST) can read the
+            # status back at once; a failed write still releases them.
+            try:
+                await self._store.set_status(pending.queued.all_ids, status, ack=ack)
+                if pending.queued.is_emergency_stop:
+                    await self._store.stop_result(pending.command_id, status, ack)
+            finally:
+                if status in SETTLED:
+                    for command in settling:
+                        command.settled.set()
+
+        self._persist(record)
         mission_id = pending.queued.payload.get("mission", {}).get("mission_id") or (
             pending.queued.payload.get("mission_id")
         )

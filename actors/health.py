@@ -21,8 +21,28 @@ class HealthProbe:
         self._writer = writer
         self._registry = registry
 
+    def pool_usage(self) -> dict[str, int]:
+        """Connections in the pool: size, idle, busy, max."""
+        return self._database.pool_usage()
+
+    def writer_queue_depth(self) -> int:
+        """Write requests waiting for the next group commit."""
+        return self._writer.queue_depth()
+
     async def database_status(self) -> dict[str, Any]:
-        """``{"status": "ok", "latency_ms": …}`` or ``{"status": "down", "error": …}``."""
+        """``{"status": "ok", "latency_ms": …}`` or ``{"status": "down", "error": …}``.
+
+        While the database is known down this answers at once (the storage layer's probe
+        checks it every second); otherwise it pings, which also notices a new outage.
+        """
+        availability = self._database.availability
+        down_since = availability.down_since
+        if down_since is not None:
+            return {
+                "status": "down",
+                "error": "unreachable",
+                "down_seconds": round(trio.current_time() - down_since, 1),
+            }
         with trio.move_on_after(PING_TIMEOUT):
             try:
                 latency = await self._database.ping()

@@ -29,6 +29,7 @@ from api.wire.telemetry import (
     LocationUpdate,
     StatusUpdate,
 )
+from hub import metrics
 from hub.clock import format_timestamp, now_timestamp, utc_now
 from hub.errors import RateLimitedError, service_unavailable
 from storage.database import Database, StorageUnavailableError
@@ -79,7 +80,6 @@ class TelemetryService:
         self._database = database
         self._limiter = limiter
         self.known_error_codes = known_error_codes
-        self.ingested: dict[str, int] = {}
 
     def current_state(self, vehicle_id: str) -> str | None:
         """The vehicle's last accepted state if the hub holds one (no database access)."""
@@ -113,7 +113,7 @@ class TelemetryService:
             inserted = result.inserted[0]
             if inserted:
                 plan.apply()
-        self.ingested[record.kind] = self.ingested.get(record.kind, 0) + int(inserted)
+        self._count(record.kind, inserted)
         body = await self._answer(vehicle_id, record, inserted, alert_id)
         if not inserted:
             return Accepted(body, decision.headers())
@@ -142,7 +142,7 @@ class TelemetryService:
                 if inserted:
                     plan.apply()
         for item, inserted in zip(parsed.messages, result.inserted, strict=True):
-            self.ingested[item.kind] = self.ingested.get(item.kind, 0) + int(inserted)
+            self._count(item.kind, inserted)
         raised = [alert for alert in request.alerts if result.inserted[alert.source]]
         body = {
             "status": "ok",
@@ -153,6 +153,11 @@ class TelemetryService:
             "offline_duration_seconds": parsed.offline_duration_seconds,
         }
         return Accepted(body, decision.headers(), [], _alert_frames(raised))
+
+    def _count(self, kind: str, inserted: bool) -> None:
+        (metrics.telemetry_ingested if inserted else metrics.telemetry_duplicates).labels(
+            kind
+        ).inc()
 
     def _bulk_plan(self, state: VehicleState, item: BulkItem) -> tuple[_Plan, str | None]:
         plan = self._plan(state, item.record, backfilled=True)

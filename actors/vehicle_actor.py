@@ -109,8 +109,9 @@ VehicleMessage = Report | BulkReport | Connect | Disconnect | AckReceived | Send
 
 
 class _StorageStatusStore(StatusStore):
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, vehicle_id: str) -> None:
         self._database = database
+        self._vehicle_id = vehicle_id
 
     async def set_status(
         self,
@@ -140,6 +141,13 @@ class _StorageStatusStore(StatusStore):
 
     async def mission_status(self, mission_id: str, status: str) -> None:
         await command_queries.set_mission_status(self._database, mission_id, status)
+
+    async def stop_result(self, command_id: str, status: str, ack: dict[str, Any] | None) -> None:
+        await account_queries.write_audit(
+            self._database, action="emergency_stop_result", actor=None, actor_role=None,
+            vehicle_id=self._vehicle_id, outcome=status,
+            details={"command_id": command_id, "ack": ack},
+        )
 
 
 def resume_allowed(last_state: str | None, last_delivered: str | None) -> bool:
@@ -174,13 +182,16 @@ class VehicleActor:
         self.desk = CommandDesk(
             vehicle_id,
             sink=sink,
-            store=_StorageStatusStore(database),
+            store=_StorageStatusStore(database, vehicle_id),
             persist=self._persist,
             ttl=command_ttl,
             ack_timeout=ack_timeout,
         )
         self._queue_position = 0
         self._ping_interval = ping_interval
+        self._persist_queued = 0
+        self._persisted = 0
+        self._lane_progress = trio.Event()
 
     # --- life -----------------------------------------------------------------------------
 
@@ -262,11 +273,10 @@ class VehicleActor:
         if old is not None:
             old.close(4009, "replaced")
             self.desk.disconnected()
-        link.send_nowait(
-            ws_events.welcome(
-                self.vehicle_id, now_timestamp(), ping_interval_seconds=self._ping_interval
-            )
+        welcome = ws_events.welcome(
+            self.vehicle_id, now_timestamp(), ping_interval_seconds=self._ping_interval
         )
+        link.send_nowait(welcome, urgent=True)  # first, even before queued emergency stops
         self.desk.connected(link)
         self._connection_event(connected=True)
 
@@ -309,9 +319,11 @@ class VehicleActor:
             origin.session_id,
         )
         if command.type == "emergency_stop":
-            self.desk.deliver(pending)  # no validation delay, no queueing behind others
-            reply.send(pending)
+            # The row is written first in the lane, but the stop goes out now: no validation
+            # delay, no queueing behind others.
             self._persist(lambda: self._record(command, pending, origin, reply=None))
+            self.desk.deliver(pending)
+            reply.send(pending)
             return
         self._persist(lambda: self._record(command, pending, origin, reply=reply))
 
@@ -385,6 +397,7 @@ class VehicleActor:
     def _persist(self, job: PersistJob) -> None:
         try:
             self._persist_send.send_nowait(job)
+            self._persist_queued += 1
         except trio.WouldBlock:
             logger.error("persistence lane of %s full; a status write was skipped", self.vehicle_id)
 
@@ -394,6 +407,16 @@ class VehicleActor:
                 await job()
             except StorageError as exc:
                 logger.error("storage write for %s failed: %s", self.vehicle_id, exc)
+            finally:
+                self._persisted += 1
+                self._lane_progress.set()
+                self._lane_progress = trio.Event()
+
+    async def drain(self) -> None:
+        """Wait until every storage write queued so far is done (used at shutdown)."""
+        target = self._persist_queued
+        while self._persisted < target:
+            await self._lane_progress.wait()
 
     async def _restore_queue(self) -> None:
         rows = await command_queries.queued_commands(self._database, self.vehicle_id)

@@ -131,6 +131,12 @@ class VehicleDirectory:
                 closed += 1
         return closed
 
+    async def drain(self) -> None:
+        """Wait until every vehicle actor has written what it queued for storage."""
+        for child in self._actors.supervisor.children():
+            if isinstance(child.actor, VehicleActor):
+                await child.actor.drain()
+
     def snapshot(self) -> list[dict[str, Any]]:
         """Every live actor (for /debug/actors)."""
         return self._actors.snapshot()

@@ -26,6 +26,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from actors.accounts import AccountService
+from actors.alerts import AlertingSink, build_alert_service
 from actors.events import EventSink
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
@@ -51,6 +52,7 @@ from storage.writer import Writer
 logger = logging.getLogger(__name__)
 
 GRACEFUL_TIMEOUT = 30.0
+DRAIN_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +113,8 @@ async def build_services(
         limiter=limiter,
         known_error_codes=await vehicle_queries.known_error_codes(database),
     )
-    sink: EventSink = router
+    alerts = build_alert_service(settings, database, router)
+    sink: EventSink = AlertingSink(router, alerts)  # vehicle actors' alerts also go out by mail/Redis
 
     def make_vehicle_actor(vehicle_id: str) -> VehicleActor:
         return VehicleActor(
@@ -136,6 +139,7 @@ async def build_services(
         actors=actors,
         vehicles=VehicleDirectory(actors=actors, known=registry, make_actor=make_vehicle_actor),
         router=router,
+        alerts=alerts,
         socket_policy=SocketPolicy(
             ping_interval=settings.ping_interval, pong_timeout=settings.pong_timeout
         ),
@@ -176,6 +180,7 @@ async def serve_hub(
             actors = Registry(supervisor)
             router = await start_router(actors, RouterState(seq_origin=_seq_origin()))
             services = await build_services(settings, database, writer, actors, router)
+            await service_nursery.start(services.alerts.run)
             app = create_app(services)
             served: ASGIApp = app  # type: ignore[assignment]
             if settings.tls_enabled and settings.http_redirect_port is not None:
@@ -194,6 +199,8 @@ async def serve_hub(
                     shutdown_trigger=stop_trigger,
                     task_status=task_status,
                 )
+                with trio.move_on_after(DRAIN_TIMEOUT):
+                    await services.vehicles.drain()  # command rows and statuses queued so far
                 service_nursery.cancel_scope.cancel()  # HTTP is done: stop the Writer too
 
             binds = await service_nursery.start(serve_http)

@@ -8,7 +8,7 @@ import trio
 from quart import Quart, Response, g, request
 from quart_schema import document_request, document_response, tag
 
-from actors.command_delivery import PendingCommand
+from actors.command_delivery import MAX_SENDS, PendingCommand
 from actors.fleet_reads import parse_limit
 from actors.vehicle_actor import CommandOrigin
 from api.context import HubServices
@@ -25,7 +25,13 @@ from api.wire.validation import parse_json_object
 from hub.errors import bad_request
 from hub.security import Principal
 
-COMMAND_WAIT = 16.0  # 3 sends 5 s apart, plus a margin
+WAIT_MARGIN = 1.0  # seconds past the last send's ack timeout
+
+
+def command_wait(services: HubServices) -> float:
+    """How long a REST call waits for a command to settle: every send's ack timeout, plus a
+    margin (16 s with the default 5 s timeout)."""
+    return services.settings.command_ack_timeout * MAX_SENDS + WAIT_MARGIN
 
 
 def _origin(principal: Principal) -> CommandOrigin:
@@ -67,7 +73,7 @@ def register(app: Quart, services: HubServices) -> None:
         pending = await services.vehicles.send_command(vehicle_id, command, _origin(principal))
         wait = request.args.get("wait", "true").lower() not in ("false", "0", "no")
         if wait and pending.status != "queued":
-            await wait_for_outcome(pending, COMMAND_WAIT)
+            await wait_for_outcome(pending, command_wait(services))
         status = 200 if pending.settled.is_set() else 202
         return json_response(command_answer(vehicle_id, pending), status=status)
 
@@ -111,7 +117,7 @@ def register(app: Quart, services: HubServices) -> None:
                 vehicle_id, command, _origin(principal)
             )
             if pending.status != "queued":
-                await wait_for_outcome(pending, COMMAND_WAIT)
+                await wait_for_outcome(pending, command_wait(services))
             results[vehicle_id] = command_answer(vehicle_id, pending)
 
         async with trio.open_nursery() as stops:

@@ -52,6 +52,7 @@ class FakeStatusStore(StatusStore):
         self.writes: list[StatusWrite] = []
         self.alerts: list[tuple[str, alert_rules.AlertDraft, str]] = []
         self.missions: list[tuple[str, str]] = []
+        self.stop_results: list[tuple[str, str]] = []
 
     async def set_status(
         self,
@@ -72,19 +73,32 @@ class FakeStatusStore(StatusStore):
     async def mission_status(self, mission_id: str, status: str) -> None:
         self.missions.append((mission_id, status))
 
+    async def stop_result(self, command_id: str, status: str, ack: dict[str, Any] | None) -> None:
+        self.stop_results.append((command_id, status))
+
 
 class PersistLane:
-    """``persist``: keeps jobs; :meth:`run` runs them in order, as the actor's lane would."""
+    """``persist``: runs jobs in order in the background, as the actor's lane does."""
 
     def __init__(self) -> None:
         self.waiting: list[PersistJob] = []
+        self._wakeup = trio.Event()
 
     def __call__(self, job: PersistJob) -> None:
         self.waiting.append(job)
+        self._wakeup.set()
 
     async def run(self) -> None:
+        """Run what is waiting now (and wait for it)."""
         while self.waiting:
             await self.waiting.pop(0)()
+
+    async def serve(self) -> None:
+        """Run jobs as they come, until cancelled."""
+        while True:
+            await self.run()
+            self._wakeup = trio.Event()
+            await self._wakeup.wait()
 
 
 @dataclass
@@ -127,6 +141,7 @@ async def open_desk(**options: Any) -> AsyncIterator[Desk]:
     desk = CommandDesk(VEHICLE, sink=sink, store=store, persist=lane, **options)
     async with trio.open_nursery() as timers:
         desk.bind(timers)
+        timers.start_soon(lane.serve)
         yield Desk(desk, sink, store, lane, trio.current_time())
         timers.cancel_scope.cancel()
 
@@ -224,6 +239,7 @@ async def test_no_ack_resends_at_5_and_10_s_then_times_out_at_15_s(
             await pending.outcome()
             assert d.now() == 15.0
             assert (pending.status, pending.sends) == ("timeout", 3)
+            await d.lane.run()  # settled once the status is recorded
             assert pending.settled.is_set()
             assert d.statuses("cmd_1") == ["sent", "timeout"]
             assert not d.desk.knows("cmd_1")
@@ -264,6 +280,7 @@ async def test_an_ack_after_the_second_send_stops_the_resends(
             await d.sleep_until(7)
             answer = ack("cmd_1", "accepted", estimated_arrival=TIMESTAMP)
             assert d.desk.acknowledged(answer)
+            await d.lane.run()  # settled once the status is recorded
             assert pending.settled.is_set()
             assert await pending.outcome() == "accepted"
             assert d.now() == 7.0
@@ -504,6 +521,7 @@ async def test_the_101st_queued_command_drops_the_oldest_and_tells_its_sender(
                 d.desk.deliver(pending)
             oldest = commands[0]
             assert oldest.status == "dropped"
+            await d.lane.run()  # settled once the status is recorded
             assert oldest.settled.is_set()
             assert ("cmd_0", "dropped", "session_0") in d.reports()
             assert d.statuses("cmd_0") == ["queued", "dropped"]
@@ -559,6 +577,7 @@ async def test_two_queued_configures_take_one_slot_and_share_the_final_status(
             assert ("cmd_cfg_1", "applied", "session_a") in d.reports()
             assert ("cmd_cfg_2", "applied", "session_b") in d.reports()
             assert (first.status, second.status) == ("applied", "applied")
+            await d.lane.run()  # settled once the status is recorded
             assert first.settled.is_set() and second.settled.is_set()
             assert not d.desk.knows("cmd_cfg_1") and not d.desk.knows("cmd_cfg_2")
             writes = await d.writes()
@@ -599,6 +618,7 @@ async def test_every_sender_of_a_chain_of_merged_configures_hears_the_outcome(
                 ("cmd_cfg_3", "applied", "session_3"),
             ]
             assert [p.status for p in configures] == ["applied"] * 3
+            await d.lane.run()  # settled once the status is recorded
             assert all(p.settled.is_set() for p in configures)
 
 
@@ -622,6 +642,7 @@ async def test_commands_older_than_the_ttl_expire_and_the_rest_go_out_stops_firs
             link = OutboundLink()
             d.desk.connected(link)
             assert stale.status == "expired"
+            await d.lane.run()  # settled once the status is recorded
             assert stale.settled.is_set()
             assert d.statuses("cmd_old") == ["queued", "expired"]
             assert ("cmd_old", "expired", "session_a") in d.reports()
