@@ -68,7 +68,9 @@ class AccountService:
             if not decision.allowed:
                 raise RateLimitedError(decision.retry_after, decision.headers())
 
-    async def login_vehicle(self, client_id: str, client_secret: str, address: str) -> dict[str, Any]:
+    async def login_vehicle(
+        self, client_id: str, client_secret: str, address: str
+    ) -> dict[str, Any]:
         """Tokens for a vehicle's client credentials, or 401 ``invalid_client``."""
         self._check_login_rate(client_id, address)
         async with storage_guard():
@@ -82,7 +84,10 @@ class AccountService:
             # ``tvm-hub vehicle add`` command while the hub runs) may report from now on.
             self._registry.added(vehicle_id)
         tokens = await self._issue(
-            subject=vehicle_id, role="vehicle", vehicle_id=vehicle_id, user_id=None,
+            subject=vehicle_id,
+            role="vehicle",
+            vehicle_id=vehicle_id,
+            user_id=None,
             family_id=uuid.uuid4(),
         )
         return {**tokens, "vehicle_id": vehicle_id}
@@ -96,8 +101,11 @@ class AccountService:
         if not await security.verify_secret_in_thread(password_hash, password) or row is None:
             raise security.invalid_client()
         tokens = await self._issue(
-            subject=username, role=str(row["role"]), vehicle_id=None,
-            user_id=int(row["user_id"]), family_id=uuid.uuid4(),
+            subject=username,
+            role=str(row["role"]),
+            vehicle_id=None,
+            user_id=int(row["user_id"]),
+            family_id=uuid.uuid4(),
         )
         return {**tokens, "username": username, "role": row["role"]}
 
@@ -121,8 +129,12 @@ class AccountService:
         vehicle_id = row["vehicle_id"]
         subject = vehicle_id if row["subject_kind"] == "vehicle" else row["username"]
         tokens = await self._issue(
-            subject=str(subject), role=str(row["role"]), vehicle_id=vehicle_id,
-            user_id=row["user_id"], family_id=row["family_id"], refresh=(new_token, new_hash),
+            subject=str(subject),
+            role=str(row["role"]),
+            vehicle_id=vehicle_id,
+            user_id=row["user_id"],
+            family_id=row["family_id"],
+            refresh=(new_token, new_hash),
         )
         if vehicle_id is not None:
             tokens["vehicle_id"] = vehicle_id
@@ -170,13 +182,19 @@ class AccountService:
         try:
             async with storage_guard():
                 await vehicle_queries.create_vehicle(
-                    self._database, vehicle_id=vehicle_id, name=name,
-                    client_id=client_id, secret_hash=secret_hash,
+                    self._database,
+                    vehicle_id=vehicle_id,
+                    name=name,
+                    client_id=client_id,
+                    secret_hash=secret_hash,
                 )
         except UniqueViolationError:
             raise ContractError(
-                409, "vehicle_exists", f"Vehicle {vehicle_id} is already registered",
-                field="vehicle_id", received_value=vehicle_id,
+                409,
+                "vehicle_exists",
+                f"Vehicle {vehicle_id} is already registered",
+                field="vehicle_id",
+                received_value=vehicle_id,
             ) from None
         self._registry.added(vehicle_id)
         return VehicleCredentials(vehicle_id, client_id, secret)
@@ -188,7 +206,9 @@ class AccountService:
         secret_hash = await security.hash_secret_in_thread(secret)
         async with storage_guard():
             found = await vehicle_queries.rotate_secret(
-                self._database, vehicle_id=vehicle_id, client_id=client_id,
+                self._database,
+                vehicle_id=vehicle_id,
+                client_id=client_id,
                 secret_hash=secret_hash,
             )
         if not found:
@@ -204,21 +224,25 @@ class AccountService:
             raise unknown_vehicle(vehicle_id)
         self._registry.disabled(vehicle_id)
 
-    async def create_user(
-        self, username: str, password: str, role: str, email: str | None
-    ) -> None:
+    async def create_user(self, username: str, password: str, role: str, email: str | None) -> None:
         """Add a person; 409 if the name or e-mail is taken."""
         password_hash = await security.hash_secret_in_thread(password)
         try:
             async with storage_guard():
                 await account_queries.create_user(
-                    self._database, username=username, password_hash=password_hash,
-                    role=role, email=email,
+                    self._database,
+                    username=username,
+                    password_hash=password_hash,
+                    role=role,
+                    email=email,
                 )
         except UniqueViolationError:
             raise ContractError(
-                409, "user_exists", f"User {username} or that e-mail already exists",
-                field="username", received_value=username,
+                409,
+                "user_exists",
+                f"User {username} or that e-mail already exists",
+                field="username",
+                received_value=username,
             ) from None
 
     async def ensure_admin(self, username: str, password: str) -> bool:

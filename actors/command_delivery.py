@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import trio
@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 ACK_TIMEOUT = 5.0
 MAX_SENDS = 3
-SETTLED = frozenset({"accepted", "rejected", "executed", "applied", "timeout", "dropped", "expired"})
+SETTLED = frozenset(
+    {"accepted", "rejected", "executed", "applied", "timeout", "dropped", "expired"}
+)
 ACK_STATUSES = frozenset({"accepted", "rejected", "executed", "applied"})
 
 PersistJob = Callable[[], Awaitable[None]]
@@ -76,7 +78,9 @@ class StatusStore:
         """Record a status change."""
         raise NotImplementedError
 
-    async def raise_alert(self, vehicle_id: str, draft: alert_rules.AlertDraft, alert_id: str) -> None:
+    async def raise_alert(
+        self, vehicle_id: str, draft: alert_rules.AlertDraft, alert_id: str
+    ) -> None:
         """Store an alert."""
         raise NotImplementedError
 
@@ -291,8 +295,12 @@ class CommandDesk:
         self._persist(lambda: self._store.raise_alert(self.vehicle_id, draft, alert_id))
         self._sink.alert(
             ws_events.alert(
-                alert_id, self.vehicle_id, severity=draft.severity, kind=draft.kind,
-                message=draft.message, timestamp=now_timestamp(),
+                alert_id,
+                self.vehicle_id,
+                severity=draft.severity,
+                kind=draft.kind,
+                message=draft.message,
+                timestamp=now_timestamp(),
             )
         )
 

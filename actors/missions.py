@@ -197,11 +197,16 @@ class MissionService:
         before = decode_cursor(cursor) if cursor else None
         async with storage_guard():
             rows = await mission_queries.missions_page(
-                self._database, vehicle_id=vehicle_id, status=status, before=before,
+                self._database,
+                vehicle_id=vehicle_id,
+                status=status,
+                before=before,
                 limit=limit + 1,
             )
         return _page(
-            [mission_item(row) for row in rows], rows, limit,
+            [mission_item(row) for row in rows],
+            rows,
+            limit,
             lambda row: encode_cursor(row["created_at"], row["mission_id"]),
         )
 
@@ -267,11 +272,18 @@ class MissionService:
         after = decode_cursor(cursor) if cursor else None
         async with storage_guard():
             rows = await mission_queries.reservations_page(
-                self._database, status=status, vehicle_id=vehicle_id, start=start, end=end,
-                after=after, limit=limit + 1,
+                self._database,
+                status=status,
+                vehicle_id=vehicle_id,
+                start=start,
+                end=end,
+                after=after,
+                limit=limit + 1,
             )
         return _page(
-            [reservation_item(row) for row in rows], rows, limit,
+            [reservation_item(row) for row in rows],
+            rows,
+            limit,
             lambda row: encode_cursor(row["scheduled_time"], row["reservation_id"]),
         )
 
@@ -297,8 +309,13 @@ class MissionService:
     async def cancel(self, reservation_id: str, caller: Caller) -> dict[str, Any]:
         """Cancel (idempotent for a cancelled one; a completed one stays completed: 400)."""
         return await self._change(
-            reservation_id, caller, action="reservation_cancel", status="cancelled",
-            scheduled_time=None, set_vehicle=False, vehicle_id=None,
+            reservation_id,
+            caller,
+            action="reservation_cancel",
+            status="cancelled",
+            scheduled_time=None,
+            set_vehicle=False,
+            vehicle_id=None,
         )
 
     async def _change(
@@ -330,8 +347,12 @@ class MissionService:
                 )
             async with storage_guard():
                 row = await mission_queries.update_reservation(
-                    self._database, reservation_id, expected_status=current_status,
-                    status=wanted, scheduled_time=scheduled_time, set_vehicle=set_vehicle,
+                    self._database,
+                    reservation_id,
+                    expected_status=current_status,
+                    status=wanted,
+                    scheduled_time=scheduled_time,
+                    set_vehicle=set_vehicle,
                     vehicle_id=vehicle_id,
                 )
             if row is not None:

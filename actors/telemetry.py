@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from actors import alert_rules, telemetry_rows
+from actors.battery_health import BatteryHealthService
 from actors.rate_limit import Decision, RateLimiter
 from actors.telemetry_rows import TelemetryRecord
 from actors.transitions import check_phase_transition, check_state_transition
@@ -74,7 +75,9 @@ class TelemetryService:
         database: Database,
         limiter: RateLimiter,
         known_error_codes: set[str],
+        battery_health: BatteryHealthService | None = None,
     ) -> None:
+        self._battery_health = battery_health
         self._registry = registry
         self._writer = writer
         self._database = database
@@ -113,6 +116,8 @@ class TelemetryService:
             inserted = result.inserted[0]
             if inserted:
                 plan.apply()
+                if isinstance(record, BatteryUpdate) and self._battery_health is not None:
+                    await self._battery_health.observe(vehicle_id, record)
         self._count(record.kind, inserted)
         body = await self._answer(vehicle_id, record, inserted, alert_id)
         if not inserted:
@@ -141,6 +146,17 @@ class TelemetryService:
             for (plan, _), inserted in zip(plans, result.inserted, strict=True):
                 if inserted:
                     plan.apply()
+            if self._battery_health is not None:
+                readings = sorted(
+                    (
+                        item.record
+                        for item, inserted in zip(parsed.messages, result.inserted, strict=True)
+                        if inserted and isinstance(item.record, BatteryUpdate)
+                    ),
+                    key=lambda reading: reading.timestamp,
+                )
+                for reading in readings:
+                    await self._battery_health.observe(vehicle_id, reading)
         for item, inserted in zip(parsed.messages, result.inserted, strict=True):
             self._count(item.kind, inserted)
         raised = [alert for alert in request.alerts if result.inserted[alert.source]]

@@ -51,8 +51,12 @@ def check_state_transition(current: str | None, new: str, *, before_stop: str | 
     allowed = allowed_states(current, before_stop=before_stop)
     if new not in allowed:
         raise _transition_error(
-            "invalid_state_transition", f"State cannot change from {current} to {new}",
-            "state", current, new, allowed,
+            "invalid_state_transition",
+            f"State cannot change from {current} to {new}",
+            "state",
+            current,
+            new,
+            allowed,
         )
 
 
@@ -72,8 +76,12 @@ def check_phase_transition(current: str | None, new: str) -> None:
     allowed = allowed_phases(current)
     if new not in allowed:
         raise _transition_error(
-            "invalid_phase_transition", f"Docking phase cannot change from {current} to {new}",
-            "phase", current, new, allowed,
+            "invalid_phase_transition",
+            f"Docking phase cannot change from {current} to {new}",
+            "phase",
+            current,
+            new,
+            allowed,
         )
 
 

@@ -39,6 +39,7 @@ from storage.database import Database, StorageError, UniqueViolationError
 from storage.queries import accounts as account_queries
 from storage.queries import alerts as alert_queries
 from storage.queries import commands as command_queries
+from storage.queries import missions as mission_queries
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +145,12 @@ class _StorageStatusStore(StatusStore):
 
     async def stop_result(self, command_id: str, status: str, ack: dict[str, Any] | None) -> None:
         await account_queries.write_audit(
-            self._database, action="emergency_stop_result", actor=None, actor_role=None,
-            vehicle_id=self._vehicle_id, outcome=status,
+            self._database,
+            action="emergency_stop_result",
+            actor=None,
+            actor_role=None,
+            vehicle_id=self._vehicle_id,
+            outcome=status,
             details={"command_id": command_id, "ack": ack},
         )
 
@@ -365,6 +370,7 @@ class VehicleActor:
                     destination=mission.destination.model_dump(mode="json"),
                     scheduled_time=mission.scheduled_time,
                 )
+                await mission_queries.link_reservation(self._database, mission.mission_id)
             if command.type == "emergency_stop":
                 await account_queries.write_audit(
                     self._database,

@@ -22,7 +22,18 @@ from api.context import HubServices
 from api.edge import install_cors
 from api.errors import install_error_handlers
 from api.request_body import MAX_BULK_BODY, settle_unread_body
-from api.routes import admin, auth, commands, debug, health, metrics_route, reads, telemetry
+from api.routes import (
+    admin,
+    alerts,
+    auth,
+    commands,
+    debug,
+    health,
+    metrics_route,
+    operations_reads,
+    reads,
+    telemetry,
+)
 from hub import metrics
 from hub.logs import bind_log_context
 
@@ -91,7 +102,20 @@ def create_app(services: HubServices) -> Quart:
     app.after_request(settle_unread_body)
     install_error_handlers(app)
     install_cors(app, services.settings.cors_origins)
-    for area in (auth, telemetry, reads, commands, admin, health, debug, metrics_route, ws_vehicle, ws_fleet):
+    for area in (
+        auth,
+        telemetry,
+        reads,
+        operations_reads,
+        commands,
+        alerts,
+        admin,
+        health,
+        debug,
+        metrics_route,
+        ws_vehicle,
+        ws_fleet,
+    ):
         area.register(app, services)
 
     @hide

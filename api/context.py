@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 import trio
 
 from actors.accounts import AccountService
-from actors.router import RouterSink
+from actors.alerts import AlertService
+from actors.battery_health import BatteryHealthService
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
+from actors.missions import MissionService
 from actors.rate_limit import RateLimiter
+from actors.router import RouterSink
 from actors.socket_session import SocketPolicy
 from actors.telemetry import TelemetryService
 from actors.vehicle_registry import VehicleRegistry
@@ -35,6 +38,9 @@ class HubServices:
     actors: Registry
     vehicles: VehicleDirectory
     router: RouterSink
+    alerts: AlertService
+    battery_health: BatteryHealthService
+    missions: MissionService
     socket_policy: SocketPolicy = field(default_factory=SocketPolicy)
     started_at: float = field(default_factory=trio.current_time)
     accepting: bool = True

@@ -15,7 +15,7 @@ ASGIApp = Callable[
     [Scope, Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]
 ]
 
-CORS_METHODS = "GET, POST, OPTIONS, DELETE"
+CORS_METHODS = "GET, POST, PATCH, OPTIONS, DELETE"
 CORS_HEADERS = "Authorization, Content-Type, X-Request-ID"
 CORS_MAX_AGE = "600"
 

@@ -65,9 +65,7 @@ async def _unexpected(error: Exception) -> Response:
         return error_response(error)
     if isinstance(error, HTTPException):
         return await _http_error(error)
-    logger.error(
-        "unhandled error", exc_info=error, extra={"request_id": request_id()}
-    )
+    logger.error("unhandled error", exc_info=error, extra={"request_id": request_id()})
     return error_response(
         ContractError(500, "internal_error", "Internal error; quote the request id to support")
     )

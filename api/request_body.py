@@ -21,8 +21,11 @@ async def json_body(*, limit: int = MAX_BODY) -> bytes:
     mimetype = request.mimetype
     if mimetype != "application/json":
         raise ContractError(
-            415, "unsupported_media_type", "Content-Type must be application/json",
-            field="Content-Type", received_value=request.content_type,
+            415,
+            "unsupported_media_type",
+            "Content-Type must be application/json",
+            field="Content-Type",
+            received_value=request.content_type,
         )
     declared = request.content_length
     if declared is not None and declared > limit:
@@ -43,12 +46,13 @@ def _too_large(limit: int) -> ContractError:
 async def settle_unread_body(response: Response) -> Response:
     """Before answering, let the rest of a request body the handler never read arrive.
 
-    Hypercorn (0.18) leaves a keep-alive connection hung — neither answering the next request
-    nor closing — when the app finishes while more than a few chunks of the body are still
-    on their way (a 401, 404, 413 or 429 sent before a large body was read). Quart keeps
-    reading the body while the app runs, so waiting here ends that; a body that is too large
-    or too slow to wait for gets ``Connection: close`` instead. Blocks up to
-    ``UNREAD_BODY_WAIT`` seconds, and only for requests whose body was left unread.
+    An answer sent before a large body was read (a 401, 404, 413 or 429 refused up front)
+    makes Hypercorn drop the connection while the client is still sending, and the client
+    often sees a reset instead of the answer. Quart keeps reading the body while the app
+    runs, so waiting here lets the client finish, read the answer and keep the connection.
+    A body too large (over ``MAX_CONTENT_LENGTH``) or too slow to wait for gets
+    ``Connection: close`` instead. Blocks up to ``UNREAD_BODY_WAIT`` seconds, and only for
+    requests whose body was left unread.
     """
     if not _has_body():
         return response

@@ -7,8 +7,8 @@ import json
 from quart import websocket
 
 from api.wire import ws_events
-from hub.security import Principal, TokenCodec
 from hub.errors import ContractError
+from hub.security import Principal, TokenCodec
 
 AUTH_FAILED = 4001
 UNKNOWN_VEHICLE = 4004

@@ -16,8 +16,8 @@ from actors.socket_session import PeerGoneError, run_socket
 from api.context import HubServices
 from api.wire import ws_events
 from api.wire.command_acks import CommandAck
-from api.wire.ws import PingFrame, PongFrame, TelemetryFrame, parse_vehicle_frame
 from api.wire.validation import check_live_timestamp
+from api.wire.ws import PingFrame, PongFrame, TelemetryFrame, parse_vehicle_frame
 from api.ws_common import FORBIDDEN, UNKNOWN_VEHICLE, authenticate_socket, refuse
 from hub.clock import format_timestamp, now_timestamp, utc_now
 from hub.errors import ContractError
@@ -84,7 +84,10 @@ async def serve_vehicle(services: HubServices, vehicle_id: str, link: OutboundLi
         async with trio.open_nursery() as connection_nursery:
             connection_nursery.start_soon(telemetry_lane)
             code, reason = await run_socket(
-                link, receive=_receive, send=_send, on_frame=on_frame,
+                link,
+                receive=_receive,
+                send=_send,
+                on_frame=on_frame,
                 policy=services.socket_policy,
             )
             connection_nursery.cancel_scope.cancel()
@@ -103,7 +106,9 @@ def register(app: Quart, services: HubServices) -> None:
         if principal is None:
             return
         if not services.registry.is_enabled(vehicle_id):
-            await refuse(UNKNOWN_VEHICLE, "unknown_vehicle", f"Vehicle {vehicle_id} is not registered")
+            await refuse(
+                UNKNOWN_VEHICLE, "unknown_vehicle", f"Vehicle {vehicle_id} is not registered"
+            )
             return
         if not principal.is_vehicle:
             from api.ws_fleet import serve_frontend

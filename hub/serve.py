@@ -27,10 +27,13 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from actors.accounts import AccountService
 from actors.alerts import AlertingSink, build_alert_service
+from actors.battery_health import BatteryHealthService
 from actors.events import EventSink
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
+from actors.missions import MissionService
 from actors.rate_limit import RateLimiter
+from actors.retention import RetentionJob, RetentionPolicy
 from actors.router import RouterSink, RouterState, start_router
 from actors.socket_session import SocketPolicy
 from actors.telemetry import TelemetryService
@@ -106,15 +109,19 @@ async def build_services(
     admin = settings.admin_username, settings.admin_password
     if admin[0] and admin[1] and await accounts.ensure_admin(admin[0], admin[1]):
         logger.info("created admin user %s", settings.admin_username)
+    battery_health = BatteryHealthService(database)
     telemetry = TelemetryService(
         registry=registry,
+        battery_health=battery_health,
         writer=writer,
         database=database,
         limiter=limiter,
         known_error_codes=await vehicle_queries.known_error_codes(database),
     )
     alerts = build_alert_service(settings, database, router)
-    sink: EventSink = AlertingSink(router, alerts)  # vehicle actors' alerts also go out by mail/Redis
+    sink: EventSink = AlertingSink(
+        router, alerts
+    )  # vehicle actors' alerts also go out by mail/Redis
 
     def make_vehicle_actor(vehicle_id: str) -> VehicleActor:
         return VehicleActor(
@@ -140,6 +147,8 @@ async def build_services(
         vehicles=VehicleDirectory(actors=actors, known=registry, make_actor=make_vehicle_actor),
         router=router,
         alerts=alerts,
+        battery_health=battery_health,
+        missions=MissionService(database=database, registry=registry),
         socket_policy=SocketPolicy(
             ping_interval=settings.ping_interval, pong_timeout=settings.pong_timeout
         ),
@@ -181,6 +190,8 @@ async def serve_hub(
             router = await start_router(actors, RouterState(seq_origin=_seq_origin()))
             services = await build_services(settings, database, writer, actors, router)
             await service_nursery.start(services.alerts.run)
+            retention = RetentionJob(database, RetentionPolicy.from_settings(settings))
+            await service_nursery.start(retention.run)
             app = create_app(services)
             served: ASGIApp = app  # type: ignore[assignment]
             if settings.tls_enabled and settings.http_redirect_port is not None:
@@ -209,6 +220,7 @@ async def serve_hub(
         with trio.CancelScope(shield=True):
             services.accepting = False
             await writer.drain()
+            await services.battery_health.flush()
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:

@@ -5,8 +5,15 @@ and trio-asyncio. Everything above sees trio coroutines returning plain mappings
 :class:`StorageError` family instead of asyncpg's exceptions.
 
 Every call here needs the trio-asyncio loop that :func:`open_asyncio_bridge` opens around
-the whole server. Cancelling a call cancels the asyncio side too; a statement already sent
-may still complete on the server.
+the whole server. Cancelling a call cancels the asyncio side too but does not wait for it; a
+statement already sent may still complete on the server.
+
+Database outages (TVM-ERR-003): every call is bounded by ``call_timeout`` (1.5 s), so a request
+never waits longer than that for the database, whether the server refuses connections or has
+stopped answering. A call that finds the server gone marks it down in the
+:class:`~storage.availability.DatabaseAvailability` the :class:`Database` owns; from then on
+calls fail at once with :class:`DatabaseDownError` until a probe (every second, on a fresh
+connection) or another call gets an answer. :func:`open_database` runs that probe itself.
 """
 
 from __future__ import annotations
@@ -15,11 +22,15 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 import trio
 import trio_asyncio
+
+if TYPE_CHECKING:
+    from storage.availability import DatabaseAvailability
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +46,12 @@ class StorageUnavailableError(StorageError):
     """The database could not be reached or gave a transient error; retrying may succeed."""
 
 
+class DatabaseDownError(StorageUnavailableError):
+    """The database is unreachable: refused, connection lost, shutting down, or no answer
+    within the call's deadline. Raised at once, without trying, while it is known to be down.
+    """
+
+
 class UnsafeDurabilityError(StorageError):
     """The server runs with ``fsync`` or ``synchronous_commit`` off: a commit could be lost."""
 
@@ -43,17 +60,21 @@ class UniqueViolationError(StorageError):
     """An insert collided with a unique key (a name or id already taken)."""
 
 
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError,
+CALL_TIMEOUT = 1.5
+"""Seconds a call may take before the database counts as down (a request answers in < 2 s)."""
+
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,  # refused, no socket, connect timed out (TimeoutError is an OSError)
     asyncio.TimeoutError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.PostgresConnectionError,  # class 08, incl. ConnectionDoesNotExistError
+    asyncpg.exceptions.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+)
+_TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.InterfaceError,
 )
 
@@ -62,9 +83,32 @@ def translate_error(exc: BaseException) -> StorageError:
     """Our own exception for an asyncpg/asyncio failure."""
     if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
         return UniqueViolationError(str(exc))
+    if isinstance(exc, _UNREACHABLE):
+        return DatabaseDownError(f"{type(exc).__name__}: {exc}")
     if isinstance(exc, _TRANSIENT):
         return StorageUnavailableError(f"{type(exc).__name__}: {exc}")
     return StorageError(f"{type(exc).__name__}: {exc}")
+
+
+async def _detached(make: Callable[[], Awaitable[T]]) -> T:
+    """Run ``make()`` as its own asyncio task; if cancelled, cancel it but do not wait for it.
+
+    asyncpg's clean-up after a cancelled query (cancel request, connection reset) talks to the
+    server; with a server that stopped answering that could take the connect timeout, and
+    trio-asyncio waits for the asyncio side to finish before the trio caller may return.
+    """
+    task = asyncio.ensure_future(make())
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        task.add_done_callback(_discard_outcome)
+        raise
+
+
+def _discard_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("abandoned database call ended with %r", task.exception())
 
 
 @asynccontextmanager
@@ -75,26 +119,104 @@ async def open_asyncio_bridge() -> AsyncIterator[None]:
 
 
 class Database:
-    """A pool of asyncpg connections; each method is one round trip on one pooled connection."""
+    """A pool of asyncpg connections; each method is one round trip on one pooled connection.
 
-    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float) -> None:
+    Every method is bounded by ``call_timeout`` and fails at once with
+    :class:`DatabaseDownError` while :attr:`availability` says the database is down.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        dsn: str,
+        availability: DatabaseAvailability,
+        acquire_timeout: float,
+        call_timeout: float = CALL_TIMEOUT,
+    ) -> None:
         self._pool = pool
+        self._dsn = dsn
         self._acquire_timeout = acquire_timeout
+        self._call_timeout = call_timeout
+        self.availability = availability
+        """Up or down; shared by every view of this pool (:meth:`with_call_timeout`)."""
 
-    async def _call(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    def with_call_timeout(self, seconds: float) -> Database:
+        """The same pool and availability with another deadline per call.
+
+        For background jobs whose statements may run long (the retention job moves 10 000
+        rows per statement); requests keep the default so they answer within 2 s.
+        """
+        return Database(
+            self._pool,
+            dsn=self._dsn,
+            availability=self.availability,
+            acquire_timeout=self._acquire_timeout,
+            call_timeout=seconds,
+        )
+
+    async def _call(
+        self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, even_if_down: bool = False
+    ) -> T:
+        return await self.availability.call(
+            partial(self._attempt, work), even_if_down=even_if_down
+        )
+
+    async def _attempt(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """One bounded try on a pooled connection, without the availability books."""
+        acquired = False
+
         async def on_connection() -> T:
+            nonlocal acquired
             async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
+                acquired = True
                 return await work(connection)
 
-        try:
-            result: T = await trio_asyncio.aio_as_trio(on_connection)()
-            return result
-        except StorageError:
-            raise
-        except (trio.Cancelled, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            raise translate_error(exc) from exc
+        with trio.move_on_after(self._call_timeout):
+            try:
+                result: T = await trio_asyncio.aio_as_trio(_detached)(on_connection)
+                return result
+            except StorageError:
+                raise
+            except Exception as exc:
+                raise translate_error(exc) from exc
+        if not acquired and self._pool_exhausted():
+            # Every connection is busy on a server that answers: our load, not an outage.
+            raise StorageUnavailableError(
+                f"no free database connection within {self._call_timeout:g} s"
+            )
+        raise DatabaseDownError(f"no answer from the database within {self._call_timeout:g} s")
+
+    def _pool_exhausted(self) -> bool:
+        usage = self.pool_usage()
+        return usage["size"] >= usage["max"] and usage["idle"] == 0
+
+    async def _probe(self) -> None:
+        """``SELECT 1`` on a fresh connection (not the pool's, which may all be busy)."""
+
+        async def select_one() -> None:
+            connection = await asyncpg.connect(self._dsn, timeout=self._call_timeout)
+            try:
+                await connection.fetchval("SELECT 1")
+            finally:
+                connection.terminate()
+
+        with trio.move_on_after(self._call_timeout):
+            try:
+                await trio_asyncio.aio_as_trio(_detached)(select_one)
+                return
+            except Exception as exc:
+                raise translate_error(exc) from exc
+        raise DatabaseDownError(f"no answer from the database within {self._call_timeout:g} s")
+
+    async def run_probes(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """While the database is down, probe it every second and mark it up when it answers.
+
+        Runs until cancelled; :func:`open_database` starts it, so callers need not.
+        """
+        await self.availability.run(self._probe, task_status=task_status)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         """All rows of a query."""
@@ -121,9 +243,15 @@ class Database:
 
         return await self._call(run_all)
 
-    async def run_asyncio(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run an asyncio function on one pooled connection (for storage/ modules only)."""
-        return await self._call(work)
+    async def run_asyncio(
+        self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, even_if_down: bool = False
+    ) -> T:
+        """Run an asyncio function on one pooled connection (for storage/ modules only).
+
+        ``even_if_down`` tries even while the database is known down (the Writer's retries of
+        a batch already in flight); a success then marks it up.
+        """
+        return await self._call(work, even_if_down=even_if_down)
 
     async def check_durability(self) -> None:
         """Raise :class:`UnsafeDurabilityError` unless ``fsync`` and ``synchronous_commit`` are on.
@@ -143,7 +271,8 @@ class Database:
             )
 
     async def ping(self) -> float:
-        """Round-trip time of ``SELECT 1`` in seconds (raises when the database is down)."""
+        """Round-trip time of ``SELECT 1`` in seconds (raises when the database is down, at
+        once if it is already known down)."""
         started = trio.current_time()
         await self.fetchval("SELECT 1")
         return trio.current_time() - started
@@ -162,13 +291,22 @@ class Database:
 
 @asynccontextmanager
 async def open_database(
-    dsn: str, *, min_size: int = 5, max_size: int = 20, connect_timeout: float = 30.0
+    dsn: str,
+    *,
+    min_size: int = 5,
+    max_size: int = 20,
+    connect_timeout: float = 30.0,
+    call_timeout: float = CALL_TIMEOUT,
 ) -> AsyncIterator[Database]:
-    """Open a pool (needs :func:`open_asyncio_bridge`); close it on exit.
+    """Open a pool (needs :func:`open_asyncio_bridge`) and its outage probe; close both on exit.
 
     Blocks until ``min_size`` connections are open or ``connect_timeout`` seconds pass, then raises
-    :class:`StorageUnavailableError`. On exit waits for connections to be released.
+    :class:`DatabaseDownError`. While the body runs, a task of this context probes the database
+    every second whenever it is down (see :mod:`storage.availability`). On exit stops the
+    probe and waits (at most 10 s) for connections to be released.
     """
+    # Imported here: storage.availability imports this module's exceptions.
+    from storage.availability import DatabaseAvailability
 
     async def create() -> asyncpg.Pool:
         return await asyncpg.create_pool(
@@ -184,8 +322,20 @@ async def open_database(
         pool = await trio_asyncio.aio_as_trio(create)()
     except Exception as exc:
         raise translate_error(exc) from exc
+    database = Database(
+        pool,
+        dsn=dsn,
+        availability=DatabaseAvailability(),
+        acquire_timeout=connect_timeout,
+        call_timeout=call_timeout,
+    )
     try:
-        yield Database(pool, acquire_timeout=connect_timeout)
+        async with trio.open_nursery() as probe_nursery:
+            await probe_nursery.start(database.run_probes)
+            try:
+                yield database
+            finally:
+                probe_nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(10):
             try:

@@ -9,6 +9,12 @@ Transient database failures are retried after each of the configured delays (1 s
 then every waiter of that batch gets :class:`StorageUnavailableError`. A non-transient error
 in a batch of several requests is retried one request at a time, so one bad request cannot
 fail its neighbours.
+
+Outages (TVM-ERR-003): while the database is known down, :meth:`Writer.write` raises
+:class:`DatabaseDownError` at once instead of queueing. When it goes down, every caller still
+waiting (queued or in the batch in flight) gets that error at once; the batch in flight keeps
+its retry schedule in the background, so a short outage still commits it (a resend of those
+rows then reads as a duplicate).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 import asyncpg
 import trio
 
-from storage.database import Database, StorageError, StorageUnavailableError
+from storage.database import Database, DatabaseDownError, StorageError, StorageUnavailableError
 from storage.telemetry_tables import (
     LATEST_COLUMNS,
     TABLES,
@@ -102,12 +108,20 @@ BatchApplier = Callable[[Any, Sequence["WriteRequest"]], Awaitable[list["WriteRe
 """Inserts a batch on one connection; replaced by a fake in unit tests of the Writer."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity: callers still waiting are kept in a set
 class _Pending:
     request: WriteRequest
     done: trio.Event = field(default_factory=trio.Event)
     result: WriteResult | None = None
     error: StorageError | None = None
+
+    def answer(self, result: WriteResult | None = None, error: StorageError | None = None) -> None:
+        """Wake the caller with the outcome; later outcomes (a batch answered early) are dropped."""
+        if self.done.is_set():
+            return
+        self.result = result
+        self.error = error
+        self.done.set()
 
 
 def _column_arrays(rows: Sequence[TelemetryRow], kind: TelemetryKind) -> list[list[Any]]:
@@ -201,6 +215,9 @@ class Writer:
         self._retry_delays = tuple(retry_delays)
         self._max_batch_rows = max_batch_rows
         self._send, self._receive = trio.open_memory_channel[_Pending](queue_size)
+        self._waiting: set[_Pending] = set()
+        self._availability = database.availability
+        self._availability.add_down_listener(self._answer_everyone_down)
         self.batches_committed = 0
         self.rows_committed = 0
 
@@ -209,11 +226,18 @@ class Writer:
 
         Blocks until the batch holding them has committed (or failed: raises
         :class:`StorageUnavailableError` after the retries, or :class:`StorageError`).
+        Raises :class:`DatabaseDownError` at once while the database is known down, or as soon
+        as it goes down while this call waits (the rows may still commit later).
         Cancelling the caller does not take the rows back: they may still commit.
         """
+        self._availability.check()
         pending = _Pending(request)
-        await self._send.send(pending)
-        await pending.done.wait()
+        self._waiting.add(pending)
+        try:
+            await self._send.send(pending)
+            await pending.done.wait()
+        finally:
+            self._waiting.discard(pending)
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
@@ -242,6 +266,16 @@ class Writer:
                 return
             await self._flush(self._take_batch(first))
 
+    def _answer_everyone_down(self, error: DatabaseDownError) -> None:
+        """The database just went down: nobody waits for it (the in-flight batch retries on)."""
+        for pending in list(self._waiting):
+            pending.answer(error=error)
+        while True:  # answered already; dropping them frees room for callers blocked in send
+            try:
+                self._receive.receive_nowait()
+            except trio.WouldBlock:
+                return
+
     def _take_batch(self, first: _Pending) -> list[_Pending]:
         batch = [first]
         rows = len(first.request.rows)
@@ -252,21 +286,21 @@ class Writer:
                 break
             batch.append(pending)
             rows += len(pending.request.rows)
-        return batch
+        return [pending for pending in batch if not pending.done.is_set()]
 
     async def _flush(self, batch: list[_Pending]) -> None:
+        if not batch:
+            return
         try:
             results = await self._commit_with_retries([p.request for p in batch])
         except StorageUnavailableError as exc:
             for pending in batch:
-                pending.error = exc
-                pending.done.set()
+                pending.answer(error=exc)
             return
         except StorageError as exc:
             if len(batch) == 1:
                 logger.error("write failed: %s", exc)
-                batch[0].error = exc
-                batch[0].done.set()
+                batch[0].answer(error=exc)
                 return
             for pending in batch:  # find the culprit; let the others commit
                 await self._flush([pending])
@@ -274,14 +308,16 @@ class Writer:
         self.batches_committed += 1
         for pending, result in zip(batch, results, strict=True):
             self.rows_committed += result.inserted_count
-            pending.result = result
-            pending.done.set()
+            pending.answer(result=result)
 
     async def _commit_with_retries(self, requests: list[WriteRequest]) -> list[WriteResult]:
+        # even_if_down: this batch was accepted while the database was up; it is retried on
+        # schedule even after an outage was noticed (its callers have had their 503 by then).
         for attempt, delay in enumerate((*self._retry_delays, math.inf)):
             try:
                 return await self._database.run_asyncio(
-                    lambda connection: self._apply_batch(connection, requests)
+                    lambda connection: self._apply_batch(connection, requests),
+                    even_if_down=True,
                 )
             except StorageUnavailableError as exc:
                 if delay == math.inf:
@@ -292,5 +328,17 @@ class Writer:
                     delay,
                     exc,
                 )
-                await trio.sleep(delay)
+                await self._pause_before_retry(delay)
         raise AssertionError("unreachable")
+
+    async def _pause_before_retry(self, delay: float) -> None:
+        """Sleep ``delay``; during an outage, only until the database is back if that is sooner.
+
+        New writes queue behind the batch in flight, so once the probe has seen the database
+        answer, waiting out the rest of the delay would only hold them up.
+        """
+        if self._availability.is_down:
+            with trio.move_on_after(delay):
+                await self._availability.wait_up()
+        else:
+            await trio.sleep(delay)

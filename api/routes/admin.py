@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Quart, Response, request
 from quart_schema import document_request, document_response, tag
 
+from actors.fleet_reads import parse_limit
 from api.context import HubServices
 from api.errors import json_response
 from api.guard import ADMINS, require_role
@@ -12,7 +13,6 @@ from api.request_body import json_body
 from api.wire import admin as admin_models
 from api.wire import responses
 from api.wire.validation import parse_model
-from actors.fleet_reads import parse_limit
 
 
 def register(app: Quart, services: HubServices) -> None:

@@ -67,8 +67,10 @@ def register(app: Quart, services: HubServices) -> None:
         command = parse_command(await json_body())
         if command.vehicle_id is not None and command.vehicle_id != vehicle_id:
             raise bad_request(
-                "vehicle_id_mismatch", "vehicle_id differs from the path",
-                field="vehicle_id", received_value=command.vehicle_id,
+                "vehicle_id_mismatch",
+                "vehicle_id differs from the path",
+                field="vehicle_id",
+                received_value=command.vehicle_id,
             )
         pending = await services.vehicles.send_command(vehicle_id, command, _origin(principal))
         wait = request.args.get("wait", "true").lower() not in ("false", "0", "no")
@@ -82,9 +84,7 @@ def register(app: Quart, services: HubServices) -> None:
         """A vehicle's commands, newest first (``limit``)."""
         require_role(services, VIEWERS)
         limit = parse_limit(request.args.get("limit"))
-        return json_response(
-            {"items": await services.reads.commands(vehicle_id, limit=limit)}
-        )
+        return json_response({"items": await services.reads.commands(vehicle_id, limit=limit)})
 
     @tag(["commands"])
     @document_response(responses.ErrorBody, 404)
@@ -102,8 +102,10 @@ def register(app: Quart, services: HubServices) -> None:
         reason = body.get("reason") or "staff_initiated"
         if not isinstance(vehicle_ids, list) or not all(isinstance(v, str) for v in vehicle_ids):
             raise bad_request(
-                "validation_error", "vehicle_ids must be a list of ids or [\"*\"]",
-                field="vehicle_ids", received_value=vehicle_ids,
+                "validation_error",
+                'vehicle_ids must be a list of ids or ["*"]',
+                field="vehicle_ids",
+                received_value=vehicle_ids,
             )
         if "*" in vehicle_ids:
             vehicle_ids = sorted(services.registry.enabled_ids())
@@ -113,9 +115,7 @@ def register(app: Quart, services: HubServices) -> None:
 
         async def stop(vehicle_id: str) -> None:
             command = EmergencyStopCommand(type="emergency_stop", reason=str(reason)[:200])
-            pending = await services.vehicles.send_command(
-                vehicle_id, command, _origin(principal)
-            )
+            pending = await services.vehicles.send_command(vehicle_id, command, _origin(principal))
             if pending.status != "queued":
                 await wait_for_outcome(pending, command_wait(services))
             results[vehicle_id] = command_answer(vehicle_id, pending)

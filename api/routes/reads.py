@@ -53,6 +53,4 @@ def register(app: Quart, services: HubServices) -> None:
 
     app.add_url_rule("/api/v1/vehicles", view_func=list_vehicles, methods=["GET"])
     app.add_url_rule("/api/v1/vehicle/<vehicle_id>", view_func=get_vehicle, methods=["GET"])
-    app.add_url_rule(
-        "/api/v1/vehicle/<vehicle_id>/<kind>", view_func=history, methods=["GET"]
-    )
+    app.add_url_rule("/api/v1/vehicle/<vehicle_id>/<kind>", view_func=history, methods=["GET"])

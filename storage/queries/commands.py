@@ -92,7 +92,9 @@ async def vehicles_with_queued_commands(database: Database) -> list[str]:
 
 async def command(database: Database, command_id: str) -> Row | None:
     """One command with its status."""
-    return await database.fetchrow(f"SELECT {_COLUMNS} FROM commands WHERE command_id = $1", command_id)
+    return await database.fetchrow(
+        f"SELECT {_COLUMNS} FROM commands WHERE command_id = $1", command_id
+    )
 
 
 async def vehicle_commands(

@@ -34,7 +34,8 @@ async def rotate_secret(
     results = await database.transaction(
         [
             (
-                "UPDATE vehicle_credentials SET client_id = $2, secret_hash = $3, rotated_at = now()"
+                "UPDATE vehicle_credentials SET client_id = $2, secret_hash = $3,"
+                " rotated_at = now()"
                 " WHERE vehicle_id = $1 RETURNING vehicle_id",
                 (vehicle_id, client_id, secret_hash),
             ),

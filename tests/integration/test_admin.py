@@ -74,7 +74,8 @@ async def test_registering_a_taken_or_malformed_vehicle_id_is_refused(database_u
 
             for vehicle_id in ("bad id!", "x" * 65, "", "wheel/chair", "ß_001", 42, None):
                 answer = await hub.client.post(
-                    VEHICLES, json={"vehicle_id": vehicle_id, "name": "x"},
+                    VEHICLES,
+                    json={"vehicle_id": vehicle_id, "name": "x"},
                     headers=hub.admin_headers,
                 )
                 assert answer.status_code == 400, (vehicle_id, answer.text)
@@ -194,14 +195,18 @@ async def test_adding_people(database_url: str) -> None:
             created = await hub.client.post(
                 USERS,
                 json={
-                    "username": "op.tanaka", "password": password, "role": "operator",
+                    "username": "op.tanaka",
+                    "password": password,
+                    "role": "operator",
                     "email": "tanaka@example.org",
                 },
                 headers=hub.admin_headers,
             )
             assert created.status_code == 201, created.text
             assert created.json() == {
-                "username": "op.tanaka", "role": "operator", "email": "tanaka@example.org"
+                "username": "op.tanaka",
+                "role": "operator",
+                "email": "tanaka@example.org",
             }
             login = await hub.login(grant_type="password", username="op.tanaka", password=password)
             assert login.status_code == 200
@@ -210,38 +215,64 @@ async def test_adding_people(database_url: str) -> None:
             refusals = [
                 (
                     {"username": "op.tanaka", "password": "another password", "role": "viewer"},
-                    409, {"user_exists"}, "username",
+                    409,
+                    {"user_exists"},
+                    "username",
                 ),
                 (
-                    {"username": "op.suzuki", "password": "another password", "role": "viewer",
-                     "email": "tanaka@example.org"},
-                    409, {"user_exists"}, None,
+                    {
+                        "username": "op.suzuki",
+                        "password": "another password",
+                        "role": "viewer",
+                        "email": "tanaka@example.org",
+                    },
+                    409,
+                    {"user_exists"},
+                    None,
                 ),
                 (
                     {"username": "op.suzuki", "password": "short-pw-11", "role": "viewer"},
-                    400, {"validation_error"}, "password",
+                    400,
+                    {"validation_error"},
+                    "password",
                 ),
                 # role is not among the enum fields CONTRACT §1.1 names, so the generic code
                 # is right; invalid_enum ("an enum value") is acceptable too.
                 (
                     {"username": "op.suzuki", "password": "another password", "role": "root"},
-                    400, {"validation_error", "invalid_enum"}, "role",
+                    400,
+                    {"validation_error", "invalid_enum"},
+                    "role",
                 ),
                 (
                     {"username": "op.suzuki", "password": "another password", "role": "vehicle"},
-                    400, {"validation_error", "invalid_enum"}, "role",
+                    400,
+                    {"validation_error", "invalid_enum"},
+                    "role",
                 ),
                 (
                     {"username": "op suzuki", "password": "another password", "role": "viewer"},
-                    400, {"validation_error"}, "username",
+                    400,
+                    {"validation_error"},
+                    "username",
                 ),
                 (
-                    {"username": "op.suzuki", "password": "another password", "role": "viewer",
-                     "email": "not-an-address"},
-                    400, {"validation_error"}, "email",
+                    {
+                        "username": "op.suzuki",
+                        "password": "another password",
+                        "role": "viewer",
+                        "email": "not-an-address",
+                    },
+                    400,
+                    {"validation_error"},
+                    "email",
                 ),
-                ({"username": "op.suzuki", "role": "viewer"}, 400, {"validation_error"},
-                 "password"),
+                (
+                    {"username": "op.suzuki", "role": "viewer"},
+                    400,
+                    {"validation_error"},
+                    "password",
+                ),
             ]
             for body, status, errors, field in refusals:
                 answer = await hub.client.post(USERS, json=body, headers=hub.admin_headers)
@@ -283,8 +314,11 @@ async def test_audit_log_answers_for_admins(database_url: str) -> None:
             assert limited.status_code == 200
             assert len(limited.json()["items"]) <= 1
 
-            for params, field in (({"limit": 0}, "limit"), ({"limit": 10_001}, "limit"),
-                                  ({"cursor": "abc"}, "cursor")):
+            for params, field in (
+                ({"limit": 0}, "limit"),
+                ({"limit": 10_001}, "limit"),
+                ({"cursor": "abc"}, "cursor"),
+            ):
                 bad = await hub.client.get(
                     "/api/v1/admin/audit", params=params, headers=hub.admin_headers
                 )

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import jwt
 import trio
+import trio.testing
 
 from tests.integration.harness import RunningHub, location_body, running_hub
 
@@ -270,82 +271,85 @@ async def test_refresh_token_of_a_disabled_vehicle_is_refused(database_url: str)
 
 # ---------------------------------------------------------------------------------------------
 # Login rate limits (10 per minute per client id and per address)
+#
+# The buckets refill on trio's clock, which these tests freeze (``mock_clock``): however slow
+# the password hashing, no token comes back until the test moves time on. ``fail_after``
+# would be frozen too, so the conftest hang guard is what bounds them.
 
 
-async def test_eleventh_failed_login_for_one_client_id_is_rate_limited(database_url: str) -> None:
-    with trio.fail_after(60):
-        async with running_hub(database_url, rate_limit_enabled=True) as hub:
-            created = await hub.client.post(
-                "/api/v1/admin/vehicles",
-                json={"vehicle_id": "wheelchair_001", "name": "Ward 3"},
-                headers=hub.admin_headers,
-            )
-            assert created.status_code == 201
-            client_id, client_secret = created.json()["client_id"], created.json()["client_secret"]
-            async with client_from(hub, "127.0.0.2") as attacker:
-                for _ in range(10):
-                    answer = await attacker.post(
-                        "/api/v1/auth/token",
-                        json={"client_id": client_id, "client_secret": "guess"},
-                    )
-                    assert answer.status_code == 401
-                    assert answer.json() == INVALID_CLIENT
-                limited = await attacker.post(
-                    "/api/v1/auth/token", json={"client_id": client_id, "client_secret": "guess"}
-                )
-            assert limited.status_code == 429, limited.text
-            body = limited.json()
-            assert body["error"] == "rate_limit_exceeded"
-            assert isinstance(body["retry_after"], int) and 1 <= body["retry_after"] <= 60
-            assert limited.headers["Retry-After"] == str(body["retry_after"])
-            assert f"{body['retry_after']} seconds" in body["message"]
-
-            # The bucket belongs to the client id: from another address, even the right
-            # secret waits; another client id from that address is not held back.
-            async with client_from(hub, "127.0.0.3") as elsewhere:
-                right_secret = await elsewhere.post(
-                    "/api/v1/auth/token",
-                    json={"client_id": client_id, "client_secret": client_secret},
-                )
-                assert right_secret.status_code == 429
-                other_client = await elsewhere.post(
-                    "/api/v1/auth/token",
-                    json={"client_id": "veh_0000000000000000", "client_secret": "guess"},
-                )
-                assert other_client.status_code == 401
+async def guess(client: httpx.AsyncClient, client_id: str, secret: str = "guess") -> httpx.Response:
+    return await client.post(
+        "/api/v1/auth/token", json={"client_id": client_id, "client_secret": secret}
+    )
 
 
-async def test_eleventh_failed_login_from_one_address_is_rate_limited(database_url: str) -> None:
-    with trio.fail_after(60):
-        async with running_hub(database_url, rate_limit_enabled=True) as hub:
-            async with client_from(hub, "127.0.0.4") as attacker:
-                for attempt in range(10):
-                    answer = await attacker.post(
-                        "/api/v1/auth/token",
-                        json={
-                            "grant_type": "password",
-                            "username": f"user{attempt}",
-                            "password": "guess-guess-guess",
-                        },
-                    )
-                    assert answer.status_code == 401
-                limited = await attacker.post(
+async def test_eleventh_failed_login_for_one_client_id_is_rate_limited(
+    database_url: str, mock_clock: trio.testing.MockClock
+) -> None:
+    async with running_hub(database_url, rate_limit_enabled=True) as hub:
+        created = await hub.client.post(
+            "/api/v1/admin/vehicles",
+            json={"vehicle_id": "wheelchair_001", "name": "Ward 3"},
+            headers=hub.admin_headers,
+        )
+        assert created.status_code == 201
+        client_id, client_secret = created.json()["client_id"], created.json()["client_secret"]
+        async with client_from(hub, "127.0.0.2") as attacker:
+            for _ in range(10):
+                answer = await guess(attacker, client_id)
+                assert answer.status_code == 401
+                assert answer.json() == INVALID_CLIENT
+            limited = await guess(attacker, client_id)
+        assert limited.status_code == 429, limited.text
+        body = limited.json()
+        assert body["error"] == "rate_limit_exceeded"
+        assert isinstance(body["retry_after"], int) and 1 <= body["retry_after"] <= 60
+        assert limited.headers["Retry-After"] == str(body["retry_after"])
+        assert f"{body['retry_after']} seconds" in body["message"]
+
+        # The bucket belongs to the client id: from another address, even the right
+        # secret waits; another client id from that address is not held back.
+        async with client_from(hub, "127.0.0.3") as elsewhere:
+            assert (await guess(elsewhere, client_id, client_secret)).status_code == 429
+            assert (await guess(elsewhere, "veh_0000000000000000")).status_code == 401
+
+            # After the advertised wait, the vehicle gets in again.
+            mock_clock.jump(body["retry_after"])
+            assert (await guess(elsewhere, client_id, client_secret)).status_code == 200
+
+
+async def test_eleventh_failed_login_from_one_address_is_rate_limited(
+    database_url: str, mock_clock: trio.testing.MockClock
+) -> None:
+    async with running_hub(database_url, rate_limit_enabled=True) as hub:
+        async with client_from(hub, "127.0.0.4") as attacker:
+            for attempt in range(10):
+                answer = await attacker.post(
                     "/api/v1/auth/token",
                     json={
                         "grant_type": "password",
-                        "username": "admin",
+                        "username": f"user{attempt}",
                         "password": "guess-guess-guess",
                     },
                 )
-            assert limited.status_code == 429
-            assert limited.json()["error"] == "rate_limit_exceeded"
-            assert int(limited.headers["Retry-After"]) >= 1
-
-            # The admin, logging in from its own address, is not locked out by the attacker.
-            admin = await hub.login(
-                grant_type="password", username="admin", password="admin-password-for-tests"
+                assert answer.status_code == 401
+            limited = await attacker.post(
+                "/api/v1/auth/token",
+                json={
+                    "grant_type": "password",
+                    "username": "admin",
+                    "password": "guess-guess-guess",
+                },
             )
-            assert admin.status_code == 200
+        assert limited.status_code == 429
+        assert limited.json()["error"] == "rate_limit_exceeded"
+        assert int(limited.headers["Retry-After"]) >= 1
+
+        # The admin, logging in from its own address, is not locked out by the attacker.
+        admin = await hub.login(
+            grant_type="password", username="admin", password="admin-password-for-tests"
+        )
+        assert admin.status_code == 200
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,8 +496,15 @@ async def test_a_vehicle_cannot_report_for_another_vehicle(database_url: str) ->
             assert forged.json()["error"] == "forbidden"
             forged_bulk = await hub.client.post(
                 "/api/v1/vehicle/wheelchair_002/bulk",
-                json={"messages": [{"type": "location", "timestamp": body["timestamp"],
-                                    "data": body["location"]}]},
+                json={
+                    "messages": [
+                        {
+                            "type": "location",
+                            "timestamp": body["timestamp"],
+                            "data": body["location"],
+                        }
+                    ]
+                },
                 headers=vehicle_a.headers,
             )
             assert forged_bulk.status_code == 403

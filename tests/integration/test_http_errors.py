@@ -76,16 +76,24 @@ async def test_unknown_paths_and_wrong_methods_answer_json(database_url: str) ->
 
 
 async def test_oversized_bodies_are_refused_with_413(database_url: str) -> None:
-    with trio.fail_after(60):
+    with trio.fail_after(90):
         async with running_hub(database_url) as hub:
             vehicle = await hub.register_vehicle("wheelchair_001")
             headers = {**vehicle.headers, "Content-Type": "application/json"}
+            location_path = "/api/v1/vehicle/wheelchair_001/location"
+            bulk_path = "/api/v1/vehicle/wheelchair_001/bulk"
+
+            async def post(path: str, content: Any, **extra: str) -> httpx.Response:
+                # Each answer must come promptly, and the client's next request too: an
+                # answer sent before a big body was read must not hang the connection.
+                with trio.fail_after(15):
+                    return await hub.client.post(
+                        path, content=content, headers={**headers, **extra}
+                    )
+
             big = location_body()
             big["padding"] = "x" * (MIB + 10)
-            answer = await hub.client.post(
-                "/api/v1/vehicle/wheelchair_001/location", content=json.dumps(big), headers=headers
-            )
-            assert_error(answer, 413, "payload_too_large")
+            assert_error(await post(location_path, json.dumps(big)), 413, "payload_too_large")
 
             async def chunks(total: int) -> AsyncIterator[bytes]:
                 """A body without Content-Length (chunked), so only its length can tell."""
@@ -95,39 +103,40 @@ async def test_oversized_bodies_are_refused_with_413(database_url: str) -> None:
                 yield b'"}'
 
             for total in (MIB + MIB // 2, 5 * MIB):
-                answer = await hub.client.post(
-                    "/api/v1/vehicle/wheelchair_001/location",
-                    content=chunks(total),
-                    headers=headers,
-                )
+                answer = await post(location_path, chunks(total))
                 assert "Content-Length" not in answer.request.headers
                 assert_error(answer, 413, "payload_too_large")
 
-            token = await hub.client.post(
-                "/api/v1/auth/token",
-                content=json.dumps({"client_id": "veh_1", "client_secret": "x" * (MIB + 1)}),
-                headers={"Content-Type": "application/json"},
-            )
+            with trio.fail_after(15):
+                token = await hub.client.post(
+                    "/api/v1/auth/token",
+                    content=json.dumps({"client_id": "veh_1", "client_secret": "x" * (MIB + 1)}),
+                    headers={"Content-Type": "application/json"},
+                )
             assert_error(token, 413, "payload_too_large")
 
             # Bulk may be up to 4 MiB: a 2 MiB upload is read and judged on its content.
             bulk = {"messages": [], "padding": "x" * (2 * MIB)}
-            answer = await hub.client.post(
-                "/api/v1/vehicle/wheelchair_001/bulk", content=json.dumps(bulk), headers=headers
-            )
+            answer = await post(bulk_path, json.dumps(bulk))
             assert answer.status_code == 400, answer.text[:200]
+            assert answer.json()["error"] != "payload_too_large"
             bulk["padding"] = "x" * (4 * MIB + 1)
-            answer = await hub.client.post(
-                "/api/v1/vehicle/wheelchair_001/bulk", content=json.dumps(bulk), headers=headers
-            )
-            assert_error(answer, 413, "payload_too_large")
+            assert_error(await post(bulk_path, json.dumps(bulk)), 413, "payload_too_large")
 
-            # Nothing was stored, and the connection still serves an ordinary report.
+            # Refused before its big body was read (bad token): still a prompt answer.
+            bulk["padding"] = "x" * (2 * MIB)
+            answer = await post(
+                bulk_path, json.dumps(bulk), Authorization="Bearer expired.or.forged"
+            )
+            assert_error(answer, 401, "invalid_token")
+
+            # Nothing was stored, and the client still gets its ordinary report through.
             history = await hub.client.get(
                 "/api/v1/vehicle/wheelchair_001/locations", headers=hub.admin_headers
             )
             assert history.json()["items"] == []
-            assert (await hub.post(vehicle, "location", location_body())).status_code == 200
+            with trio.fail_after(15):
+                assert (await hub.post(vehicle, "location", location_body())).status_code == 200
 
 
 async def test_bodies_must_be_json(database_url: str) -> None:
@@ -152,7 +161,9 @@ async def test_bodies_must_be_json(database_url: str) -> None:
                 b"",
             ):
                 answer = await hub.client.post(
-                    path, content=raw, headers={**vehicle.headers, "Content-Type": "application/json"}
+                    path,
+                    content=raw,
+                    headers={**vehicle.headers, "Content-Type": "application/json"},
                 )
                 assert_error(answer, 400, "invalid_json")
 
@@ -221,6 +232,9 @@ async def test_an_unexpected_error_is_a_bare_500(caplog: pytest.LogCaptureFixtur
         actors=None,  # type: ignore[arg-type]
         vehicles=None,  # type: ignore[arg-type]
         router=None,  # type: ignore[arg-type]
+        alerts=None,  # type: ignore[arg-type]
+        battery_health=None,  # type: ignore[arg-type]
+        missions=None,  # type: ignore[arg-type]
     )
     app = create_app(services)
     client = app.test_client()

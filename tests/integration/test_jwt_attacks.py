@@ -176,7 +176,10 @@ async def test_missing_or_malformed_authorization_headers_are_refused(database_u
             await hub.register_vehicle("wheelchair_001")
             headers: dict[str, tuple[dict[str, str], str]] = {
                 "no header": ({}, "missing_token"),
-                "Basic scheme": ({"Authorization": "Basic d2hlZWxjaGFpcjpzZWNyZXQ="}, "missing_token"),
+                "Basic scheme": (
+                    {"Authorization": "Basic d2hlZWxjaGFpcjpzZWNyZXQ="},
+                    "missing_token",
+                ),
                 "Bearer without token": ({"Authorization": "Bearer"}, "missing_token"),
                 "token without scheme": ({"Authorization": "abc.def.ghi"}, "missing_token"),
                 "garbage token": ({"Authorization": "Bearer not-a-jwt"}, "invalid_token"),

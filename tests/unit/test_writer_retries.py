@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 import trio
 import trio.testing
 
-from storage.database import StorageError, StorageUnavailableError
+from storage.availability import DatabaseAvailability
+from storage.database import DatabaseDownError, StorageError, StorageUnavailableError
 from storage.telemetry_tables import TelemetryKind
 from storage.writer import TelemetryRow, Writer, WriteRequest, WriteResult
 
@@ -22,18 +24,39 @@ def _request(vehicle_id: str, seconds: int) -> WriteRequest:
 
 
 class FakeDatabase:
-    """Runs the Writer's batch function directly; failures are scripted."""
+    """Runs the Writer's batch function directly; failures are scripted.
+
+    ``failures`` are raised by the next attempts in turn; ``gone_until`` makes every attempt
+    fail as an unreachable server would until that virtual time. Attempts keep the
+    availability books the way :class:`storage.database.Database` does.
+    """
 
     def __init__(self) -> None:
+        self.availability = DatabaseAvailability()
         self.failures: list[StorageError] = []
+        self.gone_until = -math.inf
         self.attempt_times: list[float] = []
         self.batches: list[list[WriteRequest]] = []
 
-    async def run_asyncio(self, work: Callable[[Any], Awaitable[Any]]) -> Any:
-        self.attempt_times.append(trio.current_time())
-        if self.failures:
-            raise self.failures.pop(0)
-        return await work(None)
+    async def run_asyncio(
+        self, work: Callable[[Any], Awaitable[Any]], *, even_if_down: bool = False
+    ) -> Any:
+        async def attempt() -> Any:
+            self.attempt_times.append(trio.current_time())
+            self._fail_if_gone()
+            if self.failures:
+                raise self.failures.pop(0)
+            return await work(None)
+
+        return await self.availability.call(attempt, even_if_down=even_if_down)
+
+    async def probe(self) -> None:
+        """What the availability probe runs: ``SELECT 1``."""
+        self._fail_if_gone()
+
+    def _fail_if_gone(self) -> None:
+        if trio.current_time() < self.gone_until:
+            raise DatabaseDownError("ConnectionRefusedError: [Errno 111] Connection refused")
 
     async def apply(self, _connection: Any, requests: Sequence[WriteRequest]) -> list[WriteResult]:
         self.batches.append(list(requests))
@@ -151,3 +174,103 @@ async def test_drain_commits_what_is_queued_at_shutdown(
         assert writer.queue_depth() == 1
         await writer.drain()
     assert results == [WriteResult((True,))]
+
+
+# --- database outages (TVM-ERR-003) ------------------------------------------------------
+
+
+async def _outcome(writer: Writer, vehicle_id: str, seconds: int = 0) -> str:
+    try:
+        await writer.write(_request(vehicle_id, seconds))
+    except DatabaseDownError:
+        return f"unavailable at {trio.current_time():g}"
+    except StorageUnavailableError:
+        return f"unavailable after retries at {trio.current_time():g}"
+    return f"committed at {trio.current_time():g}"
+
+
+async def test_an_outage_answers_waiting_callers_at_once_while_the_batch_keeps_its_schedule(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    database = FakeDatabase()
+    database.gone_until = math.inf
+    writer = _writer(database)
+    outcomes: list[str] = []
+
+    async def write(vehicle_id: str) -> None:
+        outcomes.append(await _outcome(writer, vehicle_id))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        async with trio.open_nursery() as clients:
+            clients.start_soon(write, "wheelchair_001")
+            clients.start_soon(write, "wheelchair_002")
+        await trio.sleep(60)
+        nursery.cancel_scope.cancel()
+    assert outcomes == ["unavailable at 0", "unavailable at 0"]
+    assert database.attempt_times == [0.0, 1.0, 3.0, 7.0]  # retried 1 s, 2 s, 4 s as before
+    assert writer.rows_committed == 0
+
+
+async def test_a_write_while_the_database_is_down_fails_at_once_without_an_attempt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    database = FakeDatabase()
+    writer = _writer(database)
+    database.availability.mark_down(DatabaseDownError("refused"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        await trio.sleep(5)
+        outcome = await _outcome(writer, "wheelchair_001")
+        nursery.cancel_scope.cancel()
+    assert outcome == "unavailable at 5"
+    assert database.attempt_times == []
+    assert writer.queue_depth() == 0
+
+
+async def test_callers_queued_behind_a_retrying_batch_are_answered_when_an_outage_is_noticed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    database = FakeDatabase()
+    database.failures = [StorageUnavailableError("deadlock detected")]
+    writer = _writer(database)
+    outcomes: dict[str, str] = {}
+
+    async def write(vehicle_id: str, at: float) -> None:
+        await trio.sleep_until(at)
+        outcomes[vehicle_id] = await _outcome(writer, vehicle_id)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        async with trio.open_nursery() as clients:
+            clients.start_soon(write, "in_flight", 0.0)
+            clients.start_soon(write, "queued", 0.25)
+            # At 0.5 s another caller (a read, the health check) finds the server gone.
+            await trio.sleep_until(0.5)
+            database.gone_until = math.inf
+            database.availability.mark_down(DatabaseDownError("connection lost"))
+        nursery.cancel_scope.cancel()
+    assert outcomes == {"in_flight": "unavailable at 0.5", "queued": "unavailable at 0.5"}
+
+
+async def test_the_writer_recovers_as_soon_as_the_probe_sees_the_database_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    database = FakeDatabase()
+    database.gone_until = 1.5  # the server is back 1.5 s after the first write
+    writer = _writer(database)
+    outcomes: list[str] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(database.availability.run, database.probe)
+        await nursery.start(writer.run)
+        outcomes.append(await _outcome(writer, "wheelchair_001", 0))
+        await trio.sleep_until(2.5)
+        outcomes.append(await _outcome(writer, "wheelchair_001", 1))
+        nursery.cancel_scope.cancel()
+    assert outcomes == ["unavailable at 0", "committed at 2.5"]
+    # Probes at 1 s (still gone) and 2 s (back: marked up); the batch in flight is retried at
+    # 1 s, then at once when the probe marks the database up instead of waiting until 3 s.
+    assert database.attempt_times == [0.0, 1.0, 2.0, 2.5]
+    assert database.availability.probes == 2
+    assert not database.availability.is_down
+    assert writer.rows_committed == 2  # the first row committed too: nothing was lost

@@ -1,0 +1,152 @@
+"""Battery health, missions and reservations (CONTRACT §3 battery health, §8).
+
+Needs ``services.battery_health`` (:class:`actors.battery_health.BatteryHealthService`) and
+``services.missions`` (:class:`actors.missions.MissionService`) on :class:`HubServices`.
+Viewers read; operators and admins book, change and cancel reservations.
+"""
+
+from __future__ import annotations
+
+from quart import Quart, Response, g, request
+from quart_schema import document_request, document_response, tag
+
+from actors.accounts import storage_guard
+from actors.fleet_reads import parse_limit, parse_query_timestamp
+from actors.missions import Caller
+from api.context import HubServices
+from api.errors import json_response
+from api.guard import OPERATORS, VIEWERS, require_role
+from api.request_body import json_body
+from api.wire import responses
+from api.wire.reservations import (
+    BatteryHealth,
+    Mission,
+    MissionPage,
+    Reservation,
+    ReservationCreate,
+    ReservationPage,
+    ReservationUpdate,
+)
+from api.wire.validation import parse_model
+from hub.security import Principal
+
+
+def _caller(principal: Principal) -> Caller:
+    return Caller(principal.subject, principal.role, g.get("request_id"))
+
+
+def register(app: Quart, services: HubServices) -> None:
+    """Add the battery-health, mission and reservation endpoints."""
+
+    @tag(["fleet"])
+    @document_response(BatteryHealth, 200)
+    @document_response(responses.ErrorBody, 404)
+    async def battery_health(vehicle_id: str) -> Response:
+        """Charge cycles (100 % of SoC discharged = one) and the resting-voltage trend."""
+        require_role(services, VIEWERS)
+        services.registry.require(vehicle_id)
+        async with storage_guard():
+            body = await services.battery_health.health(vehicle_id)
+        return json_response(body)
+
+    @tag(["missions"])
+    @document_response(MissionPage, 200)
+    @document_response(responses.ErrorBody, 400)
+    async def list_missions() -> Response:
+        """Missions newest first: ``vehicle_id``, ``status``, ``limit`` (≤ 10 000), ``cursor``."""
+        require_role(services, VIEWERS)
+        args = request.args
+        page = await services.missions.missions(
+            vehicle_id=args.get("vehicle_id"),
+            status=args.get("status"),
+            cursor=args.get("cursor"),
+            limit=parse_limit(args.get("limit")),
+        )
+        return json_response(page)
+
+    @tag(["missions"])
+    @document_response(Mission, 200)
+    @document_response(responses.ErrorBody, 404)
+    async def get_mission(mission_id: str) -> Response:
+        """One mission and its reservation, if it carries one out."""
+        require_role(services, VIEWERS)
+        return json_response(await services.missions.mission(mission_id))
+
+    @tag(["reservations"])
+    @document_request(ReservationCreate)
+    @document_response(Reservation, 201)
+    @document_response(responses.ErrorBody, 400)
+    async def create_reservation() -> Response:
+        """Book a transport; the answer's ``mission_id`` is the id to dispatch it with."""
+        principal = require_role(services, OPERATORS)
+        body = parse_model(ReservationCreate, await json_body())
+        item = await services.missions.create(body, _caller(principal))
+        headers = {"Location": f"/api/v1/reservations/{item['reservation_id']}"}
+        return json_response(item, status=201, headers=headers)
+
+    @tag(["reservations"])
+    @document_response(ReservationPage, 200)
+    @document_response(responses.ErrorBody, 400)
+    async def list_reservations() -> Response:
+        """Reservations soonest first: ``status``, ``vehicle_id``, ``from``/``to`` (scheduled
+        time), ``limit`` (≤ 10 000), ``cursor``."""
+        require_role(services, VIEWERS)
+        args = request.args
+        page = await services.missions.reservations(
+            status=args.get("status"),
+            vehicle_id=args.get("vehicle_id"),
+            start=parse_query_timestamp("from", args.get("from")),
+            end=parse_query_timestamp("to", args.get("to")),
+            cursor=args.get("cursor"),
+            limit=parse_limit(args.get("limit")),
+        )
+        return json_response(page)
+
+    @tag(["reservations"])
+    @document_response(Reservation, 200)
+    @document_response(responses.ErrorBody, 404)
+    async def get_reservation(reservation_id: str) -> Response:
+        """One reservation, with its mission's status once dispatched."""
+        require_role(services, VIEWERS)
+        return json_response(await services.missions.reservation(reservation_id))
+
+    @tag(["reservations"])
+    @document_request(ReservationUpdate)
+    @document_response(Reservation, 200)
+    @document_response(responses.ErrorBody, 400)
+    async def update_reservation(reservation_id: str) -> Response:
+        """Change the time, the vehicle (null unassigns) or the status: pending → confirmed →
+        completed, cancelled from either; confirmed → pending reopens it."""
+        principal = require_role(services, OPERATORS)
+        body = parse_model(ReservationUpdate, await json_body())
+        item = await services.missions.update(reservation_id, body, _caller(principal))
+        return json_response(item)
+
+    @tag(["reservations"])
+    @document_response(Reservation, 200)
+    @document_response(responses.ErrorBody, 400)
+    async def cancel_reservation(reservation_id: str) -> Response:
+        """Cancel a reservation (the row is kept, with status ``cancelled``)."""
+        principal = require_role(services, OPERATORS)
+        return json_response(await services.missions.cancel(reservation_id, _caller(principal)))
+
+    app.add_url_rule(
+        "/api/v1/vehicle/<vehicle_id>/battery/health", view_func=battery_health, methods=["GET"]
+    )
+    app.add_url_rule("/api/v1/missions", view_func=list_missions, methods=["GET"])
+    app.add_url_rule("/api/v1/missions/<mission_id>", view_func=get_mission, methods=["GET"])
+    app.add_url_rule("/api/v1/reservations", view_func=create_reservation, methods=["POST"])
+    app.add_url_rule("/api/v1/reservations", view_func=list_reservations, methods=["GET"])
+    app.add_url_rule(
+        "/api/v1/reservations/<reservation_id>", view_func=get_reservation, methods=["GET"]
+    )
+    app.add_url_rule(
+        "/api/v1/reservations/<reservation_id>",
+        view_func=update_reservation,
+        methods=["PATCH"],
+    )
+    app.add_url_rule(
+        "/api/v1/reservations/<reservation_id>",
+        view_func=cancel_reservation,
+        methods=["DELETE"],
+    )
