@@ -6,6 +6,7 @@ family, which callers turn into 503 through :func:`storage_guard`.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,9 +19,17 @@ from actors.vehicle_registry import VehicleRegistry, unknown_vehicle
 from hub import security
 from hub.clock import utc_now
 from hub.errors import ContractError, RateLimitedError, service_unavailable
-from storage.database import Database, StorageUnavailableError, UniqueViolationError
+from hub.logs import current_request_id
+from storage.database import (
+    Database,
+    StorageError,
+    StorageUnavailableError,
+    UniqueViolationError,
+)
 from storage.queries import accounts as account_queries
 from storage.queries import vehicles as vehicle_queries
+
+logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -62,6 +71,40 @@ class AccountService:
         # must not put the vehicle back into the registry.
         self._disabled_here: set[str] = set()
 
+    async def security_event(
+        self,
+        action: str,
+        *,
+        actor: str | None,
+        actor_role: str | None,
+        address: str | None,
+        details: dict[str, Any],
+        vehicle_id: str | None = None,
+    ) -> None:
+        """Write a security event (failed login, refused access) to the audit log.
+
+        Never raises: an unreachable database must not turn a 401/403 into a 503.
+        """
+        try:
+            await account_queries.write_audit(
+                self._database,
+                action=action,
+                actor=actor,
+                actor_role=actor_role,
+                vehicle_id=vehicle_id,
+                outcome="refused",
+                details=details,
+                request_id=current_request_id(),
+                source_address=address,
+            )
+        except StorageError as exc:
+            logger.warning("could not audit %s: %s", action, exc)
+
+    def _login_succeeded(self, client_key: str, address: str) -> None:
+        """Only failures count towards the login limit (CONTRACT §2): refund a good login."""
+        self._limiter.refund("login_client", client_key)
+        self._limiter.refund("login_address", address)
+
     def _check_login_rate(self, client_key: str, address: str) -> None:
         for kind, key in (("login_client", client_key), ("login_address", address)):
             decision = self._limiter.take(kind, key)
@@ -77,7 +120,15 @@ class AccountService:
             row = await vehicle_queries.credentials_for_client(self._database, client_id)
         secret_hash = None if row is None else row["secret_hash"]
         if not await security.verify_secret_in_thread(secret_hash, client_secret) or row is None:
+            await self.security_event(
+                "login_failed",
+                actor=client_id,
+                actor_role="vehicle",
+                address=address,
+                details={"grant_type": "client_credentials"},
+            )
             raise security.invalid_client()
+        self._login_succeeded(client_id, address)
         vehicle_id = str(row["vehicle_id"])
         if vehicle_id not in self._disabled_here:
             # The database says it is enabled: a vehicle registered by another process (the
@@ -99,7 +150,15 @@ class AccountService:
             row = await account_queries.user_by_name(self._database, username)
         password_hash = None if row is None else row["password_hash"]
         if not await security.verify_secret_in_thread(password_hash, password) or row is None:
+            await self.security_event(
+                "login_failed",
+                actor=username,
+                actor_role=None,
+                address=address,
+                details={"grant_type": "password"},
+            )
             raise security.invalid_client()
+        self._login_succeeded("user:" + username, address)
         tokens = await self._issue(
             subject=username,
             role=str(row["role"]),

@@ -33,6 +33,7 @@ from actors.accounts import storage_guard
 from actors.alert_channels import AlertChannel, ChannelWorker, channels_from_settings
 from actors.events import EventSink
 from api.wire import ws_events
+from hub import metrics
 from hub.clock import format_timestamp
 from hub.config import Settings
 from hub.errors import bad_request, not_found
@@ -169,7 +170,10 @@ class AlertService:
         Every alert goes to the frontend sink; critical ones are also queued for each side
         channel and watched for escalation.
         """
-        self.raised[str(frame.get("severity"))] += 1
+        severity = str(frame.get("severity"))
+        self.raised[severity] += 1
+        if not frame.get("escalated"):
+            metrics.alerts_raised.labels(severity).inc()
         self._send(frame)
         alert_id = frame.get("alert_id")
         if (

@@ -24,6 +24,7 @@ from actors.events import EventSink
 from actors.outbound import OutboundLink
 from api.wire import ws_events
 from api.wire.command_acks import CommandAck
+from hub import metrics
 from hub.clock import now_timestamp, utc_now
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class PendingCommand:
     settled: trio.Event = field(default_factory=trio.Event)
     absorbed: list[PendingCommand] = field(default_factory=list)
     """Older queued configures merged into this one: they end with its status."""
+    first_sent_at: float | None = None
+    """trio time of the first send on the current connection (for the latency metric)."""
 
     @property
     def command_id(self) -> str:
@@ -206,6 +209,7 @@ class CommandDesk:
         self.link.send_nowait(pending.queued.payload, urgent=urgent)
         pending.sends = 1
         pending.status = "sent"
+        pending.first_sent_at = trio.current_time()
         self.last_delivered_type = pending.queued.type
         self._report(pending, "sent", None)
         self._persist(
@@ -241,6 +245,9 @@ class CommandDesk:
         if pending is None:
             return False
         body = ack.model_dump(mode="json", exclude_none=True)
+        if not pending.acked.is_set() and pending.first_sent_at is not None:
+            latency = trio.current_time() - pending.first_sent_at
+            metrics.command_latency.labels(pending.queued.type).observe(latency)
         pending.acked.set()
         if pending.status == ack.status:
             return True
@@ -249,6 +256,8 @@ class CommandDesk:
 
     def _settle(self, pending: PendingCommand, status: str, ack: dict[str, Any] | None) -> None:
         settling = (pending, *_absorbed(pending))
+        if status in SETTLED:
+            metrics.commands_finished.labels(pending.queued.type, status).inc(len(settling))
         for command in settling:
             command.status = status
             command.ack = ack

@@ -88,6 +88,12 @@ class RateLimiter:
             retry_after=max(1, math.ceil(bucket.seconds_until_token())),
         )
 
+    def refund(self, kind: str, key: str) -> None:
+        """Give back the token of an attempt that turned out not to count (a good login)."""
+        bucket = self._buckets.get((kind, key))
+        if bucket is not None:
+            bucket.tokens = min(float(bucket.burst), bucket.tokens + 1)
+
     def _forget_full(self, now: float) -> None:
         for key, bucket in list(self._buckets.items()):
             if bucket.tokens + (now - bucket.updated_at) * bucket.rate >= bucket.burst:

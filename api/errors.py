@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Quart, Response, g, json
+from quart import Quart, Response, current_app, g, json, request
 from werkzeug.exceptions import HTTPException
 
 from hub.clock import now_timestamp
@@ -48,7 +48,24 @@ def error_response(error: ContractError) -> Response:
 
 
 async def _contract_error(error: ContractError) -> Response:
+    if error.status == 403:
+        await _audit_forbidden(error)
     return error_response(error)
+
+
+async def _audit_forbidden(error: ContractError) -> None:
+    """A refused access is a security event: it goes to the audit log (never raises)."""
+    services = current_app.extensions.get("tvm_services")
+    if services is None or services.accounts is None:
+        return
+    principal = g.get("principal")
+    await services.accounts.security_event(
+        "access_forbidden",
+        actor=None if principal is None else principal.subject,
+        actor_role=None if principal is None else principal.role,
+        address=request.remote_addr,
+        details={"method": request.method, "path": request.path, "message": error.message},
+    )
 
 
 async def _http_error(error: HTTPException) -> Response:

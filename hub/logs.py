@@ -33,6 +33,11 @@ def bind_log_context(**fields: str | None) -> None:
     LOG_CONTEXT.set(current)
 
 
+def current_request_id() -> str | None:
+    """The request id of the current task's log context, if any."""
+    return (LOG_CONTEXT.get() or {}).get("request_id")
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line; errors carry their stack trace."""
 

@@ -46,6 +46,7 @@ def hub_process(*, rate_limits: bool = False) -> Iterator[str]:
         "TVM_ADMIN_USERNAME": ADMIN[0],
         "TVM_ADMIN_PASSWORD": ADMIN[1],
         "TVM_LOG_LEVEL": "WARNING",
+        "TVM_LOGIN_ATTEMPTS_PER_MINUTE": "100000",  # many simulated vehicles share one address
     }
     command = [sys.executable, "-m", "hub.cli", "serve"]
     process = subprocess.Popen(command, env=env)

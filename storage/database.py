@@ -158,9 +158,7 @@ class Database:
     async def _call(
         self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, even_if_down: bool = False
     ) -> T:
-        return await self.availability.call(
-            partial(self._attempt, work), even_if_down=even_if_down
-        )
+        return await self.availability.call(partial(self._attempt, work), even_if_down=even_if_down)
 
     async def _attempt(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """One bounded try on a pooled connection, without the availability books."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 
 from quart import Quart, Response
-from quart_schema import hide
+from quart_schema import tag
 
 from api.context import HubServices
 from hub import metrics
@@ -38,8 +38,10 @@ def refresh_gauges(services: HubServices) -> None:
 def register(app: Quart, services: HubServices) -> None:
     """Add ``/metrics``."""
 
-    @hide
+    @tag(["operations"])
     async def prometheus_metrics() -> Response:
+        """Prometheus text format: requests, latency, connections, pool, telemetry, commands,
+        mailboxes, offline queues, alerts."""
         refresh_gauges(services)
         return Response(
             metrics.exposition(), mimetype="text/plain", content_type="text/plain; version=0.0.4"

@@ -88,7 +88,9 @@ async def seconds_until_healthy(hub: RunningHub) -> float:
     """Poll ``/health`` until 200; how long that took (fails after :data:`RECOVER_WITHIN`)."""
     started = time.monotonic()
     with trio.fail_after(RECOVER_WITHIN):
-        while (await hub.client.get("/health")).status_code != 200:
+        while True:
+            if (await hub.client.get("/health")).status_code == 200:
+                break
             await trio.sleep(0.05)
     return time.monotonic() - started
 
@@ -143,8 +145,10 @@ async def test_postgres_stopped_under_the_hub_gives_503_and_the_hub_recovers_by_
             answer_times, recovery = await run_outage(
                 embedded, take_down=embedded.shut_down, bring_back=embedded.start_again
             )
-    print(f"stopped: answers in {[round(t, 3) for t in answer_times]} s; recovered in "
-          f"{recovery:.2f} s")
+    print(
+        f"stopped: answers in {[round(t, 3) for t in answer_times]} s; recovered in "
+        f"{recovery:.2f} s"
+    )
 
 
 def _signal_postgres(embedded: EmbeddedPostgres, signum: signal.Signals) -> None:
@@ -163,5 +167,6 @@ async def test_postgres_that_stops_answering_gives_503_within_2_s_and_recovers()
                 take_down=lambda: _signal_postgres(embedded, signal.SIGSTOP),
                 bring_back=lambda: _signal_postgres(embedded, signal.SIGCONT),
             )
-    print(f"frozen: answers in {[round(t, 3) for t in answer_times]} s; recovered in "
-          f"{recovery:.2f} s")
+    print(
+        f"frozen: answers in {[round(t, 3) for t in answer_times]} s; recovered in {recovery:.2f} s"
+    )

@@ -229,3 +229,11 @@ async def test_configured_limits_are_used(autojump_clock: trio.testing.MockClock
         assert not buckets.take("location", VEHICLE).allowed
         await sleep_until(start, 0.5)
         assert buckets.take("location", VEHICLE).allowed
+
+
+async def test_a_refunded_take_gives_the_token_back(autojump_clock: trio.testing.MockClock) -> None:
+    limiter = RateLimiter({"login_client": RateLimit(10 / 60, 10)})
+    for _ in range(10):
+        assert limiter.take("login_client", "veh_1").allowed
+        limiter.refund("login_client", "veh_1")
+    assert limiter.take("login_client", "veh_1").remaining == 9

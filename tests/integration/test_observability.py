@@ -1,0 +1,80 @@
+"""What an operator watches: /metrics, security events in the audit log."""
+
+from __future__ import annotations
+
+import re
+
+import trio
+
+from storage.testing import fetch
+from tests.integration.harness import location_body, running_hub
+
+
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one Prometheus sample, matching all given labels."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{key}="{value}"' in line for key, value in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def test_metrics_count_requests_telemetry_and_show_live_state(database_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            vehicle = await hub.register_vehicle("wheelchair_001")
+            before = (await hub.client.get("/metrics")).text
+            ingested_before = _sample(before, "telemetry_ingested_total", kind="location") or 0
+            for offset in (-3, -2, -1):
+                answer = await hub.post(vehicle, "location", location_body(_ts(offset)))
+                assert answer.status_code == 200
+
+            scraped = await hub.client.get("/metrics")
+            assert scraped.status_code == 200
+            assert scraped.headers["content-type"].startswith("text/plain")
+            text = scraped.text
+            route = "/api/v1/vehicle/<vehicle_id>/location"
+            assert _sample(text, "request_count_total", route=route, status="200") == 3
+            assert _sample(text, "request_duration_seconds_count", route=route, status="200") == 3
+            assert _sample(text, "telemetry_ingested_total", kind="location") == ingested_before + 3
+            assert _sample(text, "db_pool_usage", state="size") is not None
+            assert _sample(text, "active_connections", kind="vehicle") == 0
+            assert _sample(text, "actor_mailbox_depth", kind="vehicle") == 0
+            assert re.search(r"^offline_queue_depth \d", text, re.M)
+
+
+async def test_failed_logins_and_refused_access_are_audited(database_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            first = await hub.register_vehicle("wheelchair_001")
+            await hub.register_vehicle("wheelchair_002")
+            refused = await hub.login(client_id=first.client_id, client_secret="wrong")
+            assert refused.status_code == 401
+            forbidden = await hub.client.post(
+                "/api/v1/vehicle/wheelchair_002/location",
+                json=location_body(),
+                headers=first.headers,
+            )
+            assert forbidden.status_code == 403
+
+            rows = await trio.to_thread.run_sync(
+                fetch,
+                database_url,
+                "SELECT action, actor, actor_role, outcome, details, source_address, request_id"
+                " FROM audit_logs WHERE action IN ('login_failed', 'access_forbidden')"
+                " ORDER BY audit_id",
+            )
+            assert [(r["action"], r["actor"], r["outcome"]) for r in rows] == [
+                ("login_failed", first.client_id, "refused"),
+                ("access_forbidden", "wheelchair_001", "refused"),
+            ]
+            assert '"/api/v1/vehicle/wheelchair_002/location"' in rows[1]["details"]
+            assert rows[1]["request_id"] == forbidden.headers["X-Request-ID"]
+            assert rows[0]["source_address"] == "127.0.0.1"
+
+
+def _ts(offset: float) -> str:
+    from tests.integration.harness import timestamp
+
+    return timestamp(offset)
