@@ -26,8 +26,7 @@ async def create_user(
 async def user_by_name(database: Database, username: str) -> Row | None:
     """An enabled user's id, role and password hash."""
     return await database.fetchrow(
-        "SELECT user_id, username, role, password_hash FROM users"
-        " WHERE username = $1 AND enabled",
+        "SELECT user_id, username, role, password_hash FROM users WHERE username = $1 AND enabled",
         username,
     )
 

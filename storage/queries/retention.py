@@ -31,13 +31,30 @@ class ArchivedTable(enum.Enum):
 
 _COLUMNS: dict[ArchivedTable, tuple[str, ...]] = {
     ArchivedTable.LOCATIONS: (
-        "vehicle_id", "timestamp", "latitude", "longitude", "altitude", "heading", "speed",
-        "accuracy", "received_at",
+        "vehicle_id",
+        "timestamp",
+        "latitude",
+        "longitude",
+        "altitude",
+        "heading",
+        "speed",
+        "accuracy",
+        "received_at",
     ),
     ArchivedTable.STATUS: (
-        "vehicle_id", "timestamp", "state", "mission_id", "current_waypoint",
-        "passengers_onboard", "operational_hours", "progress_percent", "eta_seconds",
-        "distance_remaining_meters", "error_code", "error_message", "received_at",
+        "vehicle_id",
+        "timestamp",
+        "state",
+        "mission_id",
+        "current_waypoint",
+        "passengers_onboard",
+        "operational_hours",
+        "progress_percent",
+        "eta_seconds",
+        "distance_remaining_meters",
+        "error_code",
+        "error_message",
+        "received_at",
     ),
 }
 
@@ -102,9 +119,7 @@ async def move_batch(
     """Move up to ``limit`` of one vehicle's rows with ``after < timestamp < older_than``,
     oldest first, into the archive in one transaction.
     """
-    row = await database.fetchrow(
-        _MOVE_STATEMENTS[table], vehicle_id, older_than, after, limit
-    )
+    row = await database.fetchrow(_MOVE_STATEMENTS[table], vehicle_id, older_than, after, limit)
     assert row is not None
     return MovedBatch(int(row["moved"]), int(row["archived"]), row["last_timestamp"])
 

@@ -97,9 +97,7 @@ async def fleet_summary(database: Database) -> list[Row]:
 
 async def vehicle_summary(database: Database, vehicle_id: str) -> Row | None:
     """One vehicle with its latest state."""
-    return await database.fetchrow(
-        _SUMMARY_SQL.format(where="AND v.vehicle_id = $1"), vehicle_id
-    )
+    return await database.fetchrow(_SUMMARY_SQL.format(where="AND v.vehicle_id = $1"), vehicle_id)
 
 
 async def latest_state(database: Database, vehicle_id: str) -> Row | None:

@@ -191,8 +191,9 @@ async def test_reservations_crud_with_roles_and_validation(database_url: str) ->
             assert item["mission_status"] is None
             assert item["pickup"]["waypoint_id"] == "lobby_entrance"
 
-            assert (await client.get(f"/api/v1/reservations/{reservation_id}",
-                                     headers=viewer)).json() == item
+            assert (
+                await client.get(f"/api/v1/reservations/{reservation_id}", headers=viewer)
+            ).json() == item
             forbidden = await client.post(
                 "/api/v1/reservations", json=reservation_body(), headers=viewer
             )
@@ -201,16 +202,34 @@ async def test_reservations_crud_with_roles_and_validation(database_url: str) ->
 
             # Validation: the contract's flat error shape with field and received value.
             cases: list[tuple[dict[str, Any], int, str, str | None]] = [
-                (reservation_body(pickup={"waypoint_id": "a", "latitude": 95.0, "longitude": 1.0}),
-                 400, "invalid_location", "pickup.latitude"),
-                (reservation_body(scheduled_time="2025-12-16T10:30:45Z"),
-                 400, "invalid_timestamp", "scheduled_time"),
-                (reservation_body(scheduled_time=wire(utc_now() - timedelta(hours=1))),
-                 400, "invalid_timestamp", "scheduled_time"),
+                (
+                    reservation_body(
+                        pickup={"waypoint_id": "a", "latitude": 95.0, "longitude": 1.0}
+                    ),
+                    400,
+                    "invalid_location",
+                    "pickup.latitude",
+                ),
+                (
+                    reservation_body(scheduled_time="2025-12-16T10:30:45Z"),
+                    400,
+                    "invalid_timestamp",
+                    "scheduled_time",
+                ),
+                (
+                    reservation_body(scheduled_time=wire(utc_now() - timedelta(hours=1))),
+                    400,
+                    "invalid_timestamp",
+                    "scheduled_time",
+                ),
                 (reservation_body(seats=2), 400, "validation_error", "seats"),
                 (reservation_body(passenger_name=""), 400, "validation_error", "passenger_name"),
-                (reservation_body(vehicle_id="wheelchair_404"), 404, "unknown_vehicle",
-                 "vehicle_id"),
+                (
+                    reservation_body(vehicle_id="wheelchair_404"),
+                    404,
+                    "unknown_vehicle",
+                    "vehicle_id",
+                ),
             ]
             for body, status, error, field in cases:
                 answer = await client.post("/api/v1/reservations", json=body, headers=operator)
@@ -229,7 +248,8 @@ async def test_reservations_crud_with_roles_and_validation(database_url: str) ->
             )
             assert confirmed.status_code == 200, confirmed.text
             assert (confirmed.json()["status"], confirmed.json()["vehicle_id"]) == (
-                "confirmed", "wheelchair_002",
+                "confirmed",
+                "wheelchair_002",
             )
             unassigned = await client.patch(path, json={"vehicle_id": None}, headers=operator)
             assert unassigned.json()["vehicle_id"] is None
@@ -237,17 +257,20 @@ async def test_reservations_crud_with_roles_and_validation(database_url: str) ->
             moved = await client.patch(path, json={"scheduled_time": later}, headers=operator)
             assert moved.json()["scheduled_time"] == later
 
-            second = (await client.post(
-                "/api/v1/reservations", json=reservation_body(), headers=operator
-            )).json()
+            second = (
+                await client.post("/api/v1/reservations", json=reservation_body(), headers=operator)
+            ).json()
             jump = await client.patch(
                 f"/api/v1/reservations/{second['reservation_id']}",
-                json={"status": "completed"}, headers=operator,
+                json={"status": "completed"},
+                headers=operator,
             )
             assert jump.status_code == 400
             assert jump.json()["error"] == "invalid_state_transition"
             assert jump.json()["details"] == {
-                "from": "pending", "to": "completed", "allowed": ["confirmed", "cancelled"],
+                "from": "pending",
+                "to": "completed",
+                "allowed": ["confirmed", "cancelled"],
             }
             for body, error in (
                 ({}, "validation_error"),
@@ -258,10 +281,12 @@ async def test_reservations_crud_with_roles_and_validation(database_url: str) ->
                 answer = await client.patch(path, json=body, headers=operator)
                 assert answer.status_code == 400, (body, answer.text)
                 assert answer.json()["error"] == error, (body, answer.text)
-            assert (await client.patch(path, json={"status": "cancelled"},
-                                       headers=viewer)).status_code == 403
+            assert (
+                await client.patch(path, json={"status": "cancelled"}, headers=viewer)
+            ).status_code == 403
             missing = await client.patch(
-                "/api/v1/reservations/resv_0000000000000000", json={"status": "cancelled"},
+                "/api/v1/reservations/resv_0000000000000000",
+                json={"status": "cancelled"},
                 headers=operator,
             )
             assert missing.status_code == 404 and missing.json()["error"] == "not_found"
@@ -295,15 +320,20 @@ async def test_reservations_crud_with_roles_and_validation(database_url: str) ->
             times = [entry["scheduled_time"] for entry in everything]
             assert times == sorted(times)
             pending_001 = await collect(
-                client, "/api/v1/reservations", viewer, status="pending",
+                client,
+                "/api/v1/reservations",
+                viewer,
+                status="pending",
                 vehicle_id="wheelchair_001",
             )
             assert len(pending_001) == 3
-            only_cancelled = await collect(client, "/api/v1/reservations", viewer,
-                                           status="cancelled")
+            only_cancelled = await collect(
+                client, "/api/v1/reservations", viewer, status="cancelled"
+            )
             assert [entry["reservation_id"] for entry in only_cancelled] == [reservation_id]
-            bad = await client.get("/api/v1/reservations", params={"status": "gone"},
-                                   headers=viewer)
+            bad = await client.get(
+                "/api/v1/reservations", params={"status": "gone"}, headers=viewer
+            )
             assert bad.status_code == 400 and bad.json()["error"] == "invalid_enum"
 
             # Every change is in the audit log.
@@ -334,7 +364,7 @@ MISSION_SQL = (
     "INSERT INTO missions (mission_id, vehicle_id, status, priority, pickup, destination,"
     " scheduled_time, created_at, updated_at)"
     " VALUES ($1, $2, $3, 'normal', '{\"waypoint_id\": \"lobby\"}'::jsonb,"
-    " '{\"waypoint_id\": \"room_201\"}'::jsonb, NULL, $4, $4)"
+    ' \'{"waypoint_id": "room_201"}\'::jsonb, NULL, $4, $4)'
 )
 
 
@@ -345,9 +375,11 @@ async def test_missions_list_filter_page_and_link_to_reservations(database_url: 
             await hub.register_vehicle("wheelchair_002")
             operator = bearer(await hub.create_user("op.tanaka", "operator", PASSWORD))
             viewer = bearer(await hub.create_user("viewer.ito", "viewer", PASSWORD))
-            booked = (await hub.client.post(
-                "/api/v1/reservations", json=reservation_body(), headers=operator
-            )).json()
+            booked = (
+                await hub.client.post(
+                    "/api/v1/reservations", json=reservation_body(), headers=operator
+                )
+            ).json()
             base = datetime.now(UTC) - timedelta(hours=1)
             missions = [
                 ("mission_a1", "wheelchair_001", "completed", base),
@@ -362,7 +394,10 @@ async def test_missions_list_filter_page_and_link_to_reservations(database_url: 
 
             listed = await collect(hub.client, "/api/v1/missions", viewer, limit=1)
             assert [item["mission_id"] for item in listed] == [
-                booked["mission_id"], "mission_b1", "mission_a2", "mission_a1",
+                booked["mission_id"],
+                "mission_b1",
+                "mission_a2",
+                "mission_a1",
             ]
             newest = listed[0]
             assert newest["reservation_id"] == booked["reservation_id"]
@@ -370,8 +405,9 @@ async def test_missions_list_filter_page_and_link_to_reservations(database_url: 
             assert newest["created_at"] == wire(missions[3][3])
             assert listed[1]["reservation_id"] is None
 
-            by_vehicle = await collect(hub.client, "/api/v1/missions", viewer,
-                                       vehicle_id="wheelchair_001")
+            by_vehicle = await collect(
+                hub.client, "/api/v1/missions", viewer, vehicle_id="wheelchair_001"
+            )
             assert [item["mission_id"] for item in by_vehicle] == ["mission_a2", "mission_a1"]
             dispatched = await collect(hub.client, "/api/v1/missions", viewer, status="dispatched")
             assert {item["mission_id"] for item in dispatched} == {"mission_a2", "mission_b1"}
@@ -385,11 +421,16 @@ async def test_missions_list_filter_page_and_link_to_reservations(database_url: 
             )
             assert reservation.json()["mission_status"] == "accepted"
 
-            for params in ({"limit": "0"}, {"status": "DROP TABLE"}, {"cursor": "!!"},
-                           {"vehicle_id": "no spaces"}):
+            for params in (
+                {"limit": "0"},
+                {"status": "DROP TABLE"},
+                {"cursor": "!!"},
+                {"vehicle_id": "no spaces"},
+            ):
                 bad = await hub.client.get("/api/v1/missions", params=params, headers=viewer)
                 assert bad.status_code == 400, (params, bad.text)
                 assert bad.json()["error"] == "validation_error"
-            assert (await hub.client.get("/api/v1/missions",
-                                         headers=vehicle.headers)).status_code == 403
+            assert (
+                await hub.client.get("/api/v1/missions", headers=vehicle.headers)
+            ).status_code == 403
             assert (await hub.client.get("/api/v1/missions")).status_code == 401

@@ -1,6 +1,8 @@
 """A real PostgreSQL stopped (or frozen) under a running hub, then brought back (TVM-ERR-003).
 
-Each test starts a PostgreSQL of its own, not the session's shared server, since it stops it.
+The hub runs in-process (``running_hub``) or, in the last test, as the real ``tvm-hub serve``
+process. Each test starts a PostgreSQL of its own, not the session's shared server, since it
+stops it.
 While the database is gone every request answers 503 ``service_unavailable`` with
 ``Retry-After`` within 2 s of wall time, ``/health`` answers 503 ``down``, and the hub comes
 back by itself once the database does. Wall-clock bounds are the behaviour under test here.
@@ -11,10 +13,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
@@ -24,7 +27,22 @@ import trio
 
 from storage import migrate
 from storage.embedded import EmbeddedPostgres, start_embedded_postgres
-from tests.integration.harness import RunningHub, Vehicle, location_body, running_hub, timestamp
+from tests.e2e.test_cli import (
+    STOP_TIMEOUT,
+    hub_environment,
+    printed_values,
+    run_cli,
+    serving,
+    wait_until_live,
+)
+from tests.integration.harness import (
+    JWT_SECRET,
+    RunningHub,
+    Vehicle,
+    location_body,
+    running_hub,
+    timestamp,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +188,84 @@ async def test_postgres_that_stops_answering_gives_503_within_2_s_and_recovers()
     print(
         f"frozen: answers in {[round(t, 3) for t in answer_times]} s; recovered in {recovery:.2f} s"
     )
+
+
+@contextmanager
+def own_postgres_sync() -> Iterator[EmbeddedPostgres]:
+    """:func:`own_postgres` for plain (non-trio) tests."""
+    data_dir = Path(tempfile.mkdtemp(prefix="tvm-hub-outage-"))
+    try:
+        embedded = start_embedded_postgres(data_dir)
+        try:
+            migrate.upgrade(embedded.dsn)
+            yield embedded
+        finally:
+            embedded.stop()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def timed_sync(request: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = request()
+    return response, time.monotonic() - started
+
+
+@pytest.mark.e2e
+@pytest.mark.hang_guard(240)
+def test_the_serve_process_rides_out_a_postgres_restart_and_still_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    with own_postgres_sync() as embedded:
+        env = hub_environment(embedded.dsn, tmp_path / "data", JWT_SECRET=JWT_SECRET)
+        added = run_cli(env, "vehicle", "add", "wheelchair_outage")
+        assert added.returncode == 0, added.stderr
+        credentials = printed_values(added.stdout)
+        log = tmp_path / "serve.log"
+        with (
+            serving(env, log) as (process, base_url),
+            httpx.Client(base_url=base_url, timeout=30) as client,
+        ):
+            wait_until_live(process, base_url, log)
+            login = client.post(
+                "/api/v1/auth/token",
+                json={
+                    "client_id": credentials["client_id"],
+                    "client_secret": credentials["client_secret"],
+                },
+            )
+            assert login.status_code == 200, login.text
+            headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+            def post_location() -> httpx.Response:
+                return client.post(
+                    "/api/v1/vehicle/wheelchair_outage/location",
+                    json=location_body(),
+                    headers=headers,
+                )
+
+            assert post_location().status_code == 200
+
+            embedded.shut_down()
+            try:
+                posted, post_time = timed_sync(post_location)
+                assert_unavailable(posted, post_time)
+                health, health_time = timed_sync(lambda: client.get("/health"))
+                assert health.status_code == 503, health.text
+                assert health.json()["status"] == "down"
+                assert health_time < ANSWER_WITHIN
+            finally:
+                embedded.start_again()
+
+            deadline = time.monotonic() + RECOVER_WITHIN
+            while client.get("/health").status_code != 200:
+                assert time.monotonic() < deadline, f"no recovery:\n{log.read_text()}"
+                time.sleep(0.05)
+            assert post_location().status_code == 200
+
+            process.send_signal(signal.SIGTERM)
+            try:
+                code = process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"serve still running after SIGTERM:\n{log.read_text()}")
+            assert code == 0, log.read_text()

@@ -30,11 +30,11 @@ NOW = datetime(2025, 12, 16, 2, 0, 0, 123000, tzinfo=UTC)
 TEST_TIMEOUT = 60.0
 
 LOCATION_SQL = (
-    "INSERT INTO vehicle_locations (vehicle_id, \"timestamp\", latitude, longitude, altitude,"
+    'INSERT INTO vehicle_locations (vehicle_id, "timestamp", latitude, longitude, altitude,'
     " heading, speed, accuracy, received_at) VALUES ($1, $2, 35.68, 139.76, NULL, 90, 0.5, 0.1, $2)"
 )
 STATUS_SQL = (
-    "INSERT INTO vehicle_status (vehicle_id, \"timestamp\", state, mission_id, passengers_onboard,"
+    'INSERT INTO vehicle_status (vehicle_id, "timestamp", state, mission_id, passengers_onboard,'
     " operational_hours, progress_percent, received_at)"
     " VALUES ($1, $2, 'navigating', 'mission_1', true, true, 42.5, $2)"
 )
@@ -59,9 +59,7 @@ async def opened(database_url: str) -> AsyncIterator[Database]:
 
 
 async def add_vehicle(database: Database, vehicle_id: str) -> None:
-    await database.execute(
-        "INSERT INTO vehicles (vehicle_id, name) VALUES ($1, $1)", vehicle_id
-    )
+    await database.execute("INSERT INTO vehicles (vehicle_id, name) VALUES ($1, $1)", vehicle_id)
 
 
 async def timestamps(database: Database, table: str) -> list[tuple[str, datetime]]:
@@ -91,8 +89,9 @@ async def test_old_telemetry_moves_to_the_archive_and_recent_rows_stay(
                 for moment in old_status + young_status:
                     await database.execute(STATUS_SQL, vehicle_id, moment)
             # A vehicle disabled long ago still ages out.
-            await database.execute("UPDATE vehicles SET enabled = false WHERE vehicle_id = $1",
-                                   "wheelchair_002")
+            await database.execute(
+                "UPDATE vehicles SET enabled = false WHERE vehicle_id = $1", "wheelchair_002"
+            )
             live_before = await database.fetch("SELECT * FROM vehicle_locations ORDER BY 1, 2")
 
             # Batches of 2: five old rows per vehicle take three transactions each.
@@ -116,20 +115,18 @@ async def test_old_telemetry_moves_to_the_archive_and_recent_rows_stay(
             ]
 
             # The archive holds the rows exactly as they were, plus when they were archived.
-            archived = await database.fetch(
-                "SELECT * FROM vehicle_locations_archive ORDER BY 1, 2"
-            )
+            archived = await database.fetch("SELECT * FROM vehicle_locations_archive ORDER BY 1, 2")
             originals = {(row["vehicle_id"], row["timestamp"]): dict(row) for row in live_before}
             for row in archived:
                 copy = dict(row)
                 assert copy.pop("archived_at") is not None
                 assert copy == originals[(row["vehicle_id"], row["timestamp"])]
-            status = await database.fetchrow(
-                "SELECT * FROM vehicle_status_archive LIMIT 1"
-            )
+            status = await database.fetchrow("SELECT * FROM vehicle_status_archive LIMIT 1")
             assert status is not None
             assert (status["state"], status["mission_id"], status["progress_percent"]) == (
-                "navigating", "mission_1", 42.5,
+                "navigating",
+                "mission_1",
+                42.5,
             )
 
             again = await job(database, tmp_path).run_pass()
@@ -279,13 +276,15 @@ def test_archive_now_runs_one_pass_and_prints_what_it_did(
 
     done = subprocess.run(
         [*tvm_hub(), "archive", "--now"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
     assert done.returncode == 0, done.stderr
-    printed = dict(
-        line.split("=", 1) for line in done.stdout.splitlines() if "=" in line
-    )
+    printed = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
     assert printed["locations_moved"] == "2"
     assert printed["status_moved"] == "1"
     assert printed["audit_exported"] == "1"
@@ -297,7 +296,11 @@ def test_archive_now_runs_one_pass_and_prints_what_it_did(
     assert db.fetchval(database_url, "SELECT count(*) FROM vehicle_locations_archive") == 2
 
     without_flag = subprocess.run(
-        [*tvm_hub(), "archive"], env=env, capture_output=True, text=True, timeout=120,
+        [*tvm_hub(), "archive"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
     assert without_flag.returncode == 2  # argparse: --now is required

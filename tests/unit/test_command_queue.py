@@ -12,7 +12,9 @@ T0 = datetime(2025, 12, 16, 10, 0, tzinfo=UTC)
 def _command(index: int, kind: str = "dispatch", **payload: object) -> QueuedCommand:
     command_id = f"cmd_ESTOP_{index}" if kind == "emergency_stop" else f"cmd_{index}"
     return QueuedCommand(
-        command_id, kind, {"type": kind, "command_id": command_id, **payload},
+        command_id,
+        kind,
+        {"type": kind, "command_id": command_id, **payload},
         T0 + timedelta(seconds=index),
     )
 
