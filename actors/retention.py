@@ -49,6 +49,9 @@ from storage.queries.retention import ArchivedTable
 
 logger = logging.getLogger(__name__)
 
+RETENTION_CALL_TIMEOUT = 300.0
+"""Seconds one retention statement (a 10 000-row batch, an export read) may take."""
+
 DAY = timedelta(days=1)
 BATCH_SIZE = 10_000
 """Rows per archive transaction, and audit rows per page and per delete."""

@@ -136,11 +136,19 @@ def _user_add(settings: Settings, username: str, role: str, email: str | None, p
 
 def _archive(settings: Settings) -> int:
     """One retention pass (what the daily job does); prints name=value lines of its summary."""
-    from actors.retention import RetentionJob, RetentionPolicy, RetentionSummary
+    from actors.retention import (
+        RETENTION_CALL_TIMEOUT,
+        RetentionJob,
+        RetentionPolicy,
+        RetentionSummary,
+    )
 
     async def one_pass(dsn: str) -> RetentionSummary:
         async with open_asyncio_bridge(), open_database(dsn, min_size=1, max_size=2) as database:
-            job = RetentionJob(database, RetentionPolicy.from_settings(settings))
+            job = RetentionJob(
+                database.with_call_timeout(RETENTION_CALL_TIMEOUT),
+                RetentionPolicy.from_settings(settings),
+            )
             return await job.run_pass()
 
     target = serve.resolve_database(settings)

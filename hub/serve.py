@@ -33,7 +33,7 @@ from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
 from actors.missions import MissionService
 from actors.rate_limit import RateLimiter
-from actors.retention import RetentionJob, RetentionPolicy
+from actors.retention import RETENTION_CALL_TIMEOUT, RetentionJob, RetentionPolicy
 from actors.router import RouterSink, RouterState, start_router
 from actors.socket_session import SocketPolicy
 from actors.telemetry import TelemetryService
@@ -190,7 +190,10 @@ async def serve_hub(
             router = await start_router(actors, RouterState(seq_origin=_seq_origin()))
             services = await build_services(settings, database, writer, actors, router)
             await service_nursery.start(services.alerts.run)
-            retention = RetentionJob(database, RetentionPolicy.from_settings(settings))
+            retention = RetentionJob(
+                database.with_call_timeout(RETENTION_CALL_TIMEOUT),
+                RetentionPolicy.from_settings(settings),
+            )
             await service_nursery.start(retention.run)
             app = create_app(services)
             served: ASGIApp = app  # type: ignore[assignment]
