@@ -24,8 +24,14 @@ async def test_metrics_count_requests_telemetry_and_show_live_state(database_url
     with trio.fail_after(60):
         async with running_hub(database_url) as hub:
             vehicle = await hub.register_vehicle("wheelchair_001")
+            # The instruments are per process and other tests ran before: compare deltas.
+            route = "/api/v1/vehicle/<vehicle_id>/location"
             before = (await hub.client.get("/metrics")).text
             ingested_before = _sample(before, "telemetry_ingested_total", kind="location") or 0
+            requests_before = _sample(before, "request_count_total", route=route, status="200") or 0
+            timed_before = (
+                _sample(before, "request_duration_seconds_count", route=route, status="200") or 0
+            )
             for offset in (-3, -2, -1):
                 answer = await hub.post(vehicle, "location", location_body(_ts(offset)))
                 assert answer.status_code == 200
@@ -34,9 +40,10 @@ async def test_metrics_count_requests_telemetry_and_show_live_state(database_url
             assert scraped.status_code == 200
             assert scraped.headers["content-type"].startswith("text/plain")
             text = scraped.text
-            route = "/api/v1/vehicle/<vehicle_id>/location"
-            assert _sample(text, "request_count_total", route=route, status="200") == 3
-            assert _sample(text, "request_duration_seconds_count", route=route, status="200") == 3
+            requests = _sample(text, "request_count_total", route=route, status="200")
+            assert requests == requests_before + 3
+            timed = _sample(text, "request_duration_seconds_count", route=route, status="200")
+            assert timed == timed_before + 3
             assert _sample(text, "telemetry_ingested_total", kind="location") == ingested_before + 3
             assert _sample(text, "db_pool_usage", state="size") is not None
             assert _sample(text, "active_connections", kind="vehicle") == 0
