@@ -143,7 +143,7 @@ async def run_socket(
                 outcome.append((closed.code, closed.reason))
                 return
             writer.busy = True
-            await send(json.dumps(frame, separators=(",", ":")))
+            await send(encode_frame(frame))
             writer.wrote()
 
     async def heartbeat() -> None:
@@ -179,6 +179,27 @@ async def run_socket(
         except LinkClosedError as closed:
             return (closed.code, closed.reason)
     return (NORMAL, "")
+
+
+_ENCODED_CACHE_SIZE = 4096
+_encoded: dict[int, tuple[dict[str, Any], str]] = {}
+
+
+def encode_frame(frame: dict[str, Any]) -> str:
+    """The JSON text of a frame, encoded once however many sessions it fans out to.
+
+    The Router hands the same dict to every subscribed session, so the text is cached by the
+    dict's identity (the cache holds the dict, so the identity cannot be reused meanwhile).
+    Frames are never changed after they are queued.
+    """
+    hit = _encoded.get(id(frame))
+    if hit is not None and hit[0] is frame:
+        return hit[1]
+    text = json.dumps(frame, separators=(",", ":"))
+    if len(_encoded) >= _ENCODED_CACHE_SIZE:
+        _encoded.clear()
+    _encoded[id(frame)] = (frame, text)
+    return text
 
 
 def decode_json(raw: str | bytes) -> Any:
