@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Quart, Response, request
 from quart_schema import document_request, document_response, tag
 
+from actors.accounts import VehicleCredentials
 from actors.fleet_reads import parse_limit
 from api.context import HubServices
 from api.errors import json_response
@@ -13,6 +14,19 @@ from api.request_body import json_body
 from api.wire import admin as admin_models
 from api.wire import responses
 from api.wire.validation import parse_model
+
+
+def _credentials_response(credentials: VehicleCredentials, *, status: int) -> Response:
+    """A vehicle's credentials, shown once: never cached anywhere on the way."""
+    return json_response(
+        {
+            "vehicle_id": credentials.vehicle_id,
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret,
+        },
+        status=status,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def register(app: Quart, services: HubServices) -> None:
@@ -27,15 +41,7 @@ def register(app: Quart, services: HubServices) -> None:
         require_role(services, ADMINS)
         body = parse_model(admin_models.VehicleCreate, await json_body())
         credentials = await services.accounts.register_vehicle(body.vehicle_id, body.name)
-        return json_response(
-            {
-                "vehicle_id": credentials.vehicle_id,
-                "client_id": credentials.client_id,
-                "client_secret": credentials.client_secret,
-            },
-            status=201,
-            headers={"Cache-Control": "no-store"},
-        )
+        return _credentials_response(credentials, status=201)
 
     @tag(["admin"])
     @document_response(admin_models.VehicleCredentials, 200)
@@ -44,14 +50,7 @@ def register(app: Quart, services: HubServices) -> None:
         """New credentials for a vehicle; the old secret and its refresh tokens stop working."""
         require_role(services, ADMINS)
         credentials = await services.accounts.rotate_vehicle_secret(vehicle_id)
-        return json_response(
-            {
-                "vehicle_id": credentials.vehicle_id,
-                "client_id": credentials.client_id,
-                "client_secret": credentials.client_secret,
-            },
-            headers={"Cache-Control": "no-store"},
-        )
+        return _credentials_response(credentials, status=200)
 
     @tag(["admin"])
     @document_response(responses.ErrorBody, 404)
