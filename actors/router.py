@@ -219,6 +219,10 @@ class RouterState:
         else:
             self._fan_out(None, event, self._staff)
 
+    def staff_sessions(self) -> int:
+        """How many admin and operator sessions are attached."""
+        return len(self._staff)
+
     def describe(self) -> dict[str, Any]:
         """Counts for /debug/actors."""
         return {
@@ -340,10 +344,24 @@ class Router:
 class RouterSink:
     """The EventSink over the Router's mailbox (``ref``, for asks): never blocks."""
 
-    def __init__(self, ref: ActorRef[RouterMessage], overflow: deque[RouterMessage]) -> None:
+    def __init__(
+        self,
+        ref: ActorRef[RouterMessage],
+        overflow: deque[RouterMessage],
+        state: RouterState | None = None,
+    ) -> None:
         self.ref = ref
         self._overflow = overflow
+        self._state = state
         self.dropped = 0  # telemetry events dropped because the Router's mailbox was full
+
+    def staff_online(self) -> bool:
+        """Whether an admin or operator session is attached right now (alerts reach it at once).
+
+        A read of the Router's state from outside its task: safe on trio's single thread, and
+        only ever used for the ``staff_notified`` flag of an error-report answer.
+        """
+        return self._state is not None and self._state.staff_sessions() > 0
 
     def vehicle_event(self, vehicle_id: str, event: dict[str, Any]) -> None:
         """Publish a vehicle event (telemetry may be dropped under overload; others not)."""
@@ -394,4 +412,4 @@ async def start_router(
     ref: ActorRef[RouterMessage] = await actors.supervisor.start_child(
         ROUTER_KIND, ROUTER_KEY, lambda: Router(state, overflow), mailbox_size=mailbox_size
     )
-    return RouterSink(ref, overflow)
+    return RouterSink(ref, overflow, state)

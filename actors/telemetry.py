@@ -76,8 +76,10 @@ class TelemetryService:
         limiter: RateLimiter,
         known_error_codes: set[str],
         battery_health: BatteryHealthService | None = None,
+        staff_online: Callable[[], bool] = lambda: False,
     ) -> None:
         self._battery_health = battery_health
+        self._staff_online = staff_online
         self._registry = registry
         self._writer = writer
         self._database = database
@@ -307,7 +309,7 @@ class TelemetryService:
                 "received_at": received_at,
                 "alert_id": alert_id,
                 "action": "alert_staff" if alert_id else "logged",
-                "staff_notified": False,
+                "staff_notified": alert_id is not None and self._staff_online(),
             }
             if record.error_code not in self.known_error_codes:
                 body["warning"] = "unknown_error_code"

@@ -113,6 +113,7 @@ async def build_services(
     telemetry = TelemetryService(
         registry=registry,
         battery_health=battery_health,
+        staff_online=router.staff_online,
         writer=writer,
         database=database,
         limiter=limiter,

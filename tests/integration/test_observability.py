@@ -85,3 +85,29 @@ def _ts(offset: float) -> str:
     from tests.integration.harness import timestamp
 
     return timestamp(offset)
+
+
+async def test_staff_notified_says_whether_an_admin_or_operator_was_watching(
+    database_url: str,
+) -> None:
+    from trio_websocket import open_websocket_url
+
+    from tests.integration.harness import error_body
+
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            vehicle = await hub.register_vehicle("wheelchair_001")
+            alone = await hub.post(vehicle, "error", error_body("critical", ts=_ts(-2)))
+            assert alone.json()["action"] == "alert_staff"
+            assert alone.json()["staff_notified"] is False
+
+            url = hub.base_url.replace("http://", "ws://")
+            async with open_websocket_url(f"{url}/ws/v1/fleet?token={hub.admin_token}") as fleet:
+                await fleet.send_message('{"type": "ping"}')
+                assert '"pong"' in await fleet.get_message()  # the session is attached
+                watched = await hub.post(vehicle, "error", error_body("critical", ts=_ts(-1)))
+                assert watched.json()["staff_notified"] is True
+                alert = await fleet.get_message()
+                assert watched.json()["alert_id"] in alert
+            logged = await hub.post(vehicle, "error", error_body("warning"))
+            assert logged.json()["staff_notified"] is False
