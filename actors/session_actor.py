@@ -43,7 +43,7 @@ from actors.router import (
     Unsubscribe,
 )
 from actors.socket_session import FrameHandler
-from actors.vehicle_actor import CommandOrigin
+from actors.vehicle_messages import CommandOrigin
 from api.wire import ws_events
 from api.wire.commands import AnyCommand, with_defaults
 from api.wire.ws import (

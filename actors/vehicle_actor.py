@@ -14,145 +14,43 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import trio
 
-from actors import alert_rules
-from actors.command_delivery import CommandDesk, PendingCommand, PersistJob, StatusStore
+from actors.command_delivery import CommandDesk, PendingCommand, PersistJob
 from actors.command_queue import QueuedCommand
 from actors.events import EventSink
 from actors.outbound import OutboundLink
-from actors.rate_limit import Decision
 from actors.telemetry import Accepted, TelemetryService
-from actors.telemetry_rows import TelemetryRecord
+from actors.vehicle_messages import (
+    AckReceived,
+    BulkReport,
+    CommandOrigin,
+    Connect,
+    Disconnect,
+    Report,
+    SendCommand,
+    StorageStatusStore,
+    VehicleMessage,
+)
 from api.wire import ws_events
-from api.wire.bulk import ParsedBulk
-from api.wire.command_acks import CommandAck
 from api.wire.commands import AnyCommand, vehicle_payload, with_defaults
 from hub.clock import now_timestamp, utc_now
 from hub.errors import ContractError, service_unavailable
 from hub.runtime import Inbox, Reply
 from storage.database import Database, StorageError, UniqueViolationError
 from storage.queries import accounts as account_queries
-from storage.queries import alerts as alert_queries
 from storage.queries import commands as command_queries
 from storage.queries import missions as mission_queries
 
 logger = logging.getLogger(__name__)
 
 PERSIST_LANE_SIZE = 10_000
+STOP_RECORD_RETRY = 1.0  # seconds between attempts to record an emergency stop
+STOP_RECORD_ATTEMPTS = 300
 TELEMETRY_LANE_SIZE = 1_000
-
-
-@dataclass(frozen=True, slots=True)
-class CommandOrigin:
-    """Who sent a command: the person (for the audit log) and their session, if any."""
-
-    username: str
-    role: str
-    session_id: str | None = None
-    request_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """A live telemetry record to check, commit, answer and publish."""
-
-    record: TelemetryRecord
-    decision: Decision
-    reply: Reply[Accepted]
-
-
-@dataclass(frozen=True, slots=True)
-class BulkReport:
-    """An offline backlog to commit in one transaction."""
-
-    parsed: ParsedBulk
-    decision: Decision
-    reply: Reply[Accepted]
-
-
-@dataclass(frozen=True, slots=True)
-class Connect:
-    """The vehicle's socket is open; this link replaces any older one (closed 4009)."""
-
-    link: OutboundLink
-    reply: Reply[None]
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnect:
-    """A vehicle socket closed."""
-
-    link_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class AckReceived:
-    """The vehicle answered a command."""
-
-    ack: CommandAck
-
-
-@dataclass(frozen=True, slots=True)
-class SendCommand:
-    """An operator's command for this vehicle; the reply is the command's pending record."""
-
-    command: AnyCommand
-    origin: CommandOrigin
-    reply: Reply[PendingCommand]
-
-
-VehicleMessage = Report | BulkReport | Connect | Disconnect | AckReceived | SendCommand
-
-
-class _StorageStatusStore(StatusStore):
-    def __init__(self, database: Database, vehicle_id: str) -> None:
-        self._database = database
-        self._vehicle_id = vehicle_id
-
-    async def set_status(
-        self,
-        command_ids: list[str],
-        status: str,
-        *,
-        sends: int | None = None,
-        ack: dict[str, Any] | None = None,
-        sent: bool = False,
-    ) -> None:
-        await command_queries.set_status(
-            self._database, command_ids, status, attempts=sends, ack=ack, sent=sent
-        )
-
-    async def raise_alert(
-        self, vehicle_id: str, draft: alert_rules.AlertDraft, alert_id: str
-    ) -> None:
-        await alert_queries.insert_alert(
-            self._database,
-            alert_id=alert_id,
-            vehicle_id=vehicle_id,
-            kind=draft.kind,
-            severity=draft.severity,
-            message=draft.message,
-            error_code=draft.error_code,
-        )
-
-    async def mission_status(self, mission_id: str, status: str) -> None:
-        await command_queries.set_mission_status(self._database, mission_id, status)
-
-    async def stop_result(self, command_id: str, status: str, ack: dict[str, Any] | None) -> None:
-        await account_queries.write_audit(
-            self._database,
-            action="emergency_stop_result",
-            actor=None,
-            actor_role=None,
-            vehicle_id=self._vehicle_id,
-            outcome=status,
-            details={"command_id": command_id, "ack": ack},
-        )
 
 
 def resume_allowed(last_state: str | None, last_delivered: str | None) -> bool:
@@ -187,7 +85,7 @@ class VehicleActor:
         self.desk = CommandDesk(
             vehicle_id,
             sink=sink,
-            store=_StorageStatusStore(database, vehicle_id),
+            store=StorageStatusStore(database, vehicle_id),
             persist=self._persist,
             ttl=command_ttl,
             ack_timeout=ack_timeout,
@@ -195,6 +93,8 @@ class VehicleActor:
         self._queue_position = 0
         self._ping_interval = ping_interval
         self._persist_queued = 0
+        self._stop_epoch = 0  # emergency stops accepted so far
+        self._lanes: trio.Nursery | None = None
         self._persisted = 0
         self._lane_progress = trio.Event()
 
@@ -203,15 +103,31 @@ class VehicleActor:
     async def run(
         self, inbox: Inbox[VehicleMessage], *, task_status: trio.TaskStatus[None]
     ) -> None:
-        """Restore queued commands, start the lanes, then handle messages until cancelled."""
+        """Restore queued commands, start the lanes, then handle messages until cancelled.
+
+        If this incarnation ends for any reason, the vehicle's socket is closed with it
+        (1001 at shutdown, 1011 after a crash): the restarted actor knows no socket, and the
+        vehicle must reconnect to it rather than stay silently cut off from commands.
+        """
         await self._restore_queue()
-        async with trio.open_nursery() as lanes:
-            self.desk.bind(lanes)
-            lanes.start_soon(self._telemetry_lane)
-            lanes.start_soon(self._persistence_lane)
-            task_status.started()
-            async for message in inbox:
-                self._handle(message)
+        try:
+            async with trio.open_nursery() as lanes:
+                self._lanes = lanes
+                self.desk.bind(lanes)
+                lanes.start_soon(self._telemetry_lane)
+                lanes.start_soon(self._persistence_lane)
+                task_status.started()
+                async for message in inbox:
+                    self._handle(message)
+        except BaseException as exc:
+            link = self.desk.link
+            if link is not None and not link.closed:
+                stopping = isinstance(exc, trio.Cancelled)
+                link.close(
+                    1001 if stopping else 1011,
+                    "server going away" if stopping else "internal error",
+                )
+            raise
 
     def _handle(self, message: VehicleMessage) -> None:
         match message:
@@ -261,6 +177,12 @@ class VehicleActor:
                     )
             except ContractError as error:
                 message.reply.fail(error)
+                continue
+            except Exception as exc:  # a bug must cost one report, not the vehicle's actor
+                logger.exception("report of %s failed", self.vehicle_id)
+                message.reply.fail(
+                    ContractError(500, "internal_error", f"Report failed: {type(exc).__name__}")
+                )
                 continue
             self._publish(accepted)
             message.reply.send(accepted)
@@ -326,11 +248,47 @@ class VehicleActor:
         if command.type == "emergency_stop":
             # The row is written first in the lane, but the stop goes out now: no validation
             # delay, no queueing behind others.
-            self._persist(lambda: self._record(command, pending, origin, reply=None))
+            self._stop_epoch += 1
+            self._persist(lambda: self._record_stop(command, pending, origin), must_run=True)
             self.desk.deliver(pending)
             reply.send(pending)
             return
-        self._persist(lambda: self._record(command, pending, origin, reply=reply))
+        epoch = self._stop_epoch
+        self._persist(lambda: self._record(command, pending, origin, reply=reply, epoch=epoch))
+
+    async def _store_command(
+        self, command: AnyCommand, pending: PendingCommand, origin: CommandOrigin
+    ) -> None:
+        """Insert the command's row (and its mission, for a dispatch)."""
+        assert command.command_id is not None
+        position = (
+            -self._queue_position if command.type == "emergency_stop" else self._queue_position
+        )
+        await command_queries.insert_command(
+            self._database,
+            command_id=command.command_id,
+            vehicle_id=self.vehicle_id,
+            command_type=command.type,
+            payload=pending.queued.payload,
+            status=pending.status,
+            priority=getattr(command, "priority", "normal"),
+            sender=origin.username,
+            created_at=pending.queued.created_at,
+            queue_position=position,
+        )
+        if command.type == "dispatch":
+            mission = command.mission
+            await command_queries.upsert_mission(
+                self._database,
+                mission_id=mission.mission_id,
+                vehicle_id=self.vehicle_id,
+                status="dispatched",
+                priority=command.priority,
+                pickup=mission.pickup.model_dump(mode="json"),
+                destination=mission.destination.model_dump(mode="json"),
+                scheduled_time=mission.scheduled_time,
+            )
+            await mission_queries.link_reservation(self._database, mission.mission_id)
 
     async def _record(
         self,
@@ -338,73 +296,97 @@ class VehicleActor:
         pending: PendingCommand,
         origin: CommandOrigin,
         *,
-        reply: Reply[PendingCommand] | None,
+        reply: Reply[PendingCommand],
+        epoch: int,
     ) -> None:
-        """Store the command (and, for stops, the audit record); then deliver it."""
+        """Store an ordinary command, then deliver it — unless a stop overtook it meanwhile."""
         assert command.command_id is not None
-        position = (
-            -self._queue_position if command.type == "emergency_stop" else self._queue_position
-        )
         try:
-            await command_queries.insert_command(
-                self._database,
-                command_id=command.command_id,
-                vehicle_id=self.vehicle_id,
-                command_type=command.type,
-                payload=pending.queued.payload,
-                status=pending.status,
-                priority=getattr(command, "priority", "normal"),
-                sender=origin.username,
-                created_at=pending.queued.created_at,
-                queue_position=position,
-            )
-            if command.type == "dispatch":
-                mission = command.mission
-                await command_queries.upsert_mission(
-                    self._database,
-                    mission_id=mission.mission_id,
-                    vehicle_id=self.vehicle_id,
-                    status="dispatched",
-                    priority=command.priority,
-                    pickup=mission.pickup.model_dump(mode="json"),
-                    destination=mission.destination.model_dump(mode="json"),
-                    scheduled_time=mission.scheduled_time,
-                )
-                await mission_queries.link_reservation(self._database, mission.mission_id)
-            if command.type == "emergency_stop":
-                await account_queries.write_audit(
-                    self._database,
-                    action="emergency_stop",
-                    actor=origin.username,
-                    actor_role=origin.role,
-                    vehicle_id=self.vehicle_id,
-                    outcome=pending.status,
-                    details={"command_id": command.command_id, "payload": pending.queued.payload},
-                    request_id=origin.request_id,
-                )
+            await self._store_command(command, pending, origin)
         except UniqueViolationError:
-            if reply is not None:
-                reply.fail(_duplicate(command.command_id))
-            else:
-                logger.error("emergency stop id %s collided", command.command_id)
+            reply.fail(_duplicate(command.command_id))
             return
-        except StorageError as exc:
-            if reply is not None:
-                reply.fail(service_unavailable())
-            else:
-                logger.error("could not record emergency stop %s: %s", command.command_id, exc)
+        except StorageError:
+            reply.fail(service_unavailable())
             return
-        if reply is not None:
-            self.desk.deliver(pending)
-            reply.send(pending)
+        if epoch != self._stop_epoch:
+            # An emergency stop was accepted while this command waited for its row: sending it
+            # now would reach the vehicle after the stop and could undo it.
+            with trio.move_on_after(STOP_RECORD_RETRY):
+                try:
+                    await command_queries.set_status(
+                        self._database, [command.command_id], "dropped"
+                    )
+                except StorageError as exc:
+                    logger.warning("could not mark %s dropped: %s", command.command_id, exc)
+            reply.fail(
+                ContractError(
+                    409,
+                    "invalid_command_state",
+                    "An emergency stop was issued after this command; send it again after resume",
+                    field="command_id",
+                    received_value=command.command_id,
+                )
+            )
+            return
+        self.desk.deliver(pending)
+        reply.send(pending)
+
+    async def _record_stop(
+        self, command: AnyCommand, pending: PendingCommand, origin: CommandOrigin
+    ) -> None:
+        """Store an emergency stop and its audit record, retrying every second while the
+        database is away (for up to five minutes): a stop is never only in memory if it can
+        be helped, and every stop is audited.
+        """
+        assert command.command_id is not None
+        stored = audited = False
+        for attempt in range(STOP_RECORD_ATTEMPTS):
+            try:
+                if not stored:
+                    try:
+                        await self._store_command(command, pending, origin)
+                    except UniqueViolationError:
+                        logger.error("emergency stop id %s collided", command.command_id)
+                    stored = True
+                if not audited:
+                    await account_queries.write_audit(
+                        self._database,
+                        action="emergency_stop",
+                        actor=origin.username,
+                        actor_role=origin.role,
+                        vehicle_id=self.vehicle_id,
+                        outcome=pending.status,
+                        details={
+                            "command_id": command.command_id,
+                            "payload": pending.queued.payload,
+                        },
+                        request_id=origin.request_id,
+                    )
+                    audited = True
+                return
+            except StorageError as exc:
+                if attempt == 0:
+                    logger.warning(
+                        "emergency stop %s not recorded yet, retrying: %s", command.command_id, exc
+                    )
+                await trio.sleep(STOP_RECORD_RETRY)
+        logger.error(
+            "emergency stop %s could not be recorded in %d s",
+            command.command_id,
+            STOP_RECORD_ATTEMPTS,
+        )
 
     # --- persistence ----------------------------------------------------------------------
 
-    def _persist(self, job: PersistJob) -> None:
+    def _persist(self, job: PersistJob, *, must_run: bool = False) -> None:
         try:
             self._persist_send.send_nowait(job)
             self._persist_queued += 1
         except trio.WouldBlock:
+            if must_run and self._lanes is not None:
+                self._lanes.start_soon(job)  # out of order, but an emergency stop is recorded
+                return
             logger.error("persistence lane of %s full; a status write was skipped", self.vehicle_id)
 
     async def _persistence_lane(self) -> None:
@@ -413,6 +395,8 @@ class VehicleActor:
                 await job()
             except StorageError as exc:
                 logger.error("storage write for %s failed: %s", self.vehicle_id, exc)
+            except Exception:  # a bug in one write must not take the vehicle's actor down
+                logger.exception("storage job for %s failed", self.vehicle_id)
             finally:
                 self._persisted += 1
                 self._lane_progress.set()

@@ -14,7 +14,8 @@ from actors.outbound import OutboundLink
 from actors.rate_limit import Decision
 from actors.telemetry import Accepted
 from actors.telemetry_rows import TelemetryRecord
-from actors.vehicle_actor import (
+from actors.vehicle_actor import VehicleActor
+from actors.vehicle_messages import (
     AckReceived,
     BulkReport,
     CommandOrigin,
@@ -22,7 +23,6 @@ from actors.vehicle_actor import (
     Disconnect,
     Report,
     SendCommand,
-    VehicleActor,
     VehicleMessage,
 )
 from actors.vehicle_registry import VehicleRegistry

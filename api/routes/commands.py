@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import trio
@@ -10,7 +11,7 @@ from quart_schema import document_request, document_response, tag
 
 from actors.command_delivery import MAX_SENDS, PendingCommand
 from actors.fleet_reads import parse_limit
-from actors.vehicle_actor import CommandOrigin
+from actors.vehicle_messages import CommandOrigin
 from api.context import HubServices
 from api.errors import json_response
 from api.guard import OPERATORS, VIEWERS, require_role
@@ -22,7 +23,7 @@ from api.wire.commands import (
     parse_command,
 )
 from api.wire.validation import parse_json_object
-from hub.errors import bad_request
+from hub.errors import ContractError, bad_request
 from hub.security import Principal
 
 WAIT_MARGIN = 1.0  # seconds past the last send's ack timeout
@@ -32,6 +33,9 @@ def command_wait(services: HubServices) -> float:
     """How long a REST call waits for a command to settle: every send's ack timeout, plus a
     margin (16 s with the default 5 s timeout)."""
     return services.settings.command_ack_timeout * MAX_SENDS + WAIT_MARGIN
+
+
+logger = logging.getLogger(__name__)
 
 
 def _origin(principal: Principal) -> CommandOrigin:
@@ -109,13 +113,34 @@ def register(app: Quart, services: HubServices) -> None:
             )
         if "*" in vehicle_ids:
             vehicle_ids = sorted(services.registry.enabled_ids())
-        for vehicle_id in vehicle_ids:
-            services.registry.require(vehicle_id)
+        vehicle_ids = list(dict.fromkeys(vehicle_ids))
         results: dict[str, dict[str, Any]] = {}
 
         async def stop(vehicle_id: str) -> None:
+            # Each vehicle gets its own outcome: one unknown id or one failure must never keep
+            # the stop from the others.
             command = EmergencyStopCommand(type="emergency_stop", reason=str(reason)[:200])
-            pending = await services.vehicles.send_command(vehicle_id, command, _origin(principal))
+            try:
+                pending = await services.vehicles.send_command(
+                    vehicle_id, command, _origin(principal)
+                )
+            except ContractError as error:
+                results[vehicle_id] = {
+                    "vehicle_id": vehicle_id,
+                    "status": "failed",
+                    "error": error.error,
+                    "message": error.message,
+                }
+                return
+            except Exception:
+                logger.exception("emergency stop for %s failed", vehicle_id)
+                results[vehicle_id] = {
+                    "vehicle_id": vehicle_id,
+                    "status": "failed",
+                    "error": "internal_error",
+                    "message": "The stop could not be handed to the vehicle",
+                }
+                return
             if pending.status != "queued":
                 await wait_for_outcome(pending, command_wait(services))
             results[vehicle_id] = command_answer(vehicle_id, pending)

@@ -696,13 +696,17 @@ async def test_fleet_emergency_stop_reports_each_vehicle(database_url: str) -> N
             assert [(r["vehicle_id"], r["status"]) for r in named.json()["results"]] == [
                 ("wheelchair_002", "queued")
             ]
-            unknown = await hub.client.post(
+            # A mistyped id must not keep the stop from the vehicles that exist.
+            mixed = await hub.client.post(
                 "/api/v1/fleet/emergency_stop",
-                json={"vehicle_ids": ["wheelchair_404"]},
+                json={"vehicle_ids": ["wheelchair_404", "wheelchair_002"]},
                 headers=hub.admin_headers,
             )
-            assert unknown.status_code == 404, unknown.text
-            assert unknown.json()["error"] == "unknown_vehicle"
+            assert mixed.status_code == 200, mixed.text
+            outcomes = {r["vehicle_id"]: r for r in mixed.json()["results"]}
+            assert outcomes["wheelchair_404"]["status"] == "failed"
+            assert outcomes["wheelchair_404"]["error"] == "unknown_vehicle"
+            assert outcomes["wheelchair_002"]["status"] == "queued"
 
 
 async def test_a_vehicles_commands_are_listed_newest_first(database_url: str) -> None:

@@ -23,7 +23,7 @@ from actors.conflation import SessionLink
 from actors.router import RouterSink, start_router
 from actors.session_actor import SESSION_KIND, SessionActor, SessionIdentity, frame_handler
 from actors.socket_session import FrameHandler
-from actors.vehicle_actor import CommandOrigin
+from actors.vehicle_messages import CommandOrigin
 from api.wire import ws_events
 from api.wire.commands import AnyCommand
 from hub.errors import ContractError, not_found, service_unavailable
