@@ -116,10 +116,11 @@ class TelemetryService:
             request = self._request([(plan, alert_id)])
             result = await self._commit(request)
             inserted = result.inserted[0]
-            if inserted:
-                plan.apply()
-                if isinstance(record, BatteryUpdate) and self._battery_health is not None:
-                    await self._battery_health.observe(vehicle_id, record)
+            # A duplicate of the newest record still moves the live state: its first copy may
+            # have committed after its sender was told 503 (a database outage mid-batch).
+            plan.apply()
+            if inserted and isinstance(record, BatteryUpdate) and self._battery_health is not None:
+                await self._battery_health.observe(vehicle_id, record)
         self._count(record.kind, inserted)
         body = await self._answer(vehicle_id, record, inserted, alert_id)
         if not inserted:
