@@ -778,3 +778,67 @@ async def test_a_disconnect_before_the_ack_requeues_the_command(database_url: st
                 assert again["command_id"] == command_id
                 await ack(ws, command_id, "accepted")
                 await eventually_status(hub, command_id, "accepted")
+
+
+async def until_rows(dsn: str, sql: str) -> None:
+    """Poll the database until ``sql`` returns a row (state outside the hub: no event)."""
+    from storage.testing import fetch
+
+    while not await trio.to_thread.run_sync(fetch, dsn, sql):  # noqa: ASYNC110
+        await trio.sleep(0.01)
+
+
+async def test_a_command_overtaken_by_an_emergency_stop_is_never_sent_after_it(
+    database_url: str,
+) -> None:
+    """A dispatch whose row is still being written when staff press stop must not reach the
+    vehicle after the stop (it could undo it): it is dropped and answered 409."""
+    from storage.testing import execute, fetch
+
+    hold_lock = (
+        "DO $$ BEGIN LOCK TABLE commands IN ACCESS EXCLUSIVE MODE; PERFORM pg_sleep(1.0); END $$"
+    )
+    insert_waiting = (
+        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query LIKE 'INSERT INTO commands%'"
+    )
+    lock_held = (
+        "SELECT 1 FROM pg_locks l JOIN pg_class c ON l.relation = c.oid"
+        " WHERE c.relname = 'commands' AND l.mode = 'AccessExclusiveLock' AND l.granted"
+    )
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            vehicle = await registered_vehicle(hub)
+            async with open_socket(hub.base_url, VEHICLE_ID, vehicle.token) as ws:
+                await receive_welcome(ws, VEHICLE_ID)
+                answers: dict[str, httpx.Response] = {}
+
+                async def post(name: str, body: dict[str, Any]) -> None:
+                    answers[name] = await hub.client.post(
+                        f"/api/v1/vehicle/{VEHICLE_ID}/commands?wait=false",
+                        json=body,
+                        headers=hub.admin_headers,
+                    )
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(trio.to_thread.run_sync, execute, database_url, hold_lock)
+                    await until_rows(database_url, lock_held)  # the insert will have to wait
+                    nursery.start_soon(post, "dispatch", dispatch(command_id="cmd_overtaken"))
+                    await until_rows(database_url, insert_waiting)
+                    nursery.start_soon(
+                        post, "stop", {"type": "emergency_stop", "command_id": "cmd_ESTOP_now"}
+                    )
+                    stop_frame = await receive_command(ws, "emergency_stop")
+                    assert stop_frame["command_id"] == "cmd_ESTOP_now"
+                assert answers["stop"].status_code == 202, answers["stop"].text
+                assert answers["dispatch"].status_code == 409, answers["dispatch"].text
+                assert answers["dispatch"].json()["error"] == "invalid_command_state"
+                with trio.move_on_after(1.0):
+                    frame = await receive(ws)
+                    assert frame.get("type") != "dispatch", frame
+            rows = await trio.to_thread.run_sync(
+                fetch,
+                database_url,
+                "SELECT command_id, status FROM commands ORDER BY command_id",
+            )
+            assert {r["command_id"]: r["status"] for r in rows}["cmd_overtaken"] == "dropped"
