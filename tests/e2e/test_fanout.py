@@ -5,6 +5,7 @@ the connection, and replay after a reconnect (CONTRACT §6.2, §6.3).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +162,15 @@ def test_a_dispatch_from_a_frontend_reaches_the_vehicle_and_its_ack_comes_back(
         status = talk(conversation)
         assert status["command_id"] == "cmd_e2e_dispatch"
         assert status["ack"]["status"] == "accepted"
-        stored = client.get("/api/v1/commands/cmd_e2e_dispatch", headers=bearer(admin)).json()
-        assert stored["status"] == "accepted"
+        # The socket hears the status as soon as the ack arrives; the row follows a moment
+        # later (REST waiters, unlike socket watchers, are answered after the write).
+        deadline = time.monotonic() + 5
+        while True:
+            stored = client.get("/api/v1/commands/cmd_e2e_dispatch", headers=bearer(admin))
+            if stored.json()["status"] == "accepted" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert stored.json()["status"] == "accepted"
         stop(process, log)
 
 
