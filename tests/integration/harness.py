@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import trio
 
-from hub.clock import format_timestamp
+from hub.clock import format_timestamp, utc_now
 from hub.config import Settings
 from hub.serve import serve_hub
 
@@ -222,3 +222,31 @@ async def running_hub(database_url: str, **overrides: Any) -> AsyncIterator[Runn
             hub.admin_token = login.json()["access_token"]
             yield hub
         stop.set()
+
+
+class Timeline:
+    """Strictly increasing wire timestamps at (or just after) the current time."""
+
+    def __init__(self) -> None:
+        self._last: datetime | None = None
+
+    def __call__(self) -> str:
+        moment = utc_now()
+        if self._last is not None and moment <= self._last:
+            moment = self._last + timedelta(milliseconds=1)
+        self._last = moment
+        return format_timestamp(moment)
+
+
+async def count(hub: RunningHub, table: str, vehicle_id: str) -> int:
+    """How many rows of ``vehicle_id`` the table holds."""
+    from storage.testing import fetchval
+
+    assert hub.settings.database_url is not None
+    value = await trio.to_thread.run_sync(
+        fetchval,
+        hub.settings.database_url,
+        f"SELECT count(*) FROM {table} WHERE vehicle_id = $1",
+        vehicle_id,
+    )
+    return int(value)

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timedelta
-from functools import partial
 
 import httpx
 import trio
 
-from hub.clock import format_timestamp, utc_now
-from storage import testing
 from tests.integration.harness import (
-    RunningHub,
+    Timeline,
     battery_body,
+    count,
     docking_body,
     error_body,
     location_body,
@@ -32,33 +29,6 @@ from tests.integration.harness import (
 )
 
 RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
-
-
-class Timeline:
-    """Strictly increasing wire timestamps at (or just after) the current time."""
-
-    def __init__(self) -> None:
-        self._last: datetime | None = None
-
-    def __call__(self) -> str:
-        moment = utc_now()
-        if self._last is not None and moment <= self._last:
-            moment = self._last + timedelta(milliseconds=1)
-        self._last = moment
-        return format_timestamp(moment)
-
-
-async def count(hub: RunningHub, table: str, vehicle_id: str) -> int:
-    assert hub.settings.database_url is not None
-    value = await trio.to_thread.run_sync(
-        partial(
-            testing.fetchval,
-            hub.settings.database_url,
-            f"SELECT count(*) FROM {table} WHERE vehicle_id = $1",
-            vehicle_id,
-        )
-    )
-    return int(value)
 
 
 def assert_limit_headers(answer: httpx.Response, limit: int) -> None:

@@ -10,6 +10,7 @@ import trio
 from hub.clock import format_timestamp, utc_now
 from tests.integration.harness import (
     RunningHub,
+    Timeline,
     battery_body,
     docking_body,
     error_body,
@@ -36,20 +37,6 @@ HISTORY = {
     "errors": "error",
     "docking": "docking",
 }
-
-
-class Timeline:
-    """Strictly increasing wire timestamps at (or just after) the current time."""
-
-    def __init__(self) -> None:
-        self._last: datetime | None = None
-
-    def __call__(self) -> str:
-        moment = utc_now()
-        if self._last is not None and moment <= self._last:
-            moment = self._last + timedelta(milliseconds=1)
-        self._last = moment
-        return format_timestamp(moment)
 
 
 async def get(hub: RunningHub, path: str, **params: Any) -> Any:

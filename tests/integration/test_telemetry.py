@@ -14,10 +14,11 @@ from typing import Any
 
 import trio
 
-from hub.clock import format_timestamp, parse_timestamp, utc_now
+from hub.clock import format_timestamp, parse_timestamp
 from storage import testing
 from tests.integration.harness import (
     RunningHub,
+    Timeline,
     battery_body,
     docking_body,
     error_body,
@@ -35,20 +36,6 @@ TABLES = {
     "error": "vehicle_errors",
     "docking": "vehicle_docking",
 }
-
-
-class Timeline:
-    """Strictly increasing wire timestamps at (or just after) the current time."""
-
-    def __init__(self) -> None:
-        self._last: datetime | None = None
-
-    def __call__(self) -> str:
-        moment = utc_now()
-        if self._last is not None and moment <= self._last:
-            moment = self._last + timedelta(milliseconds=1)
-        self._last = moment
-        return format_timestamp(moment)
 
 
 async def fetch(hub: RunningHub, sql: str, *args: Any) -> list[dict[str, Any]]:

@@ -6,17 +6,15 @@ vehicle's state is unchanged, so its next valid report is judged against the old
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 import trio
 
-from hub.clock import format_timestamp, utc_now
-from storage import testing
 from tests.integration.harness import (
     RunningHub,
+    Timeline,
     Vehicle,
+    count,
     docking_body,
     running_hub,
     status_body,
@@ -32,34 +30,6 @@ PATH_FROM_IDLE = {
     "error": ["error"],
     "emergency_stop": ["emergency_stop"],
 }
-
-
-class Timeline:
-    """Strictly increasing wire timestamps at (or just after) the current time."""
-
-    def __init__(self) -> None:
-        self._last: datetime | None = None
-
-    def __call__(self) -> str:
-        moment = utc_now()
-        if self._last is not None and moment <= self._last:
-            moment = self._last + timedelta(milliseconds=1)
-        self._last = moment
-        return format_timestamp(moment)
-
-
-async def count(hub: RunningHub, table: str, vehicle_id: str) -> int:
-    """How many rows of ``vehicle_id`` the table holds."""
-    assert hub.settings.database_url is not None
-    value = await trio.to_thread.run_sync(
-        partial(
-            testing.fetchval,
-            hub.settings.database_url,
-            f"SELECT count(*) FROM {table} WHERE vehicle_id = $1",
-            vehicle_id,
-        )
-    )
-    return int(value)
 
 
 class Reporter:
