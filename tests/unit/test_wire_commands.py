@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import re
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from api.wire.command_acks import KNOWN_REJECTION_REASONS, CommandAck
 from api.wire.command_parts import COMMAND_ID_PATTERN
@@ -32,17 +31,9 @@ from api.wire.commands import (
 )
 from api.wire.validation import validate_model
 from hub.errors import ContractError
+from tests.unit.wire_examples import DELETE, examples, set_path
 
 NOW = datetime(2025, 12, 16, 10, 30, 45, 123456, tzinfo=UTC)
-DELETE = object()
-
-
-def examples(model: type[BaseModel]) -> list[dict[str, Any]]:
-    extra = model.model_config.get("json_schema_extra")
-    assert isinstance(extra, dict)
-    found = extra["examples"]
-    assert isinstance(found, list)
-    return copy.deepcopy(found)  # type: ignore[arg-type]
 
 
 def example(kind: str) -> dict[str, Any]:
@@ -51,16 +42,7 @@ def example(kind: str) -> dict[str, Any]:
 
 def changed(kind: str, path: str, value: Any) -> dict[str, Any]:
     """The contract example of ``kind`` with dotted ``path`` set to ``value`` (or DELETE)."""
-    body = example(kind)
-    *parents, leaf = path.split(".")
-    target = body
-    for name in parents:
-        target = target[name]
-    if value is DELETE:
-        del target[leaf]
-    else:
-        target[leaf] = value
-    return body
+    return set_path(example(kind), path, value)
 
 
 def refused(body: Any, **options: Any) -> ContractError:

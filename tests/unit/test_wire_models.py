@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -35,10 +34,9 @@ from api.wire import (
     VehicleList,
     VehicleSummary,
     parse_model,
-    validate_model,
     wire_text,
 )
-from hub.errors import ContractError
+from tests.unit.wire_examples import encode, example, refused, with_change
 
 NOW = datetime(2025, 12, 16, 10, 30, 45, 123000, tzinfo=UTC)
 ALL_MODELS: list[type[BaseModel]] = [
@@ -66,55 +64,6 @@ ALL_MODELS: list[type[BaseModel]] = [
     HistoryPage,
     Health,
 ]
-
-
-def example(model: type[BaseModel]) -> dict[str, Any]:
-    """A deep copy of the model's first OpenAPI example (taken from the contract)."""
-    extra = model.model_config.get("json_schema_extra")
-    assert isinstance(extra, dict)
-    examples = extra["examples"]
-    assert isinstance(examples, list)
-    return copy.deepcopy(examples[0])  # type: ignore[arg-type]
-
-
-def encode(body: Any) -> bytes:
-    return json.dumps(body).encode()
-
-
-def refused(model: type[BaseModel], body: Any) -> ContractError:
-    """Parse ``body`` both ways (raw bytes and decoded data); both must refuse it alike."""
-    with pytest.raises(ContractError) as raw_refusal:
-        parse_model(model, encode(body))
-    with pytest.raises(ContractError) as data_refusal:
-        validate_model(model, body)
-    raw_error, data_error = raw_refusal.value, data_refusal.value
-    assert raw_error.status == 400
-    assert (raw_error.error, raw_error.field, raw_error.message, raw_error.details) == (
-        data_error.error,
-        data_error.field,
-        data_error.message,
-        data_error.details,
-    )
-    if raw_error.has_received_value:
-        assert raw_error.received_value == data_error.received_value
-    return raw_error
-
-
-def with_change(model: type[BaseModel], path: str, value: Any) -> dict[str, Any]:
-    """The model's example with the dotted ``path`` set to ``value`` (or removed: DELETE)."""
-    body = example(model)
-    *parents, leaf = path.split(".")
-    target = body
-    for name in parents:
-        target = target[name]
-    if value is DELETE:
-        del target[leaf]
-    else:
-        target[leaf] = value
-    return body
-
-
-DELETE = object()
 
 
 # --- the contract's examples are valid -------------------------------------------------------
