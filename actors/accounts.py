@@ -236,8 +236,7 @@ class AccountService:
 
     async def register_vehicle(self, vehicle_id: str, name: str) -> VehicleCredentials:
         """Create a vehicle and its credentials; 409 if the id is taken."""
-        client_id, secret = security.new_client_id(), security.new_client_secret()
-        secret_hash = await security.hash_secret_in_thread(secret)
+        client_id, secret, secret_hash = await _new_vehicle_credentials()
         try:
             async with storage_guard():
                 await vehicle_queries.create_vehicle(
@@ -261,8 +260,7 @@ class AccountService:
     async def rotate_vehicle_secret(self, vehicle_id: str) -> VehicleCredentials:
         """New credentials for a vehicle; the old ones and its refresh tokens stop working."""
         self._registry.require(vehicle_id)
-        client_id, secret = security.new_client_id(), security.new_client_secret()
-        secret_hash = await security.hash_secret_in_thread(secret)
+        client_id, secret, secret_hash = await _new_vehicle_credentials()
         async with storage_guard():
             found = await vehicle_queries.rotate_secret(
                 self._database,
@@ -311,3 +309,9 @@ class AccountService:
                 return False
         await self.create_user(username, password, "admin", None)
         return True
+
+
+async def _new_vehicle_credentials() -> tuple[str, str, str]:
+    """A fresh client id, its secret (shown once) and the secret's hash (stored)."""
+    client_id, secret = security.new_client_id(), security.new_client_secret()
+    return client_id, secret, await security.hash_secret_in_thread(secret)
