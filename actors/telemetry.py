@@ -1,9 +1,10 @@
 """Accepting vehicle reports: order per vehicle, transition rules, alerts, durable commit.
 
-:class:`TelemetryService` is what the REST handlers (and later the vehicle socket) call.
-Each report is checked and committed while holding its vehicle's lock, so per-vehicle order
-is the order of arrival and a transition is always checked against the previous accepted
-report. A report answers only after its row is committed.
+:class:`TelemetryService` is called from each VehicleActor's telemetry lane, whatever the
+report came by (REST or the vehicle socket). That lane takes one report at a time, so
+per-vehicle order is the order of arrival and a transition is always checked against the
+previous accepted report; the vehicle state's lock only guards its first restore from the
+database. A report answers only after its row is committed.
 """
 
 from __future__ import annotations
