@@ -3,8 +3,8 @@
 :class:`TelemetryService` is called from each VehicleActor's telemetry lane, whatever the
 report came by (REST or the vehicle socket). That lane takes one report at a time, so
 per-vehicle order is the order of arrival and a transition is always checked against the
-previous accepted report; the vehicle state's lock only guards its first restore from the
-database. A report answers only after its row is committed.
+previous accepted report (the vehicle state's lock, still taken, is never contended).
+A report answers only after its row is committed.
 """
 
 from __future__ import annotations
