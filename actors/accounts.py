@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from actors.rate_limit import RateLimiter
-from actors.vehicle_registry import VehicleRegistry, unknown_vehicle
+from actors.vehicle.registry import VehicleRegistry, unknown_vehicle
 from hub import security
 from hub.clock import utc_now
 from hub.errors import ContractError, RateLimitedError, service_unavailable

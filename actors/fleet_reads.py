@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from actors.accounts import storage_guard
-from actors.vehicle_registry import VehicleRegistry, unknown_vehicle
+from actors.vehicle.registry import VehicleRegistry, unknown_vehicle
 from hub.clock import format_timestamp, parse_timestamp
 from hub.errors import bad_request, not_found
 from storage.database import Database, Row

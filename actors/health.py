@@ -6,7 +6,7 @@ from typing import Any
 
 import trio
 
-from actors.vehicle_registry import VehicleRegistry
+from actors.vehicle.registry import VehicleRegistry
 from storage.database import Database, StorageError
 from storage.writer import Writer
 

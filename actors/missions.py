@@ -24,9 +24,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from actors.accounts import storage_guard
-from actors.vehicle_registry import VehicleRegistry
-from api.wire.reservations import RESERVATION_STATUSES, ReservationCreate, ReservationUpdate
+from actors.vehicle.registry import VehicleRegistry
 from hub.clock import format_timestamp, utc_now
+from hub.contract.reservations import RESERVATION_STATUSES, ReservationCreate, ReservationUpdate
 from hub.errors import ContractError, bad_request, not_found
 from storage.database import Database, Row, UniqueViolationError
 from storage.queries import accounts as account_queries

@@ -1,4 +1,4 @@
-"""The services a request handler reaches, gathered once at start-up by ``hub.serve``."""
+"""The services a request handler reaches, gathered once at start-up by ``api.serve``."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from dataclasses import dataclass, field
 import trio
 
 from actors.accounts import AccountService
-from actors.alerts import AlertService
-from actors.battery_health import BatteryHealthService
+from actors.alerts.service import AlertService
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
 from actors.missions import MissionService
 from actors.rate_limit import RateLimiter
-from actors.router import RouterSink
-from actors.socket_session import SocketPolicy
-from actors.telemetry import TelemetryService
-from actors.vehicle_registry import VehicleRegistry
-from actors.vehicles import VehicleDirectory
+from actors.router.actor import RouterSink
+from actors.sockets.connection import SocketPolicy
+from actors.vehicle.battery_health import BatteryHealthService
+from actors.vehicle.directory import VehicleDirectory
+from actors.vehicle.registry import VehicleRegistry
+from actors.vehicle.telemetry import TelemetryService
 from hub.config import Settings
 from hub.runtime import Registry
 from hub.security import TokenCodec

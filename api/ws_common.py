@@ -6,7 +6,7 @@ import json
 
 from quart import websocket
 
-from api.wire import ws_events
+from hub.contract import ws_events
 from hub.errors import ContractError
 from hub.security import Principal, TokenCodec
 

@@ -3,8 +3,8 @@
 :func:`serve_frontend` serves any authenticated person on a socket: the fleet socket, and a
 user token on the vehicle path ``/ws/v1/vehicle/{id}`` (CONTRACT §6.1, third paragraph),
 which ``api.ws_vehicle`` hands over with ``bound_vehicle_id`` set. It starts a
-:class:`~actors.session_actor.SessionActor`, runs the socket's reader, writer and heartbeat
-(:func:`~actors.socket_session.run_socket`) in the request's task, and when the socket ends
+:class:`~actors.session.actor.SessionActor`, runs the socket's reader, writer and heartbeat
+(:func:`~actors.sockets.connection.run_socket`) in the request's task, and when the socket ends
 stops the actor and detaches the session from the Router.
 
 Quart-Trio cancels the handler when the peer disconnects, so the clean-up is shielded.
@@ -18,9 +18,8 @@ from typing import Any, Protocol
 import trio
 from quart import Quart, websocket
 
-from actors.conflation import SessionLink
-from actors.router import RouterSink
-from actors.session_actor import (
+from actors.router.actor import RouterSink
+from actors.session.actor import (
     INTERNAL_ERROR,
     SESSION_KIND,
     CommandDirectory,
@@ -31,7 +30,8 @@ from actors.session_actor import (
     frame_handler,
     new_session_id,
 )
-from actors.socket_session import NORMAL, PeerGoneError, SocketPolicy, run_socket
+from actors.session.conflation import SessionLink
+from actors.sockets.connection import NORMAL, PeerGoneError, SocketPolicy, run_socket
 from api.ws_common import FORBIDDEN, authenticate_socket, refuse
 from hub.errors import ContractError
 from hub.runtime import ActorCrashedError, ActorRef, ActorStoppedError, Registry
@@ -96,7 +96,7 @@ def register(app: Quart, services: FrontendServices) -> None:
 
 
 def fleet_snapshot(reads: SnapshotReads, directory: FrontendDirectory) -> Snapshot:
-    """A :class:`~actors.session_actor.Snapshot` over the fleet reads (one query per call).
+    """A :class:`~actors.session.actor.Snapshot` over the fleet reads (one query per call).
 
     ``connected`` comes from the vehicle actors (the rows do not know it); vehicles that are
     not registered are left out.

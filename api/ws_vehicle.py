@@ -11,15 +11,15 @@ from __future__ import annotations
 import trio
 from quart import Quart, websocket
 
-from actors.outbound import OutboundLink
-from actors.socket_session import PeerGoneError, run_socket
+from actors.sockets.connection import PeerGoneError, run_socket
+from actors.sockets.outbound import OutboundLink
 from api.context import HubServices
-from api.wire import ws_events
-from api.wire.command_acks import CommandAck
-from api.wire.validation import check_live_timestamp
-from api.wire.ws import PingFrame, PongFrame, TelemetryFrame, parse_vehicle_frame
 from api.ws_common import FORBIDDEN, UNKNOWN_VEHICLE, authenticate_socket, refuse
 from hub.clock import format_timestamp, now_timestamp, utc_now
+from hub.contract import ws_events
+from hub.contract.command_acks import CommandAck
+from hub.contract.validation import check_live_timestamp
+from hub.contract.ws import PingFrame, PongFrame, TelemetryFrame, parse_vehicle_frame
 from hub.errors import ContractError
 
 FRAME_ERRORS = ("invalid_json", "invalid_message")  # what counts towards closing 4002

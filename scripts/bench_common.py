@@ -48,7 +48,7 @@ def hub_process(*, rate_limits: bool = False) -> Iterator[str]:
         "TVM_LOG_LEVEL": "WARNING",
         "TVM_LOGIN_ATTEMPTS_PER_MINUTE": "100000",  # many simulated vehicles share one address
     }
-    command = [sys.executable, "-m", "hub.cli", "serve"]
+    command = [sys.executable, "-m", "api.cli", "serve"]
     process = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{port}"
     try:

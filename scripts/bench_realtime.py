@@ -121,7 +121,7 @@ def run_simulator(url: str, vehicles: int, seconds: float) -> subprocess.Popen[b
     command = [
         sys.executable,
         "-m",
-        "hub.cli",
+        "api.cli",
         "simulate",
         "--vehicles",
         str(vehicles),

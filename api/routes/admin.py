@@ -11,9 +11,9 @@ from api.context import HubServices
 from api.errors import json_response
 from api.guard import ADMINS, require_role
 from api.request_body import json_body
-from api.wire import admin as admin_models
-from api.wire import responses
-from api.wire.validation import parse_model
+from hub.contract import admin as admin_models
+from hub.contract import responses
+from hub.contract.validation import parse_model
 
 
 def _credentials_response(credentials: VehicleCredentials, *, status: int) -> Response:

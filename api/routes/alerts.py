@@ -13,9 +13,9 @@ from actors.fleet_reads import parse_limit
 from api.context import HubServices
 from api.errors import json_response
 from api.guard import OPERATORS, VIEWERS, require_role
-from api.wire import responses
-from api.wire.base import VEHICLE_ID_PATTERN, ResponseModel
-from api.wire.timestamps import EXAMPLE_TIMESTAMP, WireTimestamp
+from hub.contract import responses
+from hub.contract.base import VEHICLE_ID_PATTERN, ResponseModel
+from hub.contract.timestamps import EXAMPLE_TIMESTAMP, WireTimestamp
 from hub.errors import bad_request
 
 SEVERITIES = ("info", "warning", "error", "critical")

@@ -8,9 +8,9 @@ from quart_schema import document_request, document_response, tag
 from api.context import HubServices
 from api.errors import json_response
 from api.request_body import json_body
-from api.wire import auth as auth_models
-from api.wire import responses
-from api.wire.validation import parse_model
+from hub.contract import auth as auth_models
+from hub.contract import responses
+from hub.contract.validation import parse_model
 
 
 def register(app: Quart, services: HubServices) -> None:

@@ -9,20 +9,20 @@ import trio
 from quart import Quart, Response, g, request
 from quart_schema import document_request, document_response, tag
 
-from actors.command_delivery import MAX_SENDS, PendingCommand
 from actors.fleet_reads import parse_limit
-from actors.vehicle_messages import CommandOrigin
+from actors.vehicle.command_desk import MAX_SENDS, PendingCommand
+from actors.vehicle.messages import CommandOrigin
 from api.context import HubServices
 from api.errors import json_response
 from api.guard import OPERATORS, VIEWERS, require_role
 from api.request_body import json_body
-from api.wire import responses
-from api.wire.commands import (
+from hub.contract import responses
+from hub.contract.commands import (
     DispatchCommand,
     EmergencyStopCommand,
     parse_command,
 )
-from api.wire.validation import parse_json_object
+from hub.contract.validation import parse_json_object
 from hub.errors import ContractError, bad_request
 from hub.security import Principal
 

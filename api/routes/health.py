@@ -7,7 +7,7 @@ from quart_schema import document_response, tag
 
 from api.context import HubServices
 from api.errors import json_response
-from api.wire import responses
+from hub.contract import responses
 
 
 def register(app: Quart, services: HubServices) -> None:

@@ -1,6 +1,6 @@
 """Battery health, missions and reservations (CONTRACT §3 battery health, §8).
 
-Needs ``services.battery_health`` (:class:`actors.battery_health.BatteryHealthService`) and
+Needs ``services.battery_health`` (:class:`actors.vehicle.battery_health.BatteryHealthService`) and
 ``services.missions`` (:class:`actors.missions.MissionService`) on :class:`HubServices`.
 Viewers read; operators and admins book, change and cancel reservations.
 """
@@ -17,8 +17,8 @@ from api.context import HubServices
 from api.errors import json_response
 from api.guard import OPERATORS, VIEWERS, require_role
 from api.request_body import json_body
-from api.wire import responses
-from api.wire.reservations import (
+from hub.contract import responses
+from hub.contract.reservations import (
     BatteryHealth,
     Mission,
     MissionPage,
@@ -27,7 +27,7 @@ from api.wire.reservations import (
     ReservationPage,
     ReservationUpdate,
 )
-from api.wire.validation import parse_model
+from hub.contract.validation import parse_model
 from hub.security import Principal
 
 

@@ -9,7 +9,7 @@ from actors.fleet_reads import HISTORY_PATHS, parse_limit, parse_query_timestamp
 from api.context import HubServices
 from api.errors import json_response
 from api.guard import VIEWERS, require_role
-from api.wire import responses
+from hub.contract import responses
 from hub.errors import not_found
 
 

@@ -15,9 +15,10 @@ from api.context import HubServices
 from api.errors import json_response
 from api.guard import require_vehicle
 from api.request_body import MAX_BULK_BODY, json_body
-from api.wire import responses
-from api.wire.bulk import BulkUpload, parse_bulk
-from api.wire.telemetry import (
+from hub.clock import utc_now
+from hub.contract import responses
+from hub.contract.bulk import BulkUpload, parse_bulk
+from hub.contract.telemetry import (
     BatteryUpdate,
     DockingUpdate,
     ErrorReport,
@@ -25,9 +26,8 @@ from api.wire.telemetry import (
     StatusUpdate,
     TelemetryModel,
 )
-from api.wire.timestamps import wire_text
-from api.wire.validation import check_live_timestamp, parse_model
-from hub.clock import utc_now
+from hub.contract.timestamps import wire_text
+from hub.contract.validation import check_live_timestamp, parse_model
 
 _ERRORS = {
     400: responses.ErrorBody,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from api.wire.bulk import BULK_MAX_MESSAGES
+from hub.contract.bulk import BULK_MAX_MESSAGES
 from hub.simulator.reports import Telemetry
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.wire.telemetry import Battery
+from hub.contract.telemetry import Battery
 
 AMBIENT_CELSIUS = 24.0
 THERMAL_TIME_CONSTANT = 120.0

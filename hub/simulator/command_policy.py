@@ -9,8 +9,9 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from api.wire.command_parts import COMMAND_ID_MAX_LENGTH, COMMAND_ID_PATTERN
-from api.wire.commands import (
+from hub.clock import format_timestamp
+from hub.contract.command_parts import COMMAND_ID_MAX_LENGTH, COMMAND_ID_PATTERN
+from hub.contract.commands import (
     AnyCommand,
     CancelCommand,
     ConfigureCommand,
@@ -19,7 +20,6 @@ from api.wire.commands import (
     ResumeCommand,
     parse_command,
 )
-from hub.clock import format_timestamp
 from hub.errors import ContractError
 from hub.simulator import reports
 from hub.simulator.mission import MissionRun

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from api.wire.telemetry import DockingPhase
+from hub.contract.telemetry import DockingPhase
 
 PHASE_ORDER: tuple[DockingPhase, ...] = (
     "approaching",

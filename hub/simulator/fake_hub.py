@@ -21,11 +21,11 @@ import httpx
 import trio
 from trio_websocket import CloseReason, ConnectionClosed, HandshakeError
 
-from api.wire.bulk import parse_bulk
-from api.wire.telemetry import TELEMETRY_MODELS
-from api.wire.validation import check_live_timestamp, validate_model
-from api.wire.ws import error_frame, welcome
 from hub.clock import format_timestamp
+from hub.contract.bulk import parse_bulk
+from hub.contract.telemetry import TELEMETRY_MODELS
+from hub.contract.validation import check_live_timestamp, validate_model
+from hub.contract.ws import error_frame, welcome
 from hub.errors import ContractError
 
 

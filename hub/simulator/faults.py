@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from api.wire.telemetry import Severity, Subsystem, VehicleState
+from hub.contract.telemetry import Severity, Subsystem, VehicleState
 
 
 @dataclass(frozen=True, slots=True)

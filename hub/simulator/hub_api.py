@@ -1,6 +1,6 @@
 """The hub's REST endpoints as a vehicle uses them (and an admin, to register the vehicles).
 
-Request bodies are built with the wire models of :mod:`api.wire`; answers are read liberally
+Request bodies are built with the wire models of :mod:`hub.contract`; answers are read liberally
 (a field the hub adds does not break a vehicle). Every call blocks until the hub answers; a
 429 (or 503) is waited out for its ``Retry-After`` with :func:`trio.sleep` and sent again, so
 the waits run on trio's clock. Transport errors (:class:`httpx.TransportError`) reach the
@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import trio
 
-from api.wire.admin import VehicleCreate
-from api.wire.auth import RefreshRequest, TokenRequest
-from api.wire.bulk import BulkUpload
+from hub.contract.admin import VehicleCreate
+from hub.contract.auth import RefreshRequest, TokenRequest
+from hub.contract.bulk import BulkUpload
 from hub.simulator.backlog import BulkBatch
 from hub.simulator.reports import Telemetry
 from hub.simulator.stats import SimStats

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from api.wire.commands import DispatchCommand
+from hub.contract.commands import DispatchCommand
 from hub.simulator.docking import TOTAL_SECONDS
 from hub.simulator.geo import Point, Waypoint, distance_metres
 

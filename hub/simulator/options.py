@@ -1,6 +1,6 @@
 """``tvm-hub simulate``: its arguments, their checks, and the entry point the CLI calls.
 
-Importing this module is cheap (no httpx, no trio-websocket): ``hub.cli`` imports it to build
+Importing this module is cheap (no httpx, no trio-websocket): ``api.cli`` imports it to build
 its parser; :func:`main` imports the runner only when a simulation actually starts.
 """
 

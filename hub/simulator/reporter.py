@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from api.wire.telemetry import TelemetryKind, VehicleState
+from hub.contract.telemetry import TelemetryKind, VehicleState
 from hub.simulator import reports
 from hub.simulator.battery import BatteryPack
 from hub.simulator.cadence import Cadence

@@ -1,6 +1,6 @@
 """What a simulated vehicle emits: telemetry bodies and command acks, built with the wire models.
 
-Every body goes through its pydantic model from :mod:`api.wire`, so a simulator that drifts
+Every body goes through its pydantic model from :mod:`hub.contract`, so a simulator that drifts
 from the contract fails here, in its own process, instead of at the hub.
 """
 
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from api.wire.command_acks import CommandAck
-from api.wire.telemetry import TELEMETRY_MODELS, TelemetryKind
 from hub.clock import format_timestamp, utc_now
+from hub.contract.command_acks import CommandAck
+from hub.contract.telemetry import TELEMETRY_MODELS, TelemetryKind
 
 ONE_MILLISECOND = timedelta(milliseconds=1)
 
@@ -74,7 +74,7 @@ def telemetry(kind: TelemetryKind, timestamp: str, fields: dict[str, Any]) -> Te
 
 
 def ack(command_id: str, status: str, **fields: Any) -> Ack:
-    """A ``command_ack`` frame, validated by :class:`~api.wire.command_acks.CommandAck`."""
+    """A ``command_ack`` frame, validated by :class:`~hub.contract.command_acks.CommandAck`."""
     model = CommandAck.model_validate(
         {"type": "command_ack", "command_id": command_id, "status": status, **fields}
     )

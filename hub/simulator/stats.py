@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
-from api.wire.telemetry import VehicleState
+from hub.contract.telemetry import VehicleState
 
 STATE_ORDER: tuple[VehicleState, ...] = (
     "idle",

@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from api.wire.commands import AnyCommand, parse_command
+from hub.contract.commands import AnyCommand, parse_command
 from hub.simulator.geo import DEFAULT_SITE, Point, Waypoint, offset, random_route
 from hub.simulator.params import VehicleParams
 from hub.simulator.reports import Stamper

@@ -18,8 +18,8 @@ from __future__ import annotations
 import random
 from typing import Any, Literal
 
-from api.wire.commands import AnyCommand
-from api.wire.telemetry import TelemetryKind, VehicleState
+from hub.contract.commands import AnyCommand
+from hub.contract.telemetry import TelemetryKind, VehicleState
 from hub.simulator import command_policy, reports
 from hub.simulator.battery import BatteryPack
 from hub.simulator.docking import APPROACH_SPEED, Docking

@@ -25,9 +25,9 @@ from trio_websocket import (
     open_websocket_url,
 )
 
-from api.wire.commands import COMMAND_MODELS
-from api.wire.ws import pong
 from hub.clock import now_timestamp
+from hub.contract.commands import COMMAND_MODELS
+from hub.contract.ws import pong
 from hub.simulator.hub_api import HubRefusedError
 from hub.simulator.stats import SimStats
 

@@ -143,7 +143,7 @@ class OpenCritical:
 
 
 class DatabaseAlertStore:
-    """The alert store the AlertService uses (``actors.alerts.AlertStore``) on PostgreSQL."""
+    """The AlertService's store (``actors.alerts.service.AlertStore``) on PostgreSQL."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -157,7 +157,7 @@ class DatabaseAlertStore:
         before: tuple[datetime, str] | None,
         limit: int,
     ) -> list[Row]:
-        """See ``actors.alerts.AlertStore``."""
+        """See ``actors.alerts.service.AlertStore``."""
         return await alert_page(
             self._database,
             open_only=open_only,
@@ -168,14 +168,14 @@ class DatabaseAlertStore:
         )
 
     async def acknowledge(self, alert_id: str, acknowledged_by: str) -> Row | None:
-        """See ``actors.alerts.AlertStore``."""
+        """See ``actors.alerts.service.AlertStore``."""
         return await acknowledge(self._database, alert_id, acknowledged_by)
 
     async def mark_escalated(self, alert_id: str) -> Row | None:
-        """See ``actors.alerts.AlertStore``."""
+        """See ``actors.alerts.service.AlertStore``."""
         return await mark_escalated(self._database, alert_id)
 
     async def unescalated_critical(self) -> list[OpenCritical]:
-        """See ``actors.alerts.AlertStore``."""
+        """See ``actors.alerts.service.AlertStore``."""
         rows = await unescalated_critical(self._database)
         return [OpenCritical(row["alert_id"], float(row["age_seconds"])) for row in rows]

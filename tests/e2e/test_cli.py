@@ -31,7 +31,7 @@ STOP_TIMEOUT = 30.0
 def tvm_hub() -> list[str]:
     """The installed console script, or the module if the script is not beside Python."""
     script = Path(sys.executable).with_name("tvm-hub")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "hub.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "api.cli"]
 
 
 def hub_environment(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """An in-process hub on a real socket (port 0) over a real PostgreSQL, plus client helpers.
 
-``running_hub`` starts :func:`hub.serve.serve_hub` in the test's trio run and stops it
+``running_hub`` starts :func:`api.serve.serve_hub` in the test's trio run and stops it
 gracefully at the end; requests go over TCP with httpx, exactly as a vehicle's would.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import trio
 
+from api.serve import serve_hub
 from hub.clock import format_timestamp, utc_now
 from hub.config import Settings
-from hub.serve import serve_hub
 
 JWT_SECRET = "test-secret-" + "x" * 40
 ADMIN_USERNAME = "admin"

@@ -29,10 +29,10 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from actors.alert_channels import REDIS_ALERT_CHANNEL
 from hub.clock import TIMESTAMP_PATTERN
 from storage.database import Database, open_asyncio_bridge, open_database
 from storage.queries import alerts as alert_queries
+from storage.redis_channels import REDIS_ALERT_CHANNEL
 from tests.integration.harness import (
     RunningHub,
     error_body,

@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from actors.retention import AuditArchiveFile, RetentionJob, RetentionPolicy
+from actors.retention.job import AuditArchiveFile, RetentionJob, RetentionPolicy
 from hub.clock import format_timestamp
 from storage import testing as db
 from storage.database import Database, open_asyncio_bridge, open_database
@@ -250,7 +250,7 @@ def test_export_file_never_overwrites_an_earlier_one(tmp_path: Path) -> None:
 
 def tvm_hub() -> list[str]:
     script = Path(sys.executable).with_name("tvm-hub")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "hub.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "api.cli"]
 
 
 def test_archive_now_runs_one_pass_and_prints_what_it_did(

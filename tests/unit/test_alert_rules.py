@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from actors.alert_rules import (
+from actors.alerts.rules import (
     battery_band,
     for_battery,
     for_error_report,

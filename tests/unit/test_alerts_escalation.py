@@ -12,10 +12,10 @@ import pytest
 import trio
 import trio.testing
 
-from actors.alert_channels import alert_email
-from actors.alerts import AlertingSink, AlertService, decode_cursor, encode_cursor
+from actors.alerts.channels import alert_email
+from actors.alerts.service import AlertingSink, AlertService, decode_cursor, encode_cursor
 from actors.events import RecordingSink
-from api.wire import ws_events
+from hub.contract import ws_events
 from hub.errors import ContractError
 from storage.database import StorageUnavailableError
 from storage.queries.alerts import OpenCritical

@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors.battery_health import (
+from actors.vehicle.battery_health import (
     BatteryHealthService,
     BatteryHealthState,
     DailyVoltage,
@@ -21,7 +21,7 @@ from actors.battery_health import (
     state_from_row,
     voltage_trend,
 )
-from api.wire.telemetry import Battery, BatteryUpdate
+from hub.contract.telemetry import Battery, BatteryUpdate
 from storage.database import StorageUnavailableError
 from storage.queries import battery_health as health_queries
 

@@ -19,14 +19,14 @@ import pytest
 import trio
 import trio.testing
 
-from actors import alert_rules
-from actors.command_delivery import CommandDesk, PendingCommand, PersistJob, StatusStore
-from actors.command_queue import QueuedCommand
+from actors.alerts import rules as alert_rules
 from actors.events import RecordingSink
-from actors.outbound import OutboundLink
-from actors.vehicle_actor import resume_allowed
-from api.wire.command_acks import CommandAck
+from actors.sockets.outbound import OutboundLink
+from actors.vehicle.actor import resume_allowed
+from actors.vehicle.command_desk import CommandDesk, PendingCommand, PersistJob, StatusStore
+from actors.vehicle.offline_queue import QueuedCommand
 from hub.clock import utc_now
+from hub.contract.command_acks import CommandAck
 
 VEHICLE = "wheelchair_001"
 GUARD = 600.0  # virtual seconds under autojump_clock

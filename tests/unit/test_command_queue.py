@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from actors.command_queue import OfflineQueue, QueuedCommand
+from actors.vehicle.offline_queue import OfflineQueue, QueuedCommand
 
 T0 = datetime(2025, 12, 16, 10, 0, tzinfo=UTC)
 

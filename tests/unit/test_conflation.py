@@ -8,13 +8,13 @@ import pytest
 import trio
 import trio.testing
 
-from actors.conflation import (
+from actors.session.conflation import (
     SLOW_CONSUMER,
     ConflatingQueue,
     SessionLink,
     SlowConsumerError,
 )
-from actors.outbound import OVERLOADED, LinkClosedError
+from actors.sockets.outbound import OVERLOADED, LinkClosedError
 
 GUARD = 600.0  # virtual seconds
 

@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors.outbound import OVERLOADED, LinkClosedError, OutboundLink
+from actors.sockets.outbound import OVERLOADED, LinkClosedError, OutboundLink
 
 GUARD = 60.0  # virtual seconds under autojump_clock
 

@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors.retention import RetentionJob, RetentionPolicy, RetentionSummary, next_run
+from actors.retention.job import RetentionJob, RetentionPolicy, RetentionSummary, next_run
 
 DAY = 86_400.0
 HANG_GUARD = 10 * DAY  # virtual seconds: the autojump clock gets there only if a test is stuck
@@ -151,7 +151,7 @@ async def test_a_failed_pass_is_logged_and_the_next_runs_on_schedule(
     job = ScriptedJob(wall, duration=60.0, fail_first=True)
     begin = trio.current_time()
 
-    with caplog.at_level(logging.ERROR, logger="actors.retention"):
+    with caplog.at_level(logging.ERROR, logger="actors.retention.job"):
         await run_until(job, 2)
 
     assert [moment - begin for moment in job.started] == [3600.0, 3600.0 + DAY]

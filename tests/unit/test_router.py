@@ -7,7 +7,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from actors.router import (
+from actors.router.actor import (
     Attach,
     ReplayLimits,
     RouterState,
@@ -15,7 +15,7 @@ from actors.router import (
     Subscribe,
     start_router,
 )
-from api.wire import ws_events
+from hub.contract import ws_events
 from hub.runtime.testing import open_registry
 
 GUARD = 600.0  # virtual seconds: every test runs on autojump_clock

@@ -17,15 +17,15 @@ import pytest
 import trio
 import trio.testing
 
-from actors.command_delivery import PendingCommand
-from actors.command_queue import QueuedCommand
-from actors.conflation import SessionLink
-from actors.router import RouterSink, start_router
-from actors.session_actor import SESSION_KIND, SessionActor, SessionIdentity, frame_handler
-from actors.socket_session import FrameHandler
-from actors.vehicle_messages import CommandOrigin
-from api.wire import ws_events
-from api.wire.commands import AnyCommand
+from actors.router.actor import RouterSink, start_router
+from actors.session.actor import SESSION_KIND, SessionActor, SessionIdentity, frame_handler
+from actors.session.conflation import SessionLink
+from actors.sockets.connection import FrameHandler
+from actors.vehicle.command_desk import PendingCommand
+from actors.vehicle.messages import CommandOrigin
+from actors.vehicle.offline_queue import QueuedCommand
+from hub.contract import ws_events
+from hub.contract.commands import AnyCommand
 from hub.errors import ContractError, not_found, service_unavailable
 from hub.runtime import Registry
 from hub.runtime.testing import open_registry

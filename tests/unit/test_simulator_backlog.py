@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from api.wire.bulk import BULK_MAX_MESSAGES, parse_bulk
 from hub.clock import format_timestamp
+from hub.contract.bulk import BULK_MAX_MESSAGES, parse_bulk
 from hub.errors import ContractError
 from hub.simulator.backlog import Backlog, BulkBatch, bulk_message
 from hub.simulator.params import VehicleParams

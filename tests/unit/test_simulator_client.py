@@ -14,10 +14,10 @@ import pytest
 import trio
 import trio.testing
 
-from api.wire.command_acks import CommandAck
-from api.wire.validation import validate_model
-from api.wire.ws import PongFrame
 from hub.clock import parse_timestamp
+from hub.contract.command_acks import CommandAck
+from hub.contract.validation import validate_model
+from hub.contract.ws import PongFrame
 from hub.simulator.client import SimulatedVehicle
 from hub.simulator.fake_hub import FakeConnection, FakeHub, FakeSockets
 from hub.simulator.hub_api import Credentials, HubApi

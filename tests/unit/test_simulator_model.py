@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from actors.transitions import check_phase_transition, check_state_transition
-from api.wire.command_acks import CommandAck
-from api.wire.telemetry import TELEMETRY_MODELS
-from api.wire.validation import validate_model
+from actors.vehicle.transitions import check_phase_transition, check_state_transition
 from hub.clock import parse_timestamp
+from hub.contract.command_acks import CommandAck
+from hub.contract.telemetry import TELEMETRY_MODELS
+from hub.contract.validation import validate_model
 from hub.simulator import command_policy
 from hub.simulator.docking import PHASE_ORDER
 from hub.simulator.faults import BATTERY_CRITICAL, ERROR_KINDS

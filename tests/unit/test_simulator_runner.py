@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from hub import cli
+from api import cli
 from hub.simulator import options as simulator_options
 from hub.simulator.fake_hub import FakeHub, FakeSockets
 from hub.simulator.hub_api import SimulatorError

@@ -11,7 +11,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
-from api.wire.ws import welcome
+from hub.contract.ws import welcome
 from hub.simulator.hub_api import HubRefusedError
 from hub.simulator.stats import SimStats
 from hub.simulator.vehicle_socket import VehicleSocket, socket_url

@@ -15,8 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors.outbound import OutboundLink
-from actors.socket_session import (
+from actors.sockets.connection import (
     FLOODING,
     HEARTBEAT_TIMEOUT,
     INVALID_MESSAGE,
@@ -27,6 +26,7 @@ from actors.socket_session import (
     decode_json,
     run_socket,
 )
+from actors.sockets.outbound import OutboundLink
 from hub.errors import ContractError
 
 GUARD = 600.0  # virtual seconds: every test here runs on autojump_clock

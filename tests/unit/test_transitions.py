@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from actors.transitions import (
+from actors.vehicle.registry import STATE_MEMORY, VehicleState
+from actors.vehicle.transitions import (
     PHASES,
     STATES,
     allowed_phases,
@@ -12,7 +13,6 @@ from actors.transitions import (
     check_phase_transition,
     check_state_transition,
 )
-from actors.vehicle_registry import STATE_MEMORY, VehicleState
 from hub.errors import ContractError
 
 # The contract's table: from → allowed to, besides itself, error and emergency_stop.

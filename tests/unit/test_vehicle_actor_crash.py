@@ -10,9 +10,9 @@ import trio
 import trio.testing
 
 from actors.events import RecordingSink
-from actors.outbound import LinkClosedError, OutboundLink
-from actors.vehicle_actor import VehicleActor
-from actors.vehicle_messages import AckReceived, Connect
+from actors.sockets.outbound import LinkClosedError, OutboundLink
+from actors.vehicle.actor import VehicleActor
+from actors.vehicle.messages import AckReceived, Connect
 from hub.runtime import RestartPolicy
 from hub.runtime.testing import open_supervisor
 

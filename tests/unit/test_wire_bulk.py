@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from api.wire import (
+from hub.contract import (
     TELEMETRY_MODELS,
     BatteryUpdate,
     BulkItem,

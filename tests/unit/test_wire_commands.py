@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from api.wire.command_acks import KNOWN_REJECTION_REASONS, CommandAck
-from api.wire.command_parts import COMMAND_ID_PATTERN
-from api.wire.commands import (
+from hub.contract.command_acks import KNOWN_REJECTION_REASONS, CommandAck
+from hub.contract.command_parts import COMMAND_ID_PATTERN
+from hub.contract.commands import (
     COMMAND_MODELS,
     CancelCommand,
     Command,
@@ -29,7 +29,7 @@ from api.wire.commands import (
     vehicle_payload,
     with_defaults,
 )
-from api.wire.validation import validate_model
+from hub.contract.validation import validate_model
 from hub.errors import ContractError
 from tests.unit.wire_examples import DELETE, examples, set_path
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from api.wire import (
+from hub.contract import (
     BatteryAccepted,
     BatteryUpdate,
     BulkAccepted,

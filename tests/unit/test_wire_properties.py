@@ -14,7 +14,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from api.wire import (
+from hub.clock import TIMESTAMP_PATTERN, format_timestamp, parse_timestamp
+from hub.contract import (
     BatteryUpdate,
     DockingUpdate,
     ErrorReport,
@@ -23,8 +24,7 @@ from api.wire import (
     parse_model,
     wire_text,
 )
-from api.wire.timestamps import parse_exact
-from hub.clock import TIMESTAMP_PATTERN, format_timestamp, parse_timestamp
+from hub.contract.timestamps import parse_exact
 from hub.errors import ContractError
 
 

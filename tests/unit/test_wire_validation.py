@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from api.wire import (
+from hub.contract import (
     BatteryUpdate,
     DockingUpdate,
     ErrorReport,

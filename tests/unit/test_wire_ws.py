@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from api.wire.command_acks import CommandAck
-from api.wire.commands import COMMAND_MODELS, DispatchCommand, ResumeCommand
-from api.wire.telemetry import TELEMETRY_MODELS, TelemetryKind
-from api.wire.timestamps import EXAMPLE_TIMESTAMP
-from api.wire.validation import parse_model
-from api.wire.ws import (
+from hub.contract.command_acks import CommandAck
+from hub.contract.commands import COMMAND_MODELS, DispatchCommand, ResumeCommand
+from hub.contract.telemetry import TELEMETRY_MODELS, TelemetryKind
+from hub.contract.timestamps import EXAMPLE_TIMESTAMP
+from hub.contract.validation import parse_model
+from hub.contract.ws import (
     FRAME_MODELS,
     FRONTEND_FRAME_TYPES,
     VEHICLE_FRAME_TYPES,

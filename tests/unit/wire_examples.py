@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from api.wire.validation import parse_model, validate_model
+from hub.contract.validation import parse_model, validate_model
 from hub.errors import ContractError
 
 DELETE = object()

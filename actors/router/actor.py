@@ -1,0 +1,415 @@
+"""The Router: who watches which vehicle, per-vehicle ``seq`` and replay, fan-out (CONTRACT §6.2).
+
+- :class:`RouterState` — subscription index, ``seq`` counters, replay buffers, fan-out rules:
+  plain synchronous methods. Fan-out hands an event to each session's ``deliver`` (its
+  :class:`~actors.session.conflation.SessionLink`) with no await, so it reaches every session queue
+  as soon as the Router takes it.
+- :class:`Router` — the actor (``"router"``/``"main"``) applying its mailbox to the state. State
+  and overflow outlive a crash: a restarted Router keeps its sessions and counters.
+- :class:`RouterSink` — the :class:`~actors.events.EventSink` actors publish to. It never blocks:
+  with the mailbox full, telemetry is dropped (counted, logged) and any other message waits in
+  an overflow deque that the Router drains, in order, once its mailbox is empty.
+
+``seq`` starts at ``seq_origin + 1`` per vehicle and only grows while the hub runs; a restart
+starts it again, which frontends notice because a ``since`` beyond the current ``seq`` answers
+``replayed: false``. A ``seq_origin`` above any earlier ``seq`` (the wall clock in µs) makes
+every ``since`` from before a restart answer false.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+import trio
+
+from actors.session.conflation import CONFLATABLE_TYPES
+from hub.runtime import ActorStoppedError, Inbox, MailboxFullError, Registry, Reply
+from hub.runtime.refs import ActorRef
+
+logger = logging.getLogger(__name__)
+
+ROUTER_KIND = "router"
+ROUTER_KEY = "main"
+ROUTER_MAILBOX_SIZE = 50_000
+ALL_VEHICLES = "*"
+STAFF_ROLES = frozenset({"admin", "operator"})
+_NOBODY: frozenset[str] = frozenset()
+
+Event = dict[str, Any]
+Deliver = Callable[[Event], bool]  # queue a frame without blocking; False: the session is gone
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayLimits:
+    """Per vehicle, keep events younger than ``min_seconds`` or among the last ``min_events``."""
+
+    min_events: int = 1000
+    min_seconds: float = 300.0
+    max_events: int = 10_000  # bounds memory at any rate (reached only above ~33 events/s)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionHandle:  # what a session gives the Router: who it is, how to hand it a frame
+    session_id: str
+    role: str
+    deliver: Deliver
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:  # answer to Attach; resumed: the session was attached already (restarted)
+    subscriptions: frozenset[str]
+    resumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:  # answer to Subscribe: every subscription now held, and what to replay
+    subscriptions: frozenset[str]
+    replay: tuple[Event, ...]
+    replayed: dict[str, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Attach:  # register a session, or give a restarted one its new deliver function
+    handle: SessionHandle
+    reply: Reply[Attached]
+
+
+@dataclass(frozen=True, slots=True)
+class Detach:  # forget a session and its subscriptions (its socket is gone)
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:  # add vehicle ids or "*"; replay after `since` where the buffer holds it
+    session_id: str
+    vehicle_ids: tuple[str, ...]
+    since: Mapping[str, int] | None
+    reply: Reply[Subscribed]
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:  # drop vehicle ids ("*" drops the all-vehicles subscription)
+    session_id: str
+    vehicle_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishEvent:  # a vehicle event built with seq 0: the Router numbers it
+    vehicle_id: str
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class PublishCommandStatus:  # for its sender session and the vehicle's subscribers
+    vehicle_id: str
+    event: Event
+    sender_session: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishAlert:  # for every admin and operator session and the vehicle's subscribers
+    event: Event
+
+
+_Requests = Attach | Detach | Subscribe | Unsubscribe
+RouterMessage = _Requests | PublishEvent | PublishCommandStatus | PublishAlert  # the mailbox's
+
+
+class RouterState:
+    """Sessions, subscriptions, ``seq`` counters, replay buffers and the fan-out rules."""
+
+    def __init__(
+        self,
+        limits: ReplayLimits = ReplayLimits(),
+        *,
+        seq_origin: int = 0,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        self.limits = limits
+        self._clock = clock
+        self.seq_origin = seq_origin
+        self.sessions: dict[str, SessionHandle] = {}
+        self._subscriptions: dict[str, set[str]] = {}  # session id → vehicle ids and "*"
+        self._followers: dict[str, set[str]] = {}  # vehicle id → sessions naming it
+        self._everything: set[str] = set()  # sessions subscribed to "*"
+        self._staff: set[str] = set()  # admin and operator sessions: every alert
+        self._seq: dict[str, int] = {}
+        self._buffers: dict[str, deque[tuple[float, int, Event]]] = {}
+        self._gone: list[str] = []
+        self.delivered = 0
+
+    def attach(self, handle: SessionHandle) -> Attached:
+        """Register a session; a known id keeps its subscriptions and takes the new handle."""
+        session_id = handle.session_id
+        resumed = session_id in self.sessions
+        self.sessions[session_id] = handle
+        subscriptions = self._subscriptions.setdefault(session_id, set())
+        if handle.role in STAFF_ROLES:
+            self._staff.add(session_id)
+        return Attached(frozenset(subscriptions), resumed)
+
+    def detach(self, session_id: str) -> bool:
+        """Forget a session and every subscription it had; False if it was not attached."""
+        if self.sessions.pop(session_id, None) is None:
+            return False
+        self._drop(session_id, self._subscriptions.pop(session_id))
+        self._staff.discard(session_id)
+        return True
+
+    def subscribe(
+        self, session_id: str, vehicle_ids: Iterable[str], since: Mapping[str, int] | None
+    ) -> Subscribed:
+        """Add subscriptions (``KeyError`` if not attached); replay after ``since``.
+
+        ``replayed[v]`` is true when the buffer covers ``since + 1`` up to the current ``seq``
+        (those events are in ``replay``), false when it cannot fill the gap or ``since`` is
+        beyond the current ``seq`` (the client must reload). Only subscribed vehicles count.
+        """
+        subscriptions = self._subscriptions[session_id]
+        for vehicle_id in vehicle_ids:
+            if vehicle_id in subscriptions:
+                continue
+            subscriptions.add(vehicle_id)
+            if vehicle_id == ALL_VEHICLES:
+                self._everything.add(session_id)
+            else:
+                self._followers.setdefault(vehicle_id, set()).add(session_id)
+        replay: list[Event] = []
+        replayed: dict[str, bool] = {}
+        watches_all = ALL_VEHICLES in subscriptions
+        for vehicle_id, last_seq in (since or {}).items():
+            if watches_all or vehicle_id in subscriptions:
+                replayed[vehicle_id] = self._replay(vehicle_id, last_seq, replay)
+        return Subscribed(frozenset(subscriptions), tuple(replay), replayed)
+
+    def unsubscribe(self, session_id: str, vehicle_ids: Iterable[str]) -> frozenset[str]:
+        """Drop subscriptions; the ones left (empty for an unknown session)."""
+        subscriptions = self._subscriptions.get(session_id, set())
+        dropped = subscriptions.intersection(vehicle_ids)
+        subscriptions -= dropped
+        self._drop(session_id, dropped)
+        return frozenset(subscriptions)
+
+    def current_seq(self, vehicle_id: str) -> int:
+        """The last ``seq`` given to the vehicle's events (``seq_origin`` before the first)."""
+        return self._seq.get(vehicle_id, self.seq_origin)
+
+    def publish_event(self, vehicle_id: str, event: Event) -> None:
+        """Number the event, keep it for replay, hand it to the vehicle's subscribers."""
+        self._fan_out(vehicle_id, self._number(vehicle_id, event), ())
+
+    def publish_command_status(self, vehicle_id: str, event: Event, sender: str | None) -> None:
+        """To the sender session and the vehicle's subscribers, each once. No ``seq``."""
+        self._fan_out(vehicle_id, event, (sender,) if sender in self.sessions else ())
+
+    def publish_alert(self, event: Event) -> None:
+        """To every admin and operator session and the vehicle's subscribers, each once.
+
+        An alert naming a vehicle is part of its stream: it gets a ``seq`` and is replayed.
+        """
+        vehicle_id = event.get("vehicle_id")
+        if isinstance(vehicle_id, str):
+            event = self._number(vehicle_id, event)
+            self._fan_out(vehicle_id, event, self._staff)
+        else:
+            self._fan_out(None, event, self._staff)
+
+    def staff_sessions(self) -> int:
+        """How many admin and operator sessions are attached."""
+        return len(self._staff)
+
+    def describe(self) -> dict[str, Any]:
+        """Counts for /debug/actors."""
+        return {
+            "sessions": len(self.sessions),
+            "staff_sessions": len(self._staff),
+            "all_vehicle_subscribers": len(self._everything),
+            "subscriptions": sum(len(subs) for subs in self._subscriptions.values()),
+            "vehicles_followed": len(self._followers),
+            "vehicles_numbered": len(self._seq),
+            "replay_events": sum(len(buffer) for buffer in self._buffers.values()),
+            "delivered": self.delivered,
+        }
+
+    def _number(self, vehicle_id: str, event: Event) -> Event:
+        seq = self._seq[vehicle_id] = self._seq.get(vehicle_id, self.seq_origin) + 1
+        numbered = {**event, "seq": seq}  # the publisher may still hold its dict
+        buffer = self._buffers.get(vehicle_id) or self._buffers.setdefault(vehicle_id, deque())
+        now = self._clock()
+        buffer.append((now, seq, numbered))
+        limits, horizon = self.limits, now - self.limits.min_seconds
+        while len(buffer) > limits.max_events or (
+            len(buffer) > limits.min_events and buffer[0][0] < horizon
+        ):
+            buffer.popleft()
+        return numbered
+
+    def _replay(self, vehicle_id: str, last_seq: int, into: list[Event]) -> bool:
+        current = self.current_seq(vehicle_id)
+        buffer = self._buffers.get(vehicle_id)
+        if last_seq >= current or not buffer or buffer[0][1] > last_seq + 1:
+            return last_seq == current  # nothing missed, or a gap the buffer cannot fill
+        into.extend(event for _, _, event in islice(buffer, last_seq + 1 - buffer[0][1], None))
+        return True
+
+    def _fan_out(self, vehicle_id: str | None, event: Event, first: Collection[str]) -> None:
+        """To ``first``, then the vehicle's followers and "*" sessions: each session once."""
+        for session_id in first:
+            self._send(session_id, event)
+        if vehicle_id is not None:
+            followers = self._followers.get(vehicle_id, _NOBODY)
+            for session_id in followers:
+                if session_id not in first:
+                    self._send(session_id, event)
+            for session_id in self._everything:
+                if session_id not in followers and session_id not in first:
+                    self._send(session_id, event)
+        if self._gone:  # sessions whose link closed; their own Detach may come later
+            for session_id in self._gone:
+                self.detach(session_id)
+            self._gone.clear()
+
+    def _send(self, session_id: str, event: Event) -> None:
+        handle = self.sessions.get(session_id)
+        if handle is None:
+            return
+        try:
+            alive = handle.deliver(event)
+        except Exception:  # one broken session must not stop the fan-out to the others
+            logger.exception("delivery to session %s failed; detaching it", session_id)
+            alive = False
+        if alive:
+            self.delivered += 1
+        else:
+            self._gone.append(session_id)
+
+    def _drop(self, session_id: str, subscriptions: Iterable[str]) -> None:
+        for vehicle_id in subscriptions:
+            if vehicle_id == ALL_VEHICLES:
+                self._everything.discard(session_id)
+            elif (followers := self._followers.get(vehicle_id)) is not None:
+                followers.discard(session_id)
+                if not followers:
+                    del self._followers[vehicle_id]
+
+
+class Router:
+    """The Router actor: applies its messages to the shared :class:`RouterState`, in order."""
+
+    def __init__(self, state: RouterState, overflow: deque[RouterMessage]) -> None:
+        self.state = state
+        self._overflow = overflow
+
+    async def run(self, inbox: Inbox[RouterMessage], *, task_status: trio.TaskStatus[None]) -> None:
+        """Handle messages until cancelled; drain the overflow whenever the mailbox is empty."""
+        task_status.started()
+        async for message in inbox:
+            self.handle(message)
+            # The overflow only holds messages sent after the mailbox filled up: next in line.
+            while self._overflow and inbox.depth() == 0:
+                self.handle(self._overflow.popleft())
+
+    def handle(self, message: RouterMessage) -> None:
+        """Apply one message (no await: fan-out is synchronous)."""
+        state = self.state
+        match message:
+            case PublishEvent(vehicle_id, event):
+                state.publish_event(vehicle_id, event)
+            case PublishCommandStatus(vehicle_id, event, sender_session):
+                state.publish_command_status(vehicle_id, event, sender_session)
+            case PublishAlert(event):
+                state.publish_alert(event)
+            case Attach(handle, reply):
+                reply.send(state.attach(handle))
+            case Detach(session_id):
+                state.detach(session_id)
+            case Subscribe(session_id, vehicle_ids, since, reply):
+                if session_id in state.sessions:
+                    reply.send(state.subscribe(session_id, vehicle_ids, since))
+                else:
+                    reply.fail(LookupError(f"session {session_id} is not attached"))
+            case Unsubscribe(session_id, vehicle_ids):
+                state.unsubscribe(session_id, vehicle_ids)
+
+    def describe(self) -> dict[str, Any]:
+        """Fields for /debug/actors."""
+        return {**self.state.describe(), "overflow": len(self._overflow)}
+
+
+class RouterSink:
+    """The EventSink over the Router's mailbox (``ref``, for asks): never blocks."""
+
+    def __init__(
+        self,
+        ref: ActorRef[RouterMessage],
+        overflow: deque[RouterMessage],
+        state: RouterState | None = None,
+    ) -> None:
+        self.ref = ref
+        self._overflow = overflow
+        self._state = state
+        self.dropped = 0  # telemetry events dropped because the Router's mailbox was full
+
+    def staff_online(self) -> bool:
+        """Whether an admin or operator session is attached right now (alerts reach it at once).
+
+        A read of the Router's state from outside its task: safe on trio's single thread, and
+        only ever used for the ``staff_notified`` flag of an error-report answer.
+        """
+        return self._state is not None and self._state.staff_sessions() > 0
+
+    def vehicle_event(self, vehicle_id: str, event: dict[str, Any]) -> None:
+        """Publish a vehicle event (telemetry may be dropped under overload; others not)."""
+        self._tell(
+            PublishEvent(vehicle_id, event), droppable=event.get("type") in CONFLATABLE_TYPES
+        )
+
+    def command_status(
+        self, vehicle_id: str, event: dict[str, Any], *, sender_session: str | None
+    ) -> None:
+        """Publish a command status; never dropped."""
+        self._tell(PublishCommandStatus(vehicle_id, event, sender_session), droppable=False)
+
+    def alert(self, event: dict[str, Any]) -> None:
+        """Publish an alert; never dropped."""
+        self._tell(PublishAlert(event), droppable=False)
+
+    def detach(self, session_id: str) -> None:
+        """Forget a session; safe to call from a cancelled task (never blocks)."""
+        self._tell(Detach(session_id), droppable=False)
+
+    def _tell(self, message: RouterMessage, *, droppable: bool) -> None:
+        if not self._overflow:
+            try:
+                self.ref.tell_nowait(message)
+                return
+            except MailboxFullError:
+                pass
+            except ActorStoppedError:
+                return  # the hub is shutting down
+        if not droppable:
+            self._overflow.append(message)
+            return
+        self.dropped += 1
+        if self.dropped % 1000 == 1:  # the first of each thousand, not a line per event
+            logger.warning("router mailbox full: telemetry dropped (%d so far)", self.dropped)
+
+
+async def start_router(
+    actors: Registry, state: RouterState | None = None, *, mailbox_size: int = ROUTER_MAILBOX_SIZE
+) -> RouterSink:
+    """Start the Router under ``actors`` and return its sink (``ValueError`` if running).
+
+    ``state`` defaults to ``RouterState()``; pass one for other replay limits or ``seq_origin``.
+    """
+    state = state if state is not None else RouterState()
+    overflow: deque[RouterMessage] = deque()
+    ref: ActorRef[RouterMessage] = await actors.supervisor.start_child(
+        ROUTER_KIND, ROUTER_KEY, lambda: Router(state, overflow), mailbox_size=mailbox_size
+    )
+    return RouterSink(ref, overflow, state)
