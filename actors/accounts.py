@@ -15,10 +15,10 @@ from datetime import timedelta
 from typing import Any
 
 from actors.rate_limit import RateLimiter
-from actors.vehicle.registry import VehicleRegistry, unknown_vehicle
+from actors.vehicle.registry import VehicleRegistry
 from hub import security
 from hub.clock import utc_now
-from hub.errors import ContractError, RateLimitedError, service_unavailable
+from hub.errors import ConflictError, UnavailableError, UnknownVehicleError
 from hub.logs import current_request_id
 from storage.database import (
     Database,
@@ -38,7 +38,7 @@ async def storage_guard() -> AsyncIterator[None]:
     try:
         yield
     except StorageUnavailableError:
-        raise service_unavailable() from None
+        raise UnavailableError() from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,7 @@ class AccountService:
         for kind, key in (("login_client", client_key), ("login_address", address)):
             decision = self._limiter.take(kind, key)
             if not decision.allowed:
-                raise RateLimitedError(decision.retry_after, decision.headers())
+                raise decision.refusal()
 
     async def login_vehicle(
         self, client_id: str, client_secret: str, address: str
@@ -247,8 +247,7 @@ class AccountService:
                     secret_hash=secret_hash,
                 )
         except UniqueViolationError:
-            raise ContractError(
-                409,
+            raise ConflictError(
                 "vehicle_exists",
                 f"Vehicle {vehicle_id} is already registered",
                 field="vehicle_id",
@@ -269,7 +268,7 @@ class AccountService:
                 secret_hash=secret_hash,
             )
         if not found:
-            raise unknown_vehicle(vehicle_id)
+            raise UnknownVehicleError(vehicle_id)
         return VehicleCredentials(vehicle_id, client_id, secret)
 
     async def disable_vehicle(self, vehicle_id: str) -> None:
@@ -278,7 +277,7 @@ class AccountService:
         async with storage_guard():
             found = await vehicle_queries.disable_vehicle(self._database, vehicle_id)
         if not found:
-            raise unknown_vehicle(vehicle_id)
+            raise UnknownVehicleError(vehicle_id)
         self._registry.disabled(vehicle_id)
 
     async def create_user(self, username: str, password: str, role: str, email: str | None) -> None:
@@ -294,8 +293,7 @@ class AccountService:
                     email=email,
                 )
         except UniqueViolationError:
-            raise ContractError(
-                409,
+            raise ConflictError(
                 "user_exists",
                 f"User {username} or that e-mail already exists",
                 field="username",

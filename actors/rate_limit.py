@@ -9,11 +9,12 @@ from dataclasses import dataclass
 import trio
 
 from hub.config import RateLimit
+from hub.errors import RateLimitedError
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The outcome of one take: allowed or not, and what the X-RateLimit headers say."""
+    """The outcome of one take: allowed or not, and the state of the bucket (the quota)."""
 
     allowed: bool
     limit: int
@@ -21,16 +22,14 @@ class Decision:
     reset_epoch: int
     retry_after: int
 
-    def headers(self) -> dict[str, str]:
-        """``X-RateLimit-*`` (and ``Retry-After`` when refused)."""
-        headers = {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset_epoch),
-        }
-        if not self.allowed:
-            headers["Retry-After"] = str(self.retry_after)
-        return headers
+    def refusal(self) -> RateLimitedError:
+        """The 429 for a refused take (CONTRACT §5)."""
+        return RateLimitedError(
+            self.retry_after,
+            limit=self.limit,
+            remaining=self.remaining,
+            reset_epoch=self.reset_epoch,
+        )
 
 
 @dataclass(slots=True)

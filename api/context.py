@@ -7,17 +7,14 @@ from dataclasses import dataclass, field
 import trio
 
 from actors.accounts import AccountService
-from actors.alerts.service import AlertService
+from actors.alerts.book import AlertBook
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
 from actors.missions import MissionService
-from actors.rate_limit import RateLimiter
-from actors.router.actor import RouterSink
+from actors.router.sink import RouterSink
 from actors.sockets.connection import SocketPolicy
-from actors.vehicle.battery_health import BatteryHealthService
 from actors.vehicle.directory import VehicleDirectory
 from actors.vehicle.registry import VehicleRegistry
-from actors.vehicle.telemetry import TelemetryService
 from hub.config import Settings
 from hub.runtime import Registry
 from hub.security import TokenCodec
@@ -29,17 +26,14 @@ class HubServices:
 
     settings: Settings
     codec: TokenCodec
-    limiter: RateLimiter
     registry: VehicleRegistry
-    telemetry: TelemetryService
     accounts: AccountService
     reads: FleetReads
     health: HealthProbe
     actors: Registry
     vehicles: VehicleDirectory
     router: RouterSink
-    alerts: AlertService
-    battery_health: BatteryHealthService
+    alerts: AlertBook
     missions: MissionService
     socket_policy: SocketPolicy = field(default_factory=SocketPolicy)
     started_at: float = field(default_factory=trio.current_time)

@@ -1,59 +1,198 @@
-"""Every failure answers in the contract's JSON error shape (CONTRACT §1.1), never HTML.
+"""Every refusal answers in the contract's JSON error shape (CONTRACT §1.1), never HTML.
 
-Handlers raise :class:`~hub.errors.ContractError`; Werkzeug's HTTP errors (unknown route,
-wrong method, body too large) and anything unexpected are mapped here. A 500 logs the
-traceback under the request id and shows the client neither.
+The domain raises the typed family of :mod:`hub.errors`; this module is the one place that
+says what each class means at the edge — HTTP status, headers, body and WebSocket close code
+(:data:`ANSWERS`). Werkzeug's HTTP errors (unknown route, wrong method, body too large) and
+anything unexpected are mapped here too. A 500 logs the traceback under the request id and
+shows the client neither; every other refusal is logged once, briefly (:mod:`api.refusal_log`).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
-from quart import Quart, Response, current_app, g, json, request
+from quart import Quart, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
+from api.refusal_log import log_refusal
+from api.responses import json_text
 from hub.clock import now_timestamp
-from hub.errors import ContractError
+from hub.errors import (
+    ConflictError,
+    ContractError,
+    CredentialsRefusedError,
+    ForbiddenError,
+    InternalError,
+    InvalidInputError,
+    NotAuthenticatedError,
+    NotFoundError,
+    RateLimitedError,
+    UnavailableError,
+    UnknownVehicleError,
+)
 
 logger = logging.getLogger(__name__)
 
-_HTTP_ERRORS: dict[int, tuple[str, str]] = {
-    400: ("validation_error", "Bad request"),
-    401: ("missing_token", "Authentication required"),
-    403: ("forbidden", "Forbidden"),
-    404: ("not_found", "No such resource"),
-    405: ("method_not_allowed", "Method not allowed on this resource"),
-    408: ("request_timeout", "The request body did not arrive in time"),
-    413: ("payload_too_large", "Request body too large"),
-    415: ("unsupported_media_type", "Content-Type must be application/json"),
-    429: ("rate_limit_exceeded", "Too many requests"),
-    503: ("service_unavailable", "Service unavailable"),
+
+class MethodNotAllowedError(ContractError):
+    """Raised when a route exists but not for this HTTP method (``method_not_allowed``)."""
+
+    def __init__(self, allowed: list[str]) -> None:
+        super().__init__("method_not_allowed", "Method not allowed on this resource")
+        self.allowed = sorted(allowed)
+
+
+class RequestTimeoutError(ContractError):
+    """Raised when a request body did not arrive within the body timeout (``request_timeout``)."""
+
+    def __init__(self) -> None:
+        super().__init__("request_timeout", "The request body did not arrive in time")
+
+
+class PayloadTooLargeError(ContractError):
+    """Raised when a body is over its limit: 1 MiB, 4 MiB for bulk (``payload_too_large``)."""
+
+
+class UnsupportedMediaTypeError(ContractError):
+    """Raised when a body is not ``application/json`` (``unsupported_media_type``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How the edge answers one class of refusal: HTTP status, and the close code of a socket
+    that the refusal ends (``None``: a socket gets an ``error`` frame and stays open)."""
+
+    status: int
+    close_code: int | None = None
+
+
+ANSWERS: dict[type[ContractError], Answer] = {
+    InvalidInputError: Answer(400),
+    NotAuthenticatedError: Answer(401, close_code=4001),
+    CredentialsRefusedError: Answer(401, close_code=4001),
+    ForbiddenError: Answer(403, close_code=4005),
+    UnknownVehicleError: Answer(404, close_code=4004),
+    NotFoundError: Answer(404),
+    MethodNotAllowedError: Answer(405),
+    RequestTimeoutError: Answer(408),
+    ConflictError: Answer(409),
+    PayloadTooLargeError: Answer(413, close_code=1009),
+    UnsupportedMediaTypeError: Answer(415),
+    RateLimitedError: Answer(429),
+    InternalError: Answer(500, close_code=1011),
+    UnavailableError: Answer(503, close_code=1013),
 }
+"""The one table from the error family to status and close code (first match along the MRO)."""
+
+_WERKZEUG: dict[int, ContractError] = {
+    400: InvalidInputError("validation_error", "Bad request"),
+    404: NotFoundError("No such resource"),
+    408: RequestTimeoutError(),
+    413: PayloadTooLargeError("payload_too_large", "Request body too large"),
+    415: UnsupportedMediaTypeError(
+        "unsupported_media_type", "Content-Type must be application/json"
+    ),
+}
+
+
+def answer_for(error: ContractError) -> Answer:
+    """The :class:`Answer` for ``error``'s class (500 for a class the table does not know)."""
+    for cls in type(error).__mro__:
+        answer = ANSWERS.get(cls)
+        if answer is not None:
+            return answer
+    return ANSWERS[InternalError]
+
+
+def error_body(error: ContractError, *, timestamp: str, request_id: str | None) -> dict[str, Any]:
+    """The flat error body of CONTRACT §1.1, or the OAuth form for the token endpoint."""
+    if isinstance(error, CredentialsRefusedError):
+        return {"error": error.error, "error_description": error.message}
+    body = error.fields()
+    body["timestamp"] = timestamp
+    if request_id is not None:
+        body["request_id"] = request_id
+    if isinstance(error, RateLimitedError):
+        body["retry_after"] = error.retry_after
+    return body
+
+
+def rate_limit_headers(limit: int, remaining: int, reset_epoch: int) -> dict[str, str]:
+    """The ``X-RateLimit-*`` headers of CONTRACT §5."""
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(reset_epoch),
+    }
+
+
+def error_headers(error: ContractError) -> dict[str, str]:
+    """The headers the contract asks for with ``error`` (challenge, retry, limits, Allow)."""
+    match error:
+        case NotAuthenticatedError():
+            return {"WWW-Authenticate": f'Bearer error="{error.error}"'}
+        case RateLimitedError():
+            headers = rate_limit_headers(error.limit, error.remaining, error.reset_epoch)
+            headers["Retry-After"] = str(error.retry_after)
+            return headers
+        case UnavailableError():
+            return {"Retry-After": str(error.retry_after)}
+        case MethodNotAllowedError():
+            return {"Allow": ", ".join(error.allowed)}
+    return {}
 
 
 def request_id() -> str | None:
     """The current request's id, if the request-id hook ran."""
-    request_id: str | None = g.get("request_id")
-    return request_id
+    current: str | None = g.get("request_id")
+    return current
 
 
 def error_response(error: ContractError) -> Response:
-    """The JSON response for a contract error, with its headers."""
-    body = error.body(timestamp=now_timestamp(), request_id=request_id())
-    response = Response(json.dumps(body), status=error.status, mimetype="application/json")
-    for name, value in error.headers.items():
+    """The JSON response for a refusal, with its headers (does not log)."""
+    body = error_body(error, timestamp=now_timestamp(), request_id=request_id())
+    response = Response(
+        json_text(body), status=answer_for(error).status, mimetype="application/json"
+    )
+    for name, value in error_headers(error).items():
         response.headers[name] = value
     return response
 
 
-async def _contract_error(error: ContractError) -> Response:
-    if error.status == 403:
+def _route() -> str:
+    rule = request.url_rule
+    return rule.rule if rule is not None else "unmatched"
+
+
+def _principal() -> str | None:
+    principal = g.get("principal")
+    return None if principal is None else f"{principal.role}:{principal.subject}"
+
+
+async def _refused(error: ContractError) -> Response:
+    status = answer_for(error).status
+    if status >= 500:
+        cause = error.__cause__ or error.__context__
+        logger.error(
+            "%s %s answered %d %s", request.method, _route(), status, error.error, exc_info=cause
+        )
+    else:
+        log_refusal(
+            status,
+            error.error,
+            method=request.method,
+            route=_route(),
+            principal=_principal(),
+            request_id=request_id(),
+        )
+    if isinstance(error, ForbiddenError):
         await _audit_forbidden(error)
     return error_response(error)
 
 
-async def _audit_forbidden(error: ContractError) -> None:
+async def _audit_forbidden(error: ForbiddenError) -> None:
     """A refused access is a security event: it goes to the audit log (never raises)."""
     services = current_app.extensions.get("tvm_services")
     if services is None or services.accounts is None:
@@ -64,41 +203,37 @@ async def _audit_forbidden(error: ContractError) -> None:
         actor=None if principal is None else principal.subject,
         actor_role=None if principal is None else principal.role,
         address=request.remote_addr,
-        details={"method": request.method, "path": request.path, "message": error.message},
+        details={
+            "method": request.method,
+            "path": request.path,
+            "route": _route(),
+            "message": error.message,
+        },
     )
 
 
 async def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
-    code, message = _HTTP_ERRORS.get(status, ("http_error", error.name))
-    contract = ContractError(status, code, message)
-    if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
-        contract.headers["Allow"] = ", ".join(sorted(error.valid_methods))  # type: ignore[attr-defined]
-    return error_response(contract)
+    if status == 405:
+        allowed = list(getattr(error, "valid_methods", None) or [])
+        return await _refused(MethodNotAllowedError(allowed))
+    known = _WERKZEUG.get(status)
+    if known is None:
+        return await _refused(InternalError())
+    return await _refused(known)
 
 
 async def _unexpected(error: Exception) -> Response:
     if isinstance(error, ContractError):
-        return error_response(error)
+        return await _refused(error)
     if isinstance(error, HTTPException):
         return await _http_error(error)
     logger.error("unhandled error", exc_info=error, extra={"request_id": request_id()})
-    return error_response(
-        ContractError(500, "internal_error", "Internal error; quote the request id to support")
-    )
+    return error_response(InternalError())
 
 
 def install_error_handlers(app: Quart) -> None:
     """Register the JSON error mapping on the app."""
-    app.register_error_handler(ContractError, _contract_error)
+    app.register_error_handler(ContractError, _refused)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response (one serialisation, no content negotiation)."""
-    response = Response(json.dumps(body), status=status, mimetype="application/json")
-    if headers:
-        for name, value in headers.items():
-            response.headers[name] = value
-    return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import g, request
 
 from api.context import HubServices
-from hub.errors import forbidden, unauthorized
+from hub.errors import ForbiddenError, NotAuthenticatedError
 from hub.logs import bind_log_context
 from hub.security import Principal
 
@@ -19,7 +19,7 @@ def bearer_token() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized("missing_token", "Authorization: Bearer <token> required")
+        raise NotAuthenticatedError("missing_token", "Authorization: Bearer <token> required")
     return token.strip()
 
 
@@ -38,7 +38,7 @@ def require_role(services: HubServices, roles: tuple[str, ...]) -> Principal:
     """A person whose role is one of ``roles``; 403 for anyone else (vehicles included)."""
     principal = authenticate(services)
     if principal.role not in roles:
-        raise forbidden(f"Role {principal.role} may not do this")
+        raise ForbiddenError(f"Role {principal.role} may not do this")
     return principal
 
 
@@ -46,7 +46,7 @@ def require_vehicle(services: HubServices, vehicle_id: str) -> Principal:
     """The vehicle that owns ``vehicle_id``'s path; 403 for another vehicle or a person."""
     principal = authenticate(services)
     if not principal.is_vehicle:
-        raise forbidden("Only the vehicle itself may post its telemetry")
+        raise ForbiddenError("Only the vehicle itself may post its telemetry")
     if principal.vehicle_id != vehicle_id:
-        raise forbidden("This token belongs to another vehicle")
+        raise ForbiddenError("This token belongs to another vehicle")
     return principal

@@ -6,7 +6,7 @@ import trio
 from quart import Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from hub.errors import ContractError
+from api.errors import PayloadTooLargeError, UnsupportedMediaTypeError
 
 MAX_BODY = 1 * 1024 * 1024
 MAX_BULK_BODY = 4 * 1024 * 1024
@@ -20,8 +20,7 @@ async def json_body(*, limit: int = MAX_BODY) -> bytes:
     """
     mimetype = request.mimetype
     if mimetype != "application/json":
-        raise ContractError(
-            415,
+        raise UnsupportedMediaTypeError(
             "unsupported_media_type",
             "Content-Type must be application/json",
             field="Content-Type",
@@ -37,9 +36,9 @@ async def json_body(*, limit: int = MAX_BODY) -> bytes:
     return body
 
 
-def _too_large(limit: int) -> ContractError:
-    return ContractError(
-        413, "payload_too_large", f"Request body is larger than {limit // (1024 * 1024)} MiB"
+def _too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        "payload_too_large", f"Request body is larger than {limit // (1024 * 1024)} MiB"
     )
 
 

@@ -1,21 +1,25 @@
-"""Starting and stopping the hub: database, migrations, services, HTTP server.
+"""Starting and stopping the hub: database, migrations, actors, services, HTTP server.
 
 Layout of the running process (nurseries named by role)::
 
     trio.run
       └─ asyncio bridge (trio-asyncio loop around everything)
            └─ database pool
-                └─ service nursery: Writer task, Hypercorn serving the app
+                └─ service nursery
+                     ├─ supervisor: writer, router, alerts, retention, vehicles…, sessions…
+                     └─ Hypercorn serving the app
 
-SIGTERM or SIGINT stops accepting, lets requests in flight finish (≤ 30 s), commits what
-the Writer still holds, closes the pool and returns, so the process exits 0.
+Every long-lived task runs under the one supervisor, so a crash is logged, restarted with
+backoff and visible in ``/debug/actors``. SIGTERM or SIGINT stops accepting, closes the
+sockets with 1001, lets requests in flight finish (≤ 30 s), writes what the vehicle actors
+queued, commits what the Writer still holds, closes the pool and returns, so the process
+exits 0.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,30 +30,32 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from actors.accounts import AccountService
-from actors.alerts.service import AlertingSink, build_alert_service
-from actors.events import EventSink
+from actors.alerts.actor import ALERTS_KEY, ALERTS_KIND, ALERTS_MAILBOX, AlertsActor
+from actors.alerts.book import AlertBook
+from actors.alerts.channels import channels_from_settings
+from actors.alerts.publisher import HubPublisher
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
 from actors.missions import MissionService
 from actors.rate_limit import RateLimiter
 from actors.retention.job import RETENTION_CALL_TIMEOUT, RetentionJob, RetentionPolicy
-from actors.router.actor import RouterSink, RouterState, start_router
+from actors.router.sink import start_router
 from actors.sockets.connection import SocketPolicy
-from actors.vehicle.actor import VehicleActor
-from actors.vehicle.battery_health import BatteryHealthService
+from actors.vehicle.actor import VehicleActor, VehicleOptions
 from actors.vehicle.directory import VehicleDirectory
 from actors.vehicle.registry import VehicleRegistry
-from actors.vehicle.telemetry import TelemetryService
+from actors.vehicle.store import PostgresVehicleStore
 from api.app import create_app
 from api.context import HubServices
 from api.edge import ASGIApp, RedirectInsecure
 from hub.config import RateLimit, Settings
-from hub.runtime import Registry, Supervisor
+from hub.runtime import Registry, ServiceActor, Supervisor
 from hub.security import TokenCodec
 from storage import migrate
 from storage.database import Database, open_asyncio_bridge, open_database
 from storage.embedded import start_embedded_postgres
 from storage.queries import vehicles as vehicle_queries
+from storage.queries.alerts import DatabaseAlertStore
 from storage.writer import Writer
 
 logger = logging.getLogger(__name__)
@@ -75,80 +81,90 @@ def resolve_database(settings: Settings) -> DatabaseTarget:
 
 
 def login_limits(settings: Settings) -> dict[str, RateLimit]:
-    """The telemetry buckets plus the two login buckets (per client id, per address)."""
+    """The two login buckets (per client id, per address) of CONTRACT §5."""
     per_minute = settings.login_attempts_per_minute
     login = RateLimit(per_minute / 60.0, per_minute)
-    return {**settings.rate_limits, "login_client": login, "login_address": login}
+    return {"login_client": login, "login_address": login}
 
 
-async def build_services(
-    settings: Settings,
-    database: Database,
-    writer: Writer,
-    actors: Registry,
-    router: RouterSink,
-) -> HubServices:
-    """Load what the services need from the database and wire them together."""
-    await database.check_durability()
-    registry = VehicleRegistry(database)
-    await registry.load()
-    limiter = RateLimiter(login_limits(settings), enabled=settings.rate_limit_enabled)
-    codec = TokenCodec(
+def token_codec(settings: Settings) -> TokenCodec:
+    """The access-token codec the settings describe."""
+    return TokenCodec(
         settings.jwt_secret,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl,
     )
+
+
+async def start_services(
+    settings: Settings, database: Database, writer: Writer, actors: Registry
+) -> HubServices:
+    """Load what the services need, start the hub's actors and wire everything together."""
+    await database.check_durability()
+    supervisor = actors.supervisor
+    await supervisor.start_child("writer", "main", lambda: ServiceActor(writer))
+    registry = VehicleRegistry(database)
+    await registry.load()
+    codec = token_codec(settings)
     accounts = AccountService(
         database=database,
         registry=registry,
         codec=codec,
-        limiter=limiter,
+        limiter=RateLimiter(login_limits(settings), enabled=settings.rate_limit_enabled),
         refresh_ttl_seconds=settings.refresh_token_ttl,
     )
     admin = settings.admin_username, settings.admin_password
     if admin[0] and admin[1] and await accounts.ensure_admin(admin[0], admin[1]):
         logger.info("created admin user %s", settings.admin_username)
-    battery_health = BatteryHealthService(database)
-    telemetry = TelemetryService(
-        registry=registry,
-        battery_health=battery_health,
-        staff_online=router.staff_online,
-        writer=writer,
-        database=database,
-        limiter=limiter,
-        known_error_codes=await vehicle_queries.known_error_codes(database),
+    router = await start_router(actors)
+    alert_store = DatabaseAlertStore(database)
+    alerts = await supervisor.start_child(
+        ALERTS_KIND,
+        ALERTS_KEY,
+        lambda: AlertsActor(
+            fan_out=router,
+            store=alert_store,
+            channels=channels_from_settings(settings),
+            escalate_after=settings.alert_escalation_after,
+        ),
+        mailbox_size=ALERTS_MAILBOX,
     )
-    alerts = build_alert_service(settings, database, router)
-    sink: EventSink = AlertingSink(
-        router, alerts
-    )  # vehicle actors' alerts also go out by mail/Redis
+    retention = RetentionJob(
+        database.with_call_timeout(RETENTION_CALL_TIMEOUT), RetentionPolicy.from_settings(settings)
+    )
+    await supervisor.start_child("retention", "daily", lambda: ServiceActor(retention))
+    publisher = HubPublisher(router, alerts)
+    store = PostgresVehicleStore(database, writer)
+    known_error_codes = await vehicle_queries.known_error_codes(database)
+    options = VehicleOptions(
+        rate_limits=settings.rate_limits,
+        rate_limit_enabled=settings.rate_limit_enabled,
+        command_ttl=timedelta(seconds=settings.command_ttl),
+        ack_timeout=settings.command_ack_timeout,
+        ping_interval=settings.ping_interval,
+    )
 
     def make_vehicle_actor(vehicle_id: str) -> VehicleActor:
         return VehicleActor(
             vehicle_id,
-            database=database,
-            telemetry=telemetry,
-            sink=sink,
-            command_ttl=timedelta(seconds=settings.command_ttl),
-            ack_timeout=settings.command_ack_timeout,
-            ping_interval=settings.ping_interval,
+            store=store,
+            publisher=publisher,
+            known_error_codes=known_error_codes,
+            options=options,
         )
 
     return HubServices(
         settings=settings,
         codec=codec,
-        limiter=limiter,
         registry=registry,
-        telemetry=telemetry,
         accounts=accounts,
         reads=FleetReads(database=database, registry=registry),
         health=HealthProbe(database=database, writer=writer, registry=registry),
         actors=actors,
         vehicles=VehicleDirectory(actors=actors, known=registry, make_actor=make_vehicle_actor),
         router=router,
-        alerts=alerts,
-        battery_health=battery_health,
+        alerts=AlertBook(alert_store, alerts),
         missions=MissionService(database=database, registry=registry),
         socket_policy=SocketPolicy(
             ping_interval=settings.ping_interval, pong_timeout=settings.pong_timeout
@@ -185,27 +201,22 @@ async def serve_hub(
         supervisor = Supervisor(name="hub")
         config = hypercorn_config(settings)
         async with trio.open_nursery() as service_nursery:
-            await service_nursery.start(writer.run)
             await service_nursery.start(supervisor.run)
             actors = Registry(supervisor)
-            router = await start_router(actors, RouterState(seq_origin=_seq_origin()))
-            services = await build_services(settings, database, writer, actors, router)
-            await service_nursery.start(services.alerts.run)
-            retention = RetentionJob(
-                database.with_call_timeout(RETENTION_CALL_TIMEOUT),
-                RetentionPolicy.from_settings(settings),
-            )
-            await service_nursery.start(retention.run)
+            services = await start_services(settings, database, writer, actors)
             app = create_app(services)
             served: ASGIApp = app  # type: ignore[assignment]
             if settings.tls_enabled and settings.http_redirect_port is not None:
-                served = RedirectInsecure(served, https_port=_tls_port(settings))
+                served = RedirectInsecure(served, https_port=settings.port or 443)
 
             async def stop_trigger() -> None:
                 await shutdown_trigger()
                 services.accepting = False
-                closed = services.vehicles.going_away()
-                logger.info("shutting down: closed %d sockets with 1001", closed)
+                told = services.vehicles.going_away()
+                closed = await _close_sessions(actors)
+                logger.info(
+                    "shutting down: %d vehicle and %d frontend sockets closing", told, closed
+                )
 
             async def serve_http(*, task_status: trio.TaskStatus[list[str]]) -> None:
                 await hypercorn_serve(
@@ -216,15 +227,25 @@ async def serve_hub(
                 )
                 with trio.move_on_after(DRAIN_TIMEOUT):
                     await services.vehicles.drain()  # command rows and statuses queued so far
-                service_nursery.cancel_scope.cancel()  # HTTP is done: stop the Writer too
+                service_nursery.cancel_scope.cancel()  # HTTP is done: stop every actor
 
             binds = await service_nursery.start(serve_http)
-            logger.info("TVM Hub listening on %s", ", ".join(binds))
+            logger.info(
+                "TVM Hub listening on %s (API docs at /docs, health at /health)", ", ".join(binds)
+            )
             task_status.started(binds)
         with trio.CancelScope(shield=True):
             services.accepting = False
             await writer.drain()
-            await services.battery_health.flush()
+
+
+async def _close_sessions(actors: Registry) -> int:
+    """Stop every frontend session: each closes its socket with 1001 as it goes."""
+    refs = actors.supervisor.refs("session")
+    async with trio.open_nursery() as closing:
+        for ref in refs:
+            closing.start_soon(actors.supervisor.stop_child, ref.kind, ref.key)
+    return len(refs)
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
@@ -243,19 +264,6 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.websocket_max_message_size = settings.websocket_max_message_bytes
     config.h11_max_incomplete_size = 64 * 1024
     return config
-
-
-def _tls_port(settings: Settings) -> int:
-    return settings.port or 443
-
-
-def _seq_origin() -> int:
-    """Where this run's event numbering starts: wall-clock microseconds.
-
-    A restarted hub then numbers events above anything a frontend saw before, so a
-    reconnecting frontend's ``since`` is never mistaken for a position in the new stream.
-    """
-    return time.time_ns() // 1000
 
 
 def run(settings: Settings) -> None:

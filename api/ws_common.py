@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 
 from quart import websocket
 
+from api.errors import answer_for
 from hub.contract import ws_events
-from hub.errors import ContractError
+from hub.errors import ContractError, NotAuthenticatedError
+from hub.logs import bind_log_context
 from hub.security import Principal, TokenCodec
 
-AUTH_FAILED = 4001
-UNKNOWN_VEHICLE = 4004
-FORBIDDEN = 4005
+REFUSED = 1008  # policy violation: a refusal the table gives no close code of its own
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def socket_token() -> str:
@@ -24,10 +27,22 @@ def socket_token() -> str:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
-async def refuse(code: int, error: str, message: str) -> None:
-    """Send one ``error`` frame, then close with ``code`` (the socket is already accepted)."""
-    await websocket.send(json.dumps(ws_events.error_frame(error, message)))
-    await websocket.close(code, error)
+def socket_request_id() -> str:
+    """The id of the socket's opening request: the client's ``X-Request-ID`` if sane."""
+    offered = websocket.headers.get("X-Request-ID", "")
+    request_id = offered if _SANE_REQUEST_ID.match(offered) else uuid.uuid4().hex
+    bind_log_context(request_id=request_id)
+    return request_id
+
+
+async def refuse(error: ContractError) -> None:
+    """Send one ``error`` frame for ``error``, then close with its close code (CONTRACT §6.1).
+
+    The socket must be accepted already.
+    """
+    await websocket.send(json.dumps(ws_events.contract_error_frame(error)))
+    close_code = answer_for(error).close_code or REFUSED
+    await websocket.close(close_code, error.error)
 
 
 async def authenticate_socket(codec: TokenCodec) -> Principal | None:
@@ -36,5 +51,5 @@ async def authenticate_socket(codec: TokenCodec) -> Principal | None:
     try:
         return codec.verify(socket_token())
     except ContractError:
-        await refuse(AUTH_FAILED, "auth_failed", "Invalid or expired token")
+        await refuse(NotAuthenticatedError("auth_failed", "Invalid or expired token"))
         return None

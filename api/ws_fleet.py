@@ -18,9 +18,8 @@ from typing import Any, Protocol
 import trio
 from quart import Quart, websocket
 
-from actors.router.actor import RouterSink
+from actors.router.sink import RouterSink
 from actors.session.actor import (
-    INTERNAL_ERROR,
     SESSION_KIND,
     CommandDirectory,
     SessionActor,
@@ -32,10 +31,12 @@ from actors.session.actor import (
 )
 from actors.session.conflation import SessionLink
 from actors.sockets.connection import NORMAL, PeerGoneError, SocketPolicy, run_socket
-from api.ws_common import FORBIDDEN, authenticate_socket, refuse
-from hub.errors import ContractError
+from api.bodies.reads import vehicle_summary
+from api.ws_common import authenticate_socket, refuse
+from hub.errors import ForbiddenError, InternalError, UnknownVehicleError
 from hub.runtime import ActorCrashedError, ActorRef, ActorStoppedError, Registry
 from hub.security import Principal, TokenCodec
+from storage.database import Row
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +47,12 @@ CLEANUP_TIMEOUT = 5.0
 class SnapshotReads(Protocol):
     """The part of ``FleetReads`` the ``subscribed`` snapshot needs."""
 
-    async def fleet(self) -> list[dict[str, Any]]:
+    async def fleet(self) -> list[Row]:
         """Every enabled vehicle with its latest state (one query)."""
         ...
 
-    async def vehicle(self, vehicle_id: str) -> dict[str, Any]:
-        """One vehicle's latest state; ContractError 404 ``unknown_vehicle``."""
-        ...
-
-
-class FrontendDirectory(CommandDirectory, Protocol):
-    """The vehicle directory as sessions use it: commands, and who is connected."""
-
-    def connected_ids(self) -> set[str]:
-        """Every vehicle with an open socket on this hub."""
+    async def vehicle(self, vehicle_id: str) -> Row:
+        """One vehicle's latest state; UnknownVehicleError if it is not registered."""
         ...
 
 
@@ -73,7 +66,7 @@ class FrontendServices(Protocol):
     @property
     def router(self) -> RouterSink: ...
     @property
-    def vehicles(self) -> FrontendDirectory: ...
+    def vehicles(self) -> CommandDirectory: ...
     @property
     def reads(self) -> SnapshotReads: ...
     @property
@@ -88,35 +81,33 @@ def register(app: Quart, services: FrontendServices) -> None:
         if principal is None:
             return
         if principal.is_vehicle:
-            await refuse(FORBIDDEN, "forbidden", "Vehicle tokens may not open the fleet socket")
+            await refuse(ForbiddenError("Vehicle tokens may not open the fleet socket"))
             return
         await serve_frontend(services, principal, bound_vehicle_id=None)
 
     app.add_websocket(FLEET_PATH, endpoint="fleet_socket", view_func=fleet_socket)
 
 
-def fleet_snapshot(reads: SnapshotReads, directory: FrontendDirectory) -> Snapshot:
+def fleet_snapshot(reads: SnapshotReads, router: RouterSink) -> Snapshot:
     """A :class:`~actors.session.actor.Snapshot` over the fleet reads (one query per call).
 
-    ``connected`` comes from the vehicle actors (the rows do not know it); vehicles that are
-    not registered are left out.
+    ``connected`` comes from the Router, which hears every vehicle's connection events (the
+    rows do not know it); vehicles that are not registered are left out.
     """
 
     async def snapshot(vehicle_ids: list[str] | None) -> list[dict[str, Any]]:
         if vehicle_ids is not None and len(vehicle_ids) == 1:
             try:
                 rows = [await reads.vehicle(vehicle_ids[0])]
-            except ContractError as error:
-                if error.status != 404:
-                    raise
+            except UnknownVehicleError:
                 rows = []
         else:
             rows = await reads.fleet()
             if vehicle_ids is not None:
                 wanted = set(vehicle_ids)
-                rows = [row for row in rows if row.get("vehicle_id") in wanted]
-        connected = directory.connected_ids()
-        return [{**row, "connected": row.get("vehicle_id") in connected} for row in rows]
+                rows = [row for row in rows if row["vehicle_id"] in wanted]
+        connected = await router.connected_vehicles()
+        return [vehicle_summary(row, connected=row["vehicle_id"] in connected) for row in rows]
 
     return snapshot
 
@@ -139,7 +130,7 @@ async def serve_frontend(
         bound_vehicle_id=bound_vehicle_id,
     )
     link = SessionLink(label=identity.session_id)
-    snapshot = fleet_snapshot(services.reads, services.vehicles)
+    snapshot = fleet_snapshot(services.reads, services.router)
 
     def new_session() -> SessionActor:
         return SessionActor(
@@ -156,7 +147,7 @@ async def serve_frontend(
         )
     except (trio.TooSlowError, ActorStoppedError, ActorCrashedError):
         logger.exception("could not start session %s", identity.session_id)
-        await refuse(INTERNAL_ERROR, "internal_error", "Try again later")
+        await refuse(InternalError("Try again later"))
         return
     try:
         code, reason = await run_socket(

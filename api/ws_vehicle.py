@@ -2,8 +2,13 @@
 
 A vehicle token opens the vehicle's own connection: commands come down it, acks, pings and
 telemetry come up (CONTRACT §6.1). A person's token on the same path opens a frontend
-session bound to that vehicle (TVM-WS-CONN-002). Telemetry frames are committed one at a
-time in their own lane, so a slow commit never delays reading an ack or a pong.
+session bound to that vehicle (TVM-WS-CONN-002).
+
+A telemetry frame is parsed with the same model as the REST body and handed to the
+vehicle's actor as the same :class:`~actors.vehicle.messages.Report`; its answer comes back
+through a :class:`FrameReply`, which writes the ``telemetry_ack`` (or the ``error`` frame)
+straight onto the socket — no task waits for it, so reading acks and pongs never waits on a
+commit, and acks leave in commit order.
 """
 
 from __future__ import annotations
@@ -13,17 +18,51 @@ from quart import Quart, websocket
 
 from actors.sockets.connection import PeerGoneError, run_socket
 from actors.sockets.outbound import OutboundLink
+from actors.vehicle.messages import Report, ReportAccepted
 from api.context import HubServices
-from api.ws_common import FORBIDDEN, UNKNOWN_VEHICLE, authenticate_socket, refuse
-from hub.clock import format_timestamp, now_timestamp, utc_now
+from api.ws_common import authenticate_socket, refuse, socket_request_id
+from hub.clock import format_timestamp, now_timestamp
 from hub.contract import ws_events
 from hub.contract.command_acks import CommandAck
-from hub.contract.validation import check_live_timestamp
 from hub.contract.ws import PingFrame, PongFrame, TelemetryFrame, parse_vehicle_frame
-from hub.errors import ContractError
+from hub.errors import (
+    ContractError,
+    ForbiddenError,
+    InternalError,
+    UnavailableError,
+    UnknownVehicleError,
+)
+from hub.runtime import ActorStoppedError, MailboxFullError, Reply
 
 FRAME_ERRORS = ("invalid_json", "invalid_message")  # what counts towards closing 4002
-TELEMETRY_LANE = 100
+
+
+class FrameReply(Reply[ReportAccepted]):
+    """The reply slot of a socket report: answering it writes the ack or error frame."""
+
+    __slots__ = ("_link",)
+
+    def __init__(self, link: OutboundLink) -> None:
+        super().__init__()
+        self._link = link
+
+    def send(self, value: ReportAccepted) -> bool:
+        """Write ``telemetry_ack`` for the committed record (``duplicate`` for a resend)."""
+        if not super().send(value):
+            return False
+        ack = ws_events.telemetry_ack(
+            value.kind, format_timestamp(value.timestamp), "duplicate" if value.duplicate else "ok"
+        )
+        self._link.send_nowait(ack)
+        return True
+
+    def fail(self, error: Exception) -> bool:
+        """Write the ``error`` frame of the refusal (``internal_error`` for anything else)."""
+        if not super().fail(error):
+            return False
+        refusal = error if isinstance(error, ContractError) else InternalError()
+        self._link.send_nowait(ws_events.contract_error_frame(refusal))
+        return True
 
 
 async def _receive() -> str | bytes:
@@ -39,22 +78,9 @@ async def _send(text: str) -> None:
 
 async def serve_vehicle(services: HubServices, vehicle_id: str, link: OutboundLink) -> None:
     """Run one vehicle connection until it closes; the actor knows it for that long."""
-    lane_send, lane_receive = trio.open_memory_channel[TelemetryFrame](TELEMETRY_LANE)
-
-    async def telemetry_lane() -> None:
-        async for frame in lane_receive:
-            timestamp = format_timestamp(frame.record.timestamp)
-            try:
-                decision = services.telemetry.admit(vehicle_id, frame.kind)
-                check_live_timestamp(frame.record.timestamp, utc_now(), raw=timestamp)
-                accepted = await services.vehicles.report(vehicle_id, frame.record, decision)
-            except ContractError as error:
-                link.send_nowait(ws_events.contract_error_frame(error))
-                continue
-            duplicate = bool(accepted.body.get("duplicate"))
-            link.send_nowait(
-                ws_events.telemetry_ack(frame.kind, timestamp, "duplicate" if duplicate else "ok")
-            )
+    directory = services.vehicles
+    actor = await directory.actor(vehicle_id)
+    request_id = socket_request_id()
 
     async def on_frame(raw: str | bytes) -> None:
         try:
@@ -70,32 +96,24 @@ async def serve_vehicle(services: HubServices, vehicle_id: str, link: OutboundLi
             case PongFrame():
                 pass
             case CommandAck():
-                await services.vehicles.acknowledged(vehicle_id, frame)
+                await directory.acknowledged(vehicle_id, frame)
             case TelemetryFrame():
+                reply = FrameReply(link)
                 try:
-                    lane_send.send_nowait(frame)
-                except trio.WouldBlock:
-                    link.send_nowait(
-                        ws_events.error_frame("service_unavailable", "Telemetry backlog full")
-                    )
+                    actor.tell_nowait(Report(frame.record, request_id, reply))
+                except (MailboxFullError, ActorStoppedError):
+                    reply.fail(UnavailableError("Telemetry backlog full", retry_after=1))
 
-    await services.vehicles.connect(vehicle_id, link)
+    await directory.connect(vehicle_id, link)
     try:
-        async with trio.open_nursery() as connection_nursery:
-            connection_nursery.start_soon(telemetry_lane)
-            code, reason = await run_socket(
-                link,
-                receive=_receive,
-                send=_send,
-                on_frame=on_frame,
-                policy=services.socket_policy,
-            )
-            connection_nursery.cancel_scope.cancel()
+        code, reason = await run_socket(
+            link, receive=_receive, send=_send, on_frame=on_frame, policy=services.socket_policy
+        )
         if reason != "peer closed":
             await websocket.close(code, reason)
     finally:
         with trio.CancelScope(shield=True):
-            await services.vehicles.disconnect(vehicle_id, link.link_id)
+            await directory.disconnect(vehicle_id, link.link_id)
 
 
 def register(app: Quart, services: HubServices) -> None:
@@ -106,9 +124,7 @@ def register(app: Quart, services: HubServices) -> None:
         if principal is None:
             return
         if not services.registry.is_enabled(vehicle_id):
-            await refuse(
-                UNKNOWN_VEHICLE, "unknown_vehicle", f"Vehicle {vehicle_id} is not registered"
-            )
+            await refuse(UnknownVehicleError(vehicle_id))
             return
         if not principal.is_vehicle:
             from api.ws_fleet import serve_frontend
@@ -116,9 +132,12 @@ def register(app: Quart, services: HubServices) -> None:
             await serve_frontend(services, principal, bound_vehicle_id=vehicle_id)
             return
         if principal.vehicle_id != vehicle_id:
-            await refuse(FORBIDDEN, "forbidden", "This token belongs to another vehicle")
+            await refuse(ForbiddenError("This token belongs to another vehicle"))
             return
-        await serve_vehicle(services, vehicle_id, OutboundLink(label=vehicle_id))
+        try:
+            await serve_vehicle(services, vehicle_id, OutboundLink(label=vehicle_id))
+        except ContractError as error:  # the actor could not start (database away…)
+            await refuse(error)
 
     app.add_websocket("/ws/v1/vehicle/<vehicle_id>", "vehicle_socket", vehicle_socket)
     app.add_websocket("/ws/vehicle/<vehicle_id>", "vehicle_socket_alias", vehicle_socket)

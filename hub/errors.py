@@ -1,115 +1,117 @@
-"""The hub's error family: one exception type that carries a contract error (CONTRACT §1.1).
+"""The hub's error family: a small flat set of refusals, each saying when it is raised.
 
-Domain code (validators, transition rules, auth) raises :class:`ContractError`; the API
-layer turns it into the flat JSON error body and the HTTP status. Nothing here does I/O.
+Domain code (actors, storage-facing services, auth) raises these; it never speaks HTTP. The
+edge (``api/errors.py``) maps each class to its HTTP status, headers, body and WebSocket
+close code in one table. All of them are :class:`~hub.contract.errors.ContractError`, so they
+carry the contract's error code, a message and, where one field is at fault, that field and
+the value the client sent there.
+
+In the style of trio's ``_core/_exceptions.py``, the class says *why* a request was refused;
+the ``error`` code says which of the contract's names for it applies.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any
+from hub.contract.errors import NO_VALUE, ContractError, InvalidInputError
 
-_UNSET: Any = object()
-
-
-@dataclass(eq=False)
-class ContractError(Exception):
-    """A request the contract says to refuse, with the answer the client should get.
-
-    ``status`` is the HTTP status, ``error`` the contract's code (``invalid_location``, …),
-    ``field`` the dotted path of the field at fault when one is, ``received_value`` what the
-    client sent there, ``details`` anything else the contract lists (allowed transitions, the
-    failing bulk index, all field errors). ``headers`` are extra response headers.
-    """
-
-    status: int
-    error: str
-    message: str
-    field: str | None = None
-    received_value: Any = _UNSET
-    details: dict[str, Any] | None = None
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        super().__init__(f"{self.status} {self.error}: {self.message}")
-
-    @property
-    def has_received_value(self) -> bool:
-        """True when the client's value at ``field`` is known (it may itself be ``None``)."""
-        return self.received_value is not _UNSET
-
-    def body(self, *, timestamp: str, request_id: str | None) -> dict[str, Any]:
-        """The flat error body of CONTRACT §1.1."""
-        body: dict[str, Any] = {"error": self.error, "message": self.message}
-        if self.field is not None:
-            body["field"] = self.field
-        if self.has_received_value:
-            body["received_value"] = self.received_value
-        body["timestamp"] = timestamp
-        if request_id is not None:
-            body["request_id"] = request_id
-        if self.details:
-            body["details"] = self.details
-        return body
+__all__ = [
+    "NO_VALUE",
+    "ConflictError",
+    "ContractError",
+    "CredentialsRefusedError",
+    "ForbiddenError",
+    "InternalError",
+    "InvalidInputError",
+    "NotAuthenticatedError",
+    "NotFoundError",
+    "RateLimitedError",
+    "UnavailableError",
+    "UnknownVehicleError",
+]
 
 
-def bad_request(
-    error: str,
-    message: str,
-    *,
-    field: str | None = None,
-    received_value: Any = _UNSET,
-    details: dict[str, Any] | None = None,
-) -> ContractError:
-    """A 400 with the given contract code."""
-    return ContractError(400, error, message, field, received_value, details)
+class NotAuthenticatedError(ContractError):
+    """Raised when a request carries no token (``missing_token``), or one that is forged,
+    malformed, for another issuer or audience (``invalid_token``) or past its expiry
+    (``token_expired``). Who is calling is not known."""
 
 
-def not_found(error: str = "not_found", message: str = "Not found") -> ContractError:
-    """A 404 (``unknown_vehicle`` or ``not_found``)."""
-    return ContractError(404, error, message)
+class CredentialsRefusedError(ContractError):
+    """Raised by the token endpoint when a login or a refresh is refused: wrong or unknown
+    client credentials or password (``invalid_client``, the same answer for both), or a
+    refresh token that is unknown, expired or revoked (``invalid_grant``)."""
 
 
-def forbidden(message: str = "Forbidden") -> ContractError:
-    """A 403: the caller is known but lacks the right."""
-    return ContractError(403, "forbidden", message)
+class ForbiddenError(ContractError):
+    """Raised when the caller is known but may not do this: its role lacks the right, or a
+    vehicle's token is used on another vehicle's path (``forbidden``)."""
+
+    def __init__(self, message: str = "Forbidden") -> None:
+        super().__init__("forbidden", message)
 
 
-def unauthorized(error: str, message: str) -> ContractError:
-    """A 401 carrying the ``WWW-Authenticate`` challenge the contract requires."""
-    return ContractError(
-        401, error, message, headers={"WWW-Authenticate": f'Bearer error="{error}"'}
-    )
+class UnknownVehicleError(ContractError):
+    """Raised when a vehicle id is not registered, or the vehicle is disabled
+    (``unknown_vehicle``)."""
+
+    def __init__(self, vehicle_id: str) -> None:
+        super().__init__(
+            "unknown_vehicle",
+            f"Vehicle {vehicle_id} is not registered",
+            field="vehicle_id",
+            received_value=vehicle_id,
+        )
+        self.vehicle_id = vehicle_id
 
 
-def service_unavailable(message: str = "Database unavailable, retry later") -> ContractError:
-    """A 503 with ``Retry-After``: the database could not commit the request."""
-    return ContractError(503, "service_unavailable", message, headers={"Retry-After": "5"})
+class NotFoundError(ContractError):
+    """Raised when a command, mission, reservation, alert or route named by the request does
+    not exist (``not_found``)."""
+
+    def __init__(self, message: str = "Not found") -> None:
+        super().__init__("not_found", message)
 
 
-class OAuthError(ContractError):
-    """A token-endpoint failure, answered in OAuth form: ``{"error", "error_description"}``."""
-
-    def body(self, *, timestamp: str, request_id: str | None) -> dict[str, Any]:
-        """The OAuth 2.0 error body the vehicle API specifies for ``/auth/*``."""
-        return {"error": self.error, "error_description": self.message}
+class ConflictError(ContractError):
+    """Raised when the request collides with what the hub holds: a command id already used
+    (``duplicate_command``), a command the vehicle's state does not allow now
+    (``invalid_command_state``), a vehicle or user that is already registered
+    (``vehicle_exists``, ``user_exists``), or a record that kept changing (``conflict``)."""
 
 
 class RateLimitedError(ContractError):
-    """A 429: the caller spent its tokens; the body tells it how long to wait."""
+    """Raised when the caller has spent its tokens (``rate_limit_exceeded``).
 
-    def __init__(self, retry_after: int, headers: dict[str, str]) -> None:
+    ``retry_after`` is the whole seconds until a token is back; ``limit``, ``remaining`` and
+    ``reset_epoch`` describe the bucket (the ``X-RateLimit-*`` headers).
+    """
+
+    def __init__(self, retry_after: int, *, limit: int, remaining: int, reset_epoch: int) -> None:
         super().__init__(
-            429,
-            "rate_limit_exceeded",
-            f"Too many requests. Please wait {retry_after} seconds.",
-            headers={**headers, "Retry-After": str(retry_after)},
+            "rate_limit_exceeded", f"Too many requests. Please wait {retry_after} seconds."
         )
         self.retry_after = retry_after
+        self.limit = limit
+        self.remaining = remaining
+        self.reset_epoch = reset_epoch
 
-    def body(self, *, timestamp: str, request_id: str | None) -> dict[str, Any]:
-        """The contract's 429 body, with ``retry_after`` in seconds."""
-        body = super().body(timestamp=timestamp, request_id=request_id)
-        body["retry_after"] = self.retry_after
-        return body
+
+class UnavailableError(ContractError):
+    """Raised when the hub cannot serve the request now but may soon (``service_unavailable``):
+    the database stayed unreachable through the retries, or a vehicle's backlog is full.
+    Nothing was stored; ``retry_after`` says when to try again."""
+
+    def __init__(
+        self, message: str = "Database unavailable, retry later", *, retry_after: int = 5
+    ) -> None:
+        super().__init__("service_unavailable", message)
+        self.retry_after = retry_after
+
+
+class InternalError(ContractError):
+    """Raised when the hub failed through its own fault (``internal_error``): a bug, or a
+    storage error that the data of a validated request should never have caused. The client
+    learns nothing more; the log has the cause under the request id."""
+
+    def __init__(self, message: str = "Internal error; quote the request id to support") -> None:
+        super().__init__("internal_error", message)

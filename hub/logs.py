@@ -13,6 +13,8 @@ import json
 import logging
 import logging.handlers
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 
 from hub.clock import format_timestamp
 
-_EXTRA_FIELDS = ("request_id", "vehicle_id", "user_id")
+_EXTRA_FIELDS = ("request_id", "vehicle_id", "user_id", "status", "error_code", "route")
 
 LOG_CONTEXT: ContextVar[dict[str, str] | None] = ContextVar("tvm_log_context", default=None)
 """Fields added to every log line of the current task (request_id, vehicle_id, user_id)."""
@@ -31,6 +33,26 @@ def bind_log_context(**fields: str | None) -> None:
     current = dict(LOG_CONTEXT.get() or {})
     current.update({key: value for key, value in fields.items() if value is not None})
     LOG_CONTEXT.set(current)
+
+
+@contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Log with these fields (None values are skipped) for the body of the ``with``, then
+    restore the task's context as it was. Actors wrap each message they handle in one, so
+    what they log carries the request that caused it, not one that came before."""
+    current = {**(LOG_CONTEXT.get() or {})}
+    current.update({key: value for key, value in fields.items() if value is not None})
+    token = LOG_CONTEXT.set(current)
+    try:
+        yield
+    finally:
+        LOG_CONTEXT.reset(token)
+
+
+def reset_log_context() -> None:
+    """Forget the current task's log context (an actor task, which outlives the request that
+    happened to start it)."""
+    LOG_CONTEXT.set(None)
 
 
 def current_request_id() -> str | None:

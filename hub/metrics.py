@@ -61,6 +61,23 @@ offline_queue_depth = Gauge(
 alerts_raised = Counter(
     "alerts_raised", "Alerts raised, by severity", ["severity"], registry=REGISTRY
 )
+router_undelivered = Counter(
+    "router_undelivered",
+    "Messages the overloaded Router could not take: telemetry dropped, must-deliver lost",
+    ["message"],
+    registry=REGISTRY,
+)
+writes_skipped = Counter(
+    "writes_skipped",
+    "Command status writes skipped because a vehicle's persistence lane was full",
+    registry=REGISTRY,
+)
+audit_repeats = Counter(
+    "audit_repeats",
+    "Security events counted on an earlier audit row instead of a new one",
+    ["action"],
+    registry=REGISTRY,
+)
 writer_queue_depth = Gauge(
     "writer_queue_depth", "Write requests waiting for the next group commit", registry=REGISTRY
 )

@@ -17,7 +17,7 @@ import trio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from hub.errors import OAuthError, unauthorized
+from hub.errors import CredentialsRefusedError, NotAuthenticatedError
 
 ROLES = ("vehicle", "admin", "operator", "viewer")
 PEOPLE_ROLES = ("admin", "operator", "viewer")
@@ -132,9 +132,9 @@ class TokenCodec:
                 options={"require": ["exp", "iat", "sub", "iss", "aud", "jti"]},
             )
         except jwt.ExpiredSignatureError:
-            raise unauthorized("token_expired", "Token has expired") from None
+            raise NotAuthenticatedError("token_expired", "Token has expired") from None
         except jwt.PyJWTError:
-            raise unauthorized("invalid_token", "Invalid token") from None
+            raise NotAuthenticatedError("invalid_token", "Invalid token") from None
         return _principal(claims)
 
 
@@ -143,9 +143,9 @@ def _principal(claims: dict[str, Any]) -> Principal:
     vehicle_id = claims.get("vid")
     subject = claims.get("sub")
     if role not in ROLES or not isinstance(subject, str):
-        raise unauthorized("invalid_token", "Invalid token")
+        raise NotAuthenticatedError("invalid_token", "Invalid token")
     if role == "vehicle" and not isinstance(vehicle_id, str):
-        raise unauthorized("invalid_token", "Invalid token")
+        raise NotAuthenticatedError("invalid_token", "Invalid token")
     return Principal(
         subject=subject,
         role=role,
@@ -154,11 +154,11 @@ def _principal(claims: dict[str, Any]) -> Principal:
     )
 
 
-def invalid_client() -> OAuthError:
+def invalid_client() -> CredentialsRefusedError:
     """The OAuth-style 401 for any failed vehicle or person login."""
-    return OAuthError(401, "invalid_client", "Invalid client credentials")
+    return CredentialsRefusedError("invalid_client", "Invalid client credentials")
 
 
-def invalid_grant() -> OAuthError:
+def invalid_grant() -> CredentialsRefusedError:
     """The OAuth-style 401 for a refresh token that is unknown, expired, revoked or reused."""
-    return OAuthError(401, "invalid_grant", "Invalid or expired refresh token")
+    return CredentialsRefusedError("invalid_grant", "Invalid or expired refresh token")

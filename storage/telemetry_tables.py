@@ -10,18 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
-
-class TelemetryKind(StrEnum):
-    """A kind of vehicle report; its value is the word vehicles use (``"location"``, …)."""
-
-    LOCATION = "location"
-    STATUS = "status"
-    BATTERY = "battery"
-    ERROR = "error"
-    DOCKING = "docking"
+from hub.contract.telemetry import TelemetryKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +74,7 @@ def _docking_latest(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 TABLES: dict[TelemetryKind, TableSpec] = {
-    TelemetryKind.LOCATION: TableSpec(
+    "location": TableSpec(
         "vehicle_locations",
         (
             ("latitude", "float8"),
@@ -95,7 +86,7 @@ TABLES: dict[TelemetryKind, TableSpec] = {
         ),
         _location_latest,
     ),
-    TelemetryKind.STATUS: TableSpec(
+    "status": TableSpec(
         "vehicle_status",
         (
             ("state", "text"),
@@ -111,7 +102,7 @@ TABLES: dict[TelemetryKind, TableSpec] = {
         ),
         _status_latest,
     ),
-    TelemetryKind.BATTERY: TableSpec(
+    "battery": TableSpec(
         "vehicle_battery",
         (
             ("soc_percent", "float8"),
@@ -124,7 +115,7 @@ TABLES: dict[TelemetryKind, TableSpec] = {
         ),
         _battery_latest,
     ),
-    TelemetryKind.ERROR: TableSpec(
+    "error": TableSpec(
         "vehicle_errors",
         (
             ("error_code", "text"),
@@ -140,7 +131,7 @@ TABLES: dict[TelemetryKind, TableSpec] = {
         ),
         None,
     ),
-    TelemetryKind.DOCKING: TableSpec(
+    "docking": TableSpec(
         "vehicle_docking",
         (
             ("phase", "text"),
@@ -158,17 +149,17 @@ TABLES: dict[TelemetryKind, TableSpec] = {
 }
 
 LATEST_COLUMNS: dict[TelemetryKind, tuple[str, ...]] = {
-    TelemetryKind.LOCATION: ("location",),
-    TelemetryKind.STATUS: ("state", "mission_id"),
-    TelemetryKind.BATTERY: ("battery",),
-    TelemetryKind.DOCKING: ("docking_phase",),
+    "location": ("location",),
+    "status": ("state", "mission_id"),
+    "battery": ("battery",),
+    "docking": ("docking_phase",),
 }
 
 LATEST_TIME_COLUMN: dict[TelemetryKind, str] = {
-    TelemetryKind.LOCATION: "location_at",
-    TelemetryKind.STATUS: "state_at",
-    TelemetryKind.BATTERY: "battery_at",
-    TelemetryKind.DOCKING: "docking_at",
+    "location": "location_at",
+    "status": "state_at",
+    "battery": "battery_at",
+    "docking": "docking_at",
 }
 
 _LATEST_TYPES = {

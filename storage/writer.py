@@ -30,12 +30,12 @@ from typing import Any
 import asyncpg
 import trio
 
+from hub.contract.telemetry import TelemetryKind
 from storage.database import Database, DatabaseDownError, StorageError, StorageUnavailableError
 from storage.telemetry_tables import (
     LATEST_COLUMNS,
     TABLES,
     TOUCH_LAST_SEEN_SQL,
-    TelemetryKind,
     latest_upsert_sql,
 )
 
@@ -251,11 +251,28 @@ class Writer:
         """Take queued requests and commit them in batches, until cancelled.
 
         Cancellation between batches stops at once; see :meth:`drain` to flush what is queued.
+        Run under a supervisor: if committing a batch fails through a bug, that batch's callers
+        get a :class:`StorageError` (none is left waiting) and the exception is raised, so
+        the supervisor restarts this task on the same queue.
         """
         task_status.started()
         while True:
             first = await self._receive.receive()
-            await self._flush(self._take_batch(first))
+            batch = self._take_batch(first)
+            try:
+                await self._flush(batch)
+            except Exception:
+                for pending in batch:
+                    pending.answer(error=StorageError("the writer failed on this batch"))
+                raise
+
+    def describe(self) -> dict[str, int]:
+        """Counters for /debug/actors."""
+        return {
+            "queue_depth": self.queue_depth(),
+            "batches_committed": self.batches_committed,
+            "rows_committed": self.rows_committed,
+        }
 
     async def drain(self) -> None:
         """Commit everything still queued (used on shutdown); returns when the queue is empty."""

@@ -21,27 +21,28 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
 import trio
 
-from actors.session.conflation import CONFLATABLE_TYPES
-from hub.runtime import ActorStoppedError, Inbox, MailboxFullError, Registry, Reply
-from hub.runtime.refs import ActorRef
+from hub.logs import reset_log_context
+from hub.runtime import Inbox, Reply
 
 logger = logging.getLogger(__name__)
 
 ROUTER_KIND = "router"
 ROUTER_KEY = "main"
 ROUTER_MAILBOX_SIZE = 50_000
+OVERFLOW_CAPACITY = 10_000
 ALL_VEHICLES = "*"
 STAFF_ROLES = frozenset({"admin", "operator"})
 _NOBODY: frozenset[str] = frozenset()
 
 Event = dict[str, Any]
 Deliver = Callable[[Event], bool]  # queue a frame without blocking; False: the session is gone
+Close = Callable[[int, str], None]  # end the session's socket with this code (never blocks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class SessionHandle:  # what a session gives the Router: who it is, how to hand 
     session_id: str
     role: str
     deliver: Deliver
+    close: Close = field(default=lambda code, reason: None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,16 @@ class Unsubscribe:  # drop vehicle ids ("*" drops the all-vehicles subscription)
 
 
 @dataclass(frozen=True, slots=True)
+class StaffOnline:  # how many admin and operator sessions are attached now
+    reply: Reply[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedVehicles:  # the vehicles whose socket is open (from their connection events)
+    reply: Reply[frozenset[str]]
+
+
+@dataclass(frozen=True, slots=True)
 class PublishEvent:  # a vehicle event built with seq 0: the Router numbers it
     vehicle_id: str
     event: Event
@@ -116,7 +128,22 @@ class PublishAlert:  # for every admin and operator session and the vehicle's su
     event: Event
 
 
-_Requests = Attach | Detach | Subscribe | Unsubscribe
+class Overflow:
+    """Must-deliver messages (command statuses, alerts, detaches) sent while the Router's
+    mailbox was full, in order, bounded by ``capacity``.
+
+    Past the bound a message is lost: counted in ``lost`` (and the ``router_undelivered``
+    metric) and logged — the statuses and alerts it carried are still in the database. The
+    Router drains it, oldest first, whenever its mailbox is empty.
+    """
+
+    def __init__(self, capacity: int = OVERFLOW_CAPACITY) -> None:
+        self.capacity = capacity
+        self.messages: deque[RouterMessage] = deque()
+        self.lost = 0
+
+
+_Requests = Attach | Detach | Subscribe | Unsubscribe | StaffOnline | ConnectedVehicles
 RouterMessage = _Requests | PublishEvent | PublishCommandStatus | PublishAlert  # the mailbox's
 
 
@@ -141,6 +168,7 @@ class RouterState:
         self._seq: dict[str, int] = {}
         self._buffers: dict[str, deque[tuple[float, int, Event]]] = {}
         self._gone: list[str] = []
+        self.connected: set[str] = set()  # vehicles whose last connection event said connected
         self.delivered = 0
 
     def attach(self, handle: SessionHandle) -> Attached:
@@ -201,6 +229,11 @@ class RouterState:
 
     def publish_event(self, vehicle_id: str, event: Event) -> None:
         """Number the event, keep it for replay, hand it to the vehicle's subscribers."""
+        if event.get("type") == "vehicle_connection":
+            if event.get("connected"):
+                self.connected.add(vehicle_id)
+            else:
+                self.connected.discard(vehicle_id)
         self._fan_out(vehicle_id, self._number(vehicle_id, event), ())
 
     def publish_command_status(self, vehicle_id: str, event: Event, sender: str | None) -> None:
@@ -222,6 +255,15 @@ class RouterState:
     def staff_sessions(self) -> int:
         """How many admin and operator sessions are attached."""
         return len(self._staff)
+
+    def close_all(self, code: int, reason: str) -> None:
+        """End every attached session's socket (the Router is going away: they must reconnect
+        to the next one, which knows none of them)."""
+        for handle in self.sessions.values():
+            try:
+                handle.close(code, reason)
+            except Exception:
+                logger.exception("closing session %s failed", handle.session_id)
 
     def describe(self) -> dict[str, Any]:
         """Counts for /debug/actors."""
@@ -299,20 +341,36 @@ class RouterState:
 
 
 class Router:
-    """The Router actor: applies its messages to the shared :class:`RouterState`, in order."""
+    """The Router actor: the only owner of a :class:`RouterState`, applying its messages in order.
 
-    def __init__(self, state: RouterState, overflow: deque[RouterMessage]) -> None:
+    Each incarnation starts from a fresh state (a restart forgets sessions, counters and
+    replay buffers). When an incarnation ends, every session it knew is closed — 1001 when the
+    hub stops, 1011 after a crash — so frontends reconnect and subscribe again (their
+    ``since`` then answers ``replayed: false``).
+    """
+
+    def __init__(self, state: RouterState, overflow: Overflow) -> None:
         self.state = state
         self._overflow = overflow
 
     async def run(self, inbox: Inbox[RouterMessage], *, task_status: trio.TaskStatus[None]) -> None:
         """Handle messages until cancelled; drain the overflow whenever the mailbox is empty."""
+        reset_log_context()
         task_status.started()
-        async for message in inbox:
-            self.handle(message)
-            # The overflow only holds messages sent after the mailbox filled up: next in line.
-            while self._overflow and inbox.depth() == 0:
-                self.handle(self._overflow.popleft())
+        try:
+            async for message in inbox:
+                self.handle(message)
+                # The overflow only holds messages sent after the mailbox filled up: next in line.
+                while self._overflow.messages and inbox.depth() == 0:
+                    self.handle(self._overflow.messages.popleft())
+        except BaseException as exc:
+            stopping = isinstance(exc, trio.Cancelled) or (
+                isinstance(exc, BaseExceptionGroup) and exc.split(trio.Cancelled)[1] is None
+            )
+            self.state.close_all(
+                *((1001, "server going away") if stopping else (1011, "internal error"))
+            )
+            raise
 
     def handle(self, message: RouterMessage) -> None:
         """Apply one message (no await: fan-out is synchronous)."""
@@ -335,81 +393,15 @@ class Router:
                     reply.fail(LookupError(f"session {session_id} is not attached"))
             case Unsubscribe(session_id, vehicle_ids):
                 state.unsubscribe(session_id, vehicle_ids)
+            case StaffOnline(reply):
+                reply.send(state.staff_sessions())
+            case ConnectedVehicles(reply):
+                reply.send(frozenset(state.connected))
 
     def describe(self) -> dict[str, Any]:
         """Fields for /debug/actors."""
-        return {**self.state.describe(), "overflow": len(self._overflow)}
-
-
-class RouterSink:
-    """The EventSink over the Router's mailbox (``ref``, for asks): never blocks."""
-
-    def __init__(
-        self,
-        ref: ActorRef[RouterMessage],
-        overflow: deque[RouterMessage],
-        state: RouterState | None = None,
-    ) -> None:
-        self.ref = ref
-        self._overflow = overflow
-        self._state = state
-        self.dropped = 0  # telemetry events dropped because the Router's mailbox was full
-
-    def staff_online(self) -> bool:
-        """Whether an admin or operator session is attached right now (alerts reach it at once).
-
-        A read of the Router's state from outside its task: safe on trio's single thread, and
-        only ever used for the ``staff_notified`` flag of an error-report answer.
-        """
-        return self._state is not None and self._state.staff_sessions() > 0
-
-    def vehicle_event(self, vehicle_id: str, event: dict[str, Any]) -> None:
-        """Publish a vehicle event (telemetry may be dropped under overload; others not)."""
-        self._tell(
-            PublishEvent(vehicle_id, event), droppable=event.get("type") in CONFLATABLE_TYPES
-        )
-
-    def command_status(
-        self, vehicle_id: str, event: dict[str, Any], *, sender_session: str | None
-    ) -> None:
-        """Publish a command status; never dropped."""
-        self._tell(PublishCommandStatus(vehicle_id, event, sender_session), droppable=False)
-
-    def alert(self, event: dict[str, Any]) -> None:
-        """Publish an alert; never dropped."""
-        self._tell(PublishAlert(event), droppable=False)
-
-    def detach(self, session_id: str) -> None:
-        """Forget a session; safe to call from a cancelled task (never blocks)."""
-        self._tell(Detach(session_id), droppable=False)
-
-    def _tell(self, message: RouterMessage, *, droppable: bool) -> None:
-        if not self._overflow:
-            try:
-                self.ref.tell_nowait(message)
-                return
-            except MailboxFullError:
-                pass
-            except ActorStoppedError:
-                return  # the hub is shutting down
-        if not droppable:
-            self._overflow.append(message)
-            return
-        self.dropped += 1
-        if self.dropped % 1000 == 1:  # the first of each thousand, not a line per event
-            logger.warning("router mailbox full: telemetry dropped (%d so far)", self.dropped)
-
-
-async def start_router(
-    actors: Registry, state: RouterState | None = None, *, mailbox_size: int = ROUTER_MAILBOX_SIZE
-) -> RouterSink:
-    """Start the Router under ``actors`` and return its sink (``ValueError`` if running).
-
-    ``state`` defaults to ``RouterState()``; pass one for other replay limits or ``seq_origin``.
-    """
-    state = state if state is not None else RouterState()
-    overflow: deque[RouterMessage] = deque()
-    ref: ActorRef[RouterMessage] = await actors.supervisor.start_child(
-        ROUTER_KIND, ROUTER_KEY, lambda: Router(state, overflow), mailbox_size=mailbox_size
-    )
-    return RouterSink(ref, overflow, state)
+        return {
+            **self.state.describe(),
+            "overflow": len(self._overflow.messages),
+            "undelivered": self._overflow.lost,
+        }

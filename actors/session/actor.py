@@ -34,16 +34,16 @@ from actors.router.actor import (
     STAFF_ROLES,
     Attach,
     Attached,
-    RouterSink,
     SessionHandle,
     Subscribe,
     Subscribed,
     Unsubscribe,
 )
+from actors.router.sink import RouterSink
 from actors.session.conflation import SessionLink
 from actors.sockets.connection import FrameHandler
-from actors.vehicle.command_desk import PendingCommand
-from actors.vehicle.messages import CommandOrigin
+from actors.vehicle.actor import ended_by_cancellation
+from actors.vehicle.messages import CommandOrigin, CommandStatus
 from hub.clock import now_timestamp, utc_now
 from hub.contract import ws_events
 from hub.contract.commands import AnyCommand, with_defaults
@@ -55,6 +55,7 @@ from hub.contract.ws import (
     parse_frontend_frame,
 )
 from hub.errors import ContractError
+from hub.logs import reset_log_context
 from hub.runtime import ActorCrashedError, ActorRef, ActorStoppedError, Inbox
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ SESSION_KIND = "session"
 FRAME_ERRORS = ("invalid_json", "invalid_message")  # what counts towards closing 4002
 COMMAND_LANE_SIZE = 100
 INTERNAL_ERROR = 1011
+GOING_AWAY = 1001
 
 
 class Snapshot(Protocol):
@@ -78,7 +80,7 @@ class CommandDirectory(Protocol):
 
     async def send_command(
         self, vehicle_id: str, command: AnyCommand, origin: CommandOrigin
-    ) -> PendingCommand:
+    ) -> CommandStatus:
         """Hand a command to its vehicle; ContractError 404/409/400 when refused."""
         ...
 
@@ -183,20 +185,34 @@ class SessionActor:
     async def run(
         self, inbox: Inbox[SessionMessage], *, task_status: trio.TaskStatus[None]
     ) -> None:
-        """Attach to the Router, then handle frames until cancelled (the socket closed)."""
-        handle = SessionHandle(self.identity.session_id, self.identity.role, self.link.send_nowait)
-        with trio.fail_after(self._router_timeout):
-            attached: Attached = await self._router.ref.ask(lambda reply: Attach(handle, reply))
-        self.subscriptions = set(attached.subscriptions)
-        async with trio.open_nursery() as lanes:
-            self._lanes = lanes
-            lanes.start_soon(self._command_lane)
-            task_status.started()
-            bound = self.identity.bound_vehicle_id
-            if bound is not None and not attached.resumed:
-                await self.subscribe((bound,), None)
-            async for message in inbox:
-                await self.handle(message)
+        """Attach to the Router, then handle frames until cancelled (the socket closed).
+
+        When this incarnation ends its socket is closed with it: 1001 when the session is
+        stopped (the hub shuts down), 1011 after a crash.
+        """
+        reset_log_context()
+        handle = SessionHandle(
+            self.identity.session_id, self.identity.role, self.link.send_nowait, self.link.close
+        )
+        try:
+            with trio.fail_after(self._router_timeout):
+                attached: Attached = await self._router.ref.ask(lambda reply: Attach(handle, reply))
+            self.subscriptions = set(attached.subscriptions)
+            async with trio.open_nursery() as lanes:
+                self._lanes = lanes
+                lanes.start_soon(self._command_lane)
+                task_status.started()
+                bound = self.identity.bound_vehicle_id
+                if bound is not None and not attached.resumed:
+                    await self.subscribe((bound,), None)
+                async for message in inbox:
+                    await self.handle(message)
+        except BaseException as exc:
+            if ended_by_cancellation(exc):
+                self.link.close(GOING_AWAY, "server going away")
+            else:
+                self.link.close(INTERNAL_ERROR, "internal_error")
+            raise
 
     async def handle(self, message: SessionMessage) -> None:
         """Handle one frame; refusals become error frames on the socket."""

@@ -21,7 +21,7 @@ import trio
 from actors.sockets.outbound import LinkClosedError, OutboundLink
 from hub.clock import now_timestamp
 from hub.contract import ws_events
-from hub.errors import ContractError
+from hub.errors import ContractError, InvalidInputError
 
 NORMAL = 1000
 INVALID_MESSAGE = 4002
@@ -207,4 +207,4 @@ def decode_json(raw: str | bytes) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise ContractError(400, "invalid_json", "Frame is not valid JSON") from None
+        raise InvalidInputError("invalid_json", "Frame is not valid JSON") from None

@@ -1,56 +1,84 @@
-"""VehicleActor: everything about one vehicle, touched only by this actor's tasks.
+"""VehicleActor: everything about one vehicle, owned by this actor and nobody else.
 
-Three lanes keep a slow database from ever delaying a command:
+Three tasks, each the only one to touch its part, so a slow database never delays a command:
 
-- the **control lane** (the mailbox loop) handles sockets, commands and acks and never
-  awaits storage — an emergency stop goes out the moment it arrives;
-- the **telemetry lane** checks and commits reports one at a time, in arrival order, then
-  publishes each new record to the Router;
+- the **control task** (the mailbox loop) owns the socket, the commands (its
+  :class:`~actors.vehicle.command_desk.CommandDesk`, driven by its deadlines), the rate
+  buckets and the state the resume rule reads. It never awaits storage: an emergency stop
+  goes out the moment it arrives;
+- the **telemetry lane** (:class:`~actors.vehicle.telemetry.TelemetryLane`) owns the live
+  state and battery health, and checks and commits reports one at a time, in arrival order;
 - the **persistence lane** writes command rows, statuses and audit records in order.
+
+The lanes tell the control task what it needs to know by message (:class:`StateSeen`,
+:class:`CommandStored`, :class:`StatusWritten`, :class:`StopRecorded`), through the mailbox.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import trio
 
-from actors.events import EventSink
+from actors.rate_limit import RateLimiter
 from actors.sockets.outbound import OutboundLink
 from actors.vehicle.command_desk import CommandDesk, PendingCommand, PersistJob
 from actors.vehicle.messages import (
     AckReceived,
+    AwaitOutcome,
+    BatteryHealthNow,
     BulkReport,
+    CommandNow,
     CommandOrigin,
+    CommandStatus,
+    CommandStored,
     Connect,
     Disconnect,
+    Drain,
+    GoingAway,
     Report,
     SendCommand,
-    StorageStatusStore,
+    StateSeen,
+    StatusWritten,
+    StopRecorded,
     VehicleMessage,
 )
 from actors.vehicle.offline_queue import QueuedCommand
-from actors.vehicle.telemetry import Accepted, TelemetryService
-from hub.clock import now_timestamp, utc_now
+from actors.vehicle.ports import AuditEntry, NewCommand, Publisher, StoredCommand, VehicleStore
+from actors.vehicle.state import STATE_MEMORY
+from actors.vehicle.telemetry import (
+    LANE_SIZE,
+    LaneBulk,
+    LaneFlush,
+    LaneHealth,
+    LaneJob,
+    LaneReport,
+    TelemetryLane,
+)
+from hub import metrics
+from hub.clock import format_timestamp, now_timestamp, utc_now
+from hub.config import RateLimit
 from hub.contract import ws_events
-from hub.contract.commands import AnyCommand, vehicle_payload, with_defaults
-from hub.errors import ContractError, service_unavailable
+from hub.contract.commands import AnyCommand, DispatchCommand, vehicle_payload, with_defaults
+from hub.contract.validation import check_live_timestamp
+from hub.errors import ConflictError, ContractError, InternalError, UnavailableError
+from hub.logs import log_context, reset_log_context
 from hub.runtime import Inbox, Reply
-from storage.database import Database, StorageError, UniqueViolationError
-from storage.queries import accounts as account_queries
-from storage.queries import commands as command_queries
-from storage.queries import missions as mission_queries
+from storage.database import StorageError, StorageUnavailableError, UniqueViolationError
 
 logger = logging.getLogger(__name__)
 
 PERSIST_LANE_SIZE = 10_000
 STOP_RECORD_RETRY = 1.0  # seconds between attempts to record an emergency stop
 STOP_RECORD_ATTEMPTS = 300
-TELEMETRY_LANE_SIZE = 1_000
+DRAIN_FLUSH_TIMEOUT = 5.0
+GOING_AWAY = 1001
+INTERNAL_ERROR = 1011
+REPLACED = 4009
 
 
 def resume_allowed(last_state: str | None, last_delivered: str | None) -> bool:
@@ -58,98 +86,190 @@ def resume_allowed(last_state: str | None, last_delivered: str | None) -> bool:
     return last_state == "emergency_stop" or last_delivered == "emergency_stop"
 
 
+def ended_by_cancellation(exc: BaseException) -> bool:
+    """True when ``exc`` is trio.Cancelled, or a group of nothing but Cancelled (a stop)."""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        _, rest = exc.split(trio.Cancelled)
+        return rest is None
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleOptions:
+    """The timers and limits every VehicleActor gets from the settings."""
+
+    rate_limits: dict[str, RateLimit]
+    rate_limit_enabled: bool = True
+    command_ttl: timedelta = timedelta(minutes=10)
+    ack_timeout: float = 5.0
+    ping_interval: float = 30.0
+
+
+@dataclass(slots=True)
+class _AwaitingRow:
+    """An ordinary command whose row is being written; it is delivered once that is done."""
+
+    pending: PendingCommand
+    reply: Reply[CommandStatus]
+    stop_epoch: int
+
+
 class VehicleActor:
-    """One vehicle: its reports, its socket, its commands."""
+    """One vehicle: its reports, its socket, its commands (kind ``"vehicle"``)."""
 
     def __init__(
         self,
         vehicle_id: str,
         *,
-        database: Database,
-        telemetry: TelemetryService,
-        sink: EventSink,
-        command_ttl: timedelta = timedelta(minutes=10),
-        ack_timeout: float = 5.0,
-        ping_interval: float = 30.0,
+        store: VehicleStore,
+        publisher: Publisher,
+        known_error_codes: Collection[str],
+        options: VehicleOptions,
     ) -> None:
         self.vehicle_id = vehicle_id
-        self._database = database
-        self._telemetry = telemetry
-        self._sink = sink
-        self._persist_send, self._persist_receive = trio.open_memory_channel[PersistJob](
-            PERSIST_LANE_SIZE
+        self._store = store
+        self._publisher = publisher
+        self._options = options
+        self._limits = RateLimiter(options.rate_limits, enabled=options.rate_limit_enabled)
+        self._lane_send, self._lane_receive = trio.open_memory_channel[LaneJob](LANE_SIZE)
+        self._persist_send, self._persist_receive = trio.open_memory_channel[
+            tuple[str | None, PersistJob]
+        ](PERSIST_LANE_SIZE)
+        self.lane = TelemetryLane(
+            vehicle_id,
+            store=store,
+            publisher=publisher,
+            known_error_codes=known_error_codes,
+            tell_control=self._tell_self,
         )
-        self._telemetry_send, self._telemetry_receive = trio.open_memory_channel[
-            Report | BulkReport
-        ](TELEMETRY_LANE_SIZE)
         self.desk = CommandDesk(
             vehicle_id,
-            sink=sink,
-            store=StorageStatusStore(database, vehicle_id),
+            publisher=publisher,
+            store=store,
             persist=self._persist,
-            ttl=command_ttl,
-            ack_timeout=ack_timeout,
+            notify=self._status_written,
+            ttl=options.command_ttl,
+            ack_timeout=options.ack_timeout,
         )
+        self._awaiting_rows: dict[str, _AwaitingRow] = {}
+        self._last_state: StateSeen | None = None
         self._queue_position = 0
-        self._ping_interval = ping_interval
-        self._persist_queued = 0
         self._stop_epoch = 0  # emergency stops accepted so far
+        self._request_id: str | None = None
         self._lanes: trio.Nursery | None = None
-        self._persisted = 0
-        self._lane_progress = trio.Event()
+        self._inbox: Inbox[VehicleMessage] | None = None
+        self.skipped_writes = 0
 
     # --- life -----------------------------------------------------------------------------
 
     async def run(
         self, inbox: Inbox[VehicleMessage], *, task_status: trio.TaskStatus[None]
     ) -> None:
-        """Restore queued commands, start the lanes, then handle messages until cancelled.
+        """Restore from storage, start the lanes, then handle messages until cancelled.
 
         If this incarnation ends for any reason, the vehicle's socket is closed with it
-        (1001 at shutdown, 1011 after a crash): the restarted actor knows no socket, and the
-        vehicle must reconnect to it rather than stay silently cut off from commands.
+        (1001 when the actor is stopped, 1011 after a crash): the restarted actor knows no
+        socket, and the vehicle must reconnect to it rather than stay cut off from commands.
+        Raises the storage error family if the restore fails (the actor does not start).
         """
-        await self._restore_queue()
+        reset_log_context()
+        restored = await self._store.restore(self.vehicle_id)
+        self.lane.restore(restored)
+        for stored in sorted(restored.queued, key=_delivery_order):
+            self._restore_command(stored)
+        self._inbox = inbox
         try:
             async with trio.open_nursery() as lanes:
                 self._lanes = lanes
-                self.desk.bind(lanes)
-                lanes.start_soon(self._telemetry_lane)
+                lanes.start_soon(self.lane.serve, self._lane_receive)
                 lanes.start_soon(self._persistence_lane)
                 task_status.started()
-                async for message in inbox:
-                    self._handle(message)
+                await self._control(inbox)
+                lanes.cancel_scope.cancel()
         except BaseException as exc:
             link = self.desk.link
             if link is not None and not link.closed:
-                stopping = isinstance(exc, trio.Cancelled)
+                stopping = ended_by_cancellation(exc)
                 link.close(
-                    1001 if stopping else 1011,
+                    GOING_AWAY if stopping else INTERNAL_ERROR,
                     "server going away" if stopping else "internal error",
                 )
             raise
 
-    def _handle(self, message: VehicleMessage) -> None:
-        match message:
-            case Report() | BulkReport():
+    async def _control(self, inbox: Inbox[VehicleMessage]) -> None:
+        """The mailbox loop: handle each message; in between, the desk's resends and timeouts."""
+        while True:
+            with trio.move_on_at(self.desk.next_deadline()):
                 try:
-                    self._telemetry_send.send_nowait(message)
-                except trio.WouldBlock:
-                    message.reply.fail(service_unavailable("Vehicle backlog full, retry later"))
+                    message = await inbox.receive()
+                except trio.ClosedResourceError:
+                    return
+                self._handle(message)
+                continue
+            self.desk.tick(trio.current_time())
+
+    async def _tell_self(self, message: VehicleMessage) -> None:
+        """How a lane reports to the control task: through the mailbox, behind what waits."""
+        assert self._inbox is not None
+        await self._inbox.tell_self(message)
+
+    async def _status_written(self, command_id: str, status: str) -> None:
+        await self._tell_self(StatusWritten(command_id, status))
+
+    def _handle(self, message: VehicleMessage) -> None:
+        self._request_id = getattr(message, "request_id", None)
+        with log_context(request_id=self._request_id, vehicle_id=self.vehicle_id):
+            try:
+                self._dispatch(message)
+            finally:
+                self._request_id = None
+
+    def _dispatch(self, message: VehicleMessage) -> None:
+        now = trio.current_time()
+        match message:
+            case Report():
+                self._admit_report(message, now)
+            case BulkReport(parsed, request_id, reply):
+                quota = self._limits.take("bulk", self.vehicle_id)
+                if not quota.allowed:
+                    reply.fail(quota.refusal())
+                    return
+                self._to_lane(LaneBulk(parsed, quota, request_id, reply), reply)
             case Connect(link, reply):
-                self._connect(link)
+                self._connect(link, now)
                 reply.send(None)
             case Disconnect(link_id):
                 if self.desk.link is not None and self.desk.link.link_id == link_id:
                     self.desk.disconnected()
                     self._connection_event(connected=False)
             case AckReceived(ack):
-                if not self.desk.acknowledged(ack):
-                    logger.info(
-                        "ack for unknown command %s from %s", ack.command_id, self.vehicle_id
-                    )
+                if not self.desk.acknowledged(ack, now):
+                    logger.info("ack for unknown command %s", ack.command_id)
             case SendCommand(command, origin, reply):
-                self._accept_command(command, origin, reply)
+                self._request_id = origin.request_id
+                with log_context(request_id=origin.request_id):
+                    self._accept_command(command, origin, reply, now)
+            case AwaitOutcome(command_id, reply):
+                self.desk.await_outcome(command_id, reply)
+            case CommandNow(command_id, reply):
+                reply.send(self._status_now(command_id))
+            case BatteryHealthNow(reply):
+                self._to_lane(LaneHealth(reply), reply)
+            case GoingAway():
+                if self.desk.link is not None:
+                    self.desk.link.close(GOING_AWAY, "server going away")
+            case Drain(reply):
+                self._drain(reply)
+            case StateSeen():
+                self._last_state = message
+            case CommandStored(command_id, error):
+                self._command_stored(command_id, error, now)
+            case StatusWritten(command_id, status):
+                self.desk.status_written(command_id, status)
+            case StopRecorded(command_id):
+                self._stop_recorded(command_id)
 
     def describe(self) -> dict[str, Any]:
         """Fields for /debug/actors."""
@@ -158,75 +278,82 @@ class VehicleActor:
             **self.desk.describe(),
             "connection": "connected" if link is not None else "disconnected",
             "last_heartbeat": None if link is None else round(link.last_received, 3),
-            "telemetry_backlog": self._telemetry_receive.statistics().current_buffer_used,
+            "telemetry_backlog": self._lane_receive.statistics().current_buffer_used,
             "persistence_backlog": self._persist_receive.statistics().current_buffer_used,
+            "skipped_writes": self.skipped_writes,
         }
 
     # --- telemetry ------------------------------------------------------------------------
 
-    async def _telemetry_lane(self) -> None:
-        async for message in self._telemetry_receive:
-            try:
-                if isinstance(message, Report):
-                    accepted = await self._telemetry.report(
-                        self.vehicle_id, message.record, message.decision
-                    )
-                else:
-                    accepted = await self._telemetry.bulk(
-                        self.vehicle_id, message.parsed, message.decision
-                    )
-            except ContractError as error:
-                message.reply.fail(error)
-                continue
-            except Exception as exc:  # a bug must cost one report, not the vehicle's actor
-                logger.exception("report of %s failed", self.vehicle_id)
-                message.reply.fail(
-                    ContractError(500, "internal_error", f"Report failed: {type(exc).__name__}")
-                )
-                continue
-            self._publish(accepted)
-            message.reply.send(accepted)
+    def _admit_report(self, message: Report, now: float) -> None:
+        """The one admission step of every live report, REST or socket: rate limit, window."""
+        record, reply = message.record, message.reply
+        quota = self._limits.take(record.kind, self.vehicle_id)
+        if not quota.allowed:
+            reply.fail(quota.refusal())
+            return
+        try:
+            check_live_timestamp(
+                record.timestamp, utc_now(), raw=format_timestamp(record.timestamp)
+            )
+        except ContractError as error:
+            reply.fail(error)
+            return
+        self._to_lane(LaneReport(record, quota, message.request_id, reply), reply)
 
-    def _publish(self, accepted: Accepted) -> None:
-        for event in accepted.events:
-            self._sink.vehicle_event(self.vehicle_id, event)
-        for alert in accepted.alerts:
-            self._sink.alert(alert)
+    def _to_lane(self, job: LaneJob, reply: Reply[Any]) -> None:
+        try:
+            self._lane_send.send_nowait(job)
+        except trio.WouldBlock:
+            reply.fail(UnavailableError("Vehicle backlog full, retry later", retry_after=1))
 
     # --- sockets --------------------------------------------------------------------------
 
-    def _connect(self, link: OutboundLink) -> None:
+    def _connect(self, link: OutboundLink, now: float) -> None:
         old = self.desk.link
         if old is not None:
-            old.close(4009, "replaced")
+            old.close(REPLACED, "replaced")
             self.desk.disconnected()
         welcome = ws_events.welcome(
-            self.vehicle_id, now_timestamp(), ping_interval_seconds=self._ping_interval
+            self.vehicle_id, now_timestamp(), ping_interval_seconds=self._options.ping_interval
         )
         link.send_nowait(welcome, urgent=True)  # first, even before queued emergency stops
-        self.desk.connected(link)
+        self.desk.connected(link, now)
         self._connection_event(connected=True)
 
     def _connection_event(self, *, connected: bool) -> None:
         event = ws_events.vehicle_connection(self.vehicle_id, connected, now_timestamp(), seq=0)
-        self._sink.vehicle_event(self.vehicle_id, event)
+        self._publisher.vehicle_event(self.vehicle_id, event)
 
     # --- commands -------------------------------------------------------------------------
 
+    def _known_state(self, now: float) -> str | None:
+        seen = self._last_state
+        if seen is None or now - seen.accepted_at > STATE_MEMORY:
+            return None
+        return seen.state
+
+    def _status_now(self, command_id: str) -> CommandStatus:
+        status = self.desk.status_of(command_id)
+        if status is not None:
+            return status
+        awaiting = self._awaiting_rows.get(command_id)
+        state = "queued" if awaiting is not None else "unknown"
+        return CommandStatus(command_id, self.vehicle_id, state, None, False)
+
     def _accept_command(
-        self, command: AnyCommand, origin: CommandOrigin, reply: Reply[PendingCommand]
+        self, command: AnyCommand, origin: CommandOrigin, reply: Reply[CommandStatus], now: float
     ) -> None:
         command = with_defaults(command, utc_now())
         assert command.command_id is not None and command.timestamp is not None
-        if self.desk.knows(command.command_id):
+        if self.desk.knows(command.command_id) or command.command_id in self._awaiting_rows:
             reply.fail(_duplicate(command.command_id))
             return
         if command.type == "resume" and not resume_allowed(
-            self._telemetry.current_state(self.vehicle_id), self.desk.last_delivered_type
+            self._known_state(now), self.desk.last_delivered_type
         ):
             reply.fail(
-                ContractError(
-                    409,
+                ConflictError(
                     "invalid_command_state",
                     "resume is only valid while the vehicle is in emergency_stop",
                     field="type",
@@ -235,6 +362,7 @@ class VehicleActor:
             )
             return
         self._queue_position += 1
+        is_stop = command.type == "emergency_stop"
         pending = PendingCommand(
             QueuedCommand(
                 command.command_id,
@@ -245,196 +373,216 @@ class VehicleActor:
             ),
             origin.session_id,
         )
-        if command.type == "emergency_stop":
+        row = self._new_row(command, pending, origin, is_stop=is_stop)
+        if is_stop:
             # The row is written first in the lane, but the stop goes out now: no validation
-            # delay, no queueing behind others.
+            # delay, no queueing behind others, never refused for its storage.
             self._stop_epoch += 1
-            self._persist(lambda: self._record_stop(command, pending, origin), must_run=True)
-            self.desk.deliver(pending)
-            reply.send(pending)
+            self._persist(self._stop_recorder(row, origin), must_run=True)
+            self.desk.deliver(pending, now)
+            reply.send(self._status_now(command.command_id))
             return
-        epoch = self._stop_epoch
-        self._persist(lambda: self._record(command, pending, origin, reply=reply, epoch=epoch))
+        self._awaiting_rows[command.command_id] = _AwaitingRow(pending, reply, self._stop_epoch)
+        self._persist(self._row_writer(row))
 
-    async def _store_command(
-        self, command: AnyCommand, pending: PendingCommand, origin: CommandOrigin
-    ) -> None:
-        """Insert the command's row (and its mission, for a dispatch)."""
+    def _new_row(
+        self, command: AnyCommand, pending: PendingCommand, origin: CommandOrigin, *, is_stop: bool
+    ) -> NewCommand:
         assert command.command_id is not None
-        position = (
-            -self._queue_position if command.type == "emergency_stop" else self._queue_position
-        )
-        await command_queries.insert_command(
-            self._database,
+        link = self.desk.link
+        will_send = is_stop and link is not None and not link.closed
+        mission = None
+        if isinstance(command, DispatchCommand):
+            mission = {
+                "mission_id": command.mission.mission_id,
+                "pickup": command.mission.pickup.model_dump(mode="json"),
+                "destination": command.mission.destination.model_dump(mode="json"),
+                "scheduled_time": command.mission.scheduled_time,
+            }
+        return NewCommand(
             command_id=command.command_id,
             vehicle_id=self.vehicle_id,
-            command_type=command.type,
+            type=command.type,
             payload=pending.queued.payload,
-            status=pending.status,
+            status="sent" if will_send else "queued",
             priority=getattr(command, "priority", "normal"),
             sender=origin.username,
             created_at=pending.queued.created_at,
-            queue_position=position,
+            queue_position=-self._queue_position if is_stop else self._queue_position,
+            mission=mission,
         )
-        if command.type == "dispatch":
-            mission = command.mission
-            await command_queries.upsert_mission(
-                self._database,
-                mission_id=mission.mission_id,
-                vehicle_id=self.vehicle_id,
-                status="dispatched",
-                priority=command.priority,
-                pickup=mission.pickup.model_dump(mode="json"),
-                destination=mission.destination.model_dump(mode="json"),
-                scheduled_time=mission.scheduled_time,
-            )
-            await mission_queries.link_reservation(self._database, mission.mission_id)
 
-    async def _record(
-        self,
-        command: AnyCommand,
-        pending: PendingCommand,
-        origin: CommandOrigin,
-        *,
-        reply: Reply[PendingCommand],
-        epoch: int,
-    ) -> None:
-        """Store an ordinary command, then deliver it — unless a stop overtook it meanwhile."""
-        assert command.command_id is not None
-        try:
-            await self._store_command(command, pending, origin)
-        except UniqueViolationError:
-            reply.fail(_duplicate(command.command_id))
+    def _row_writer(self, row: NewCommand) -> PersistJob:
+        """The lane job that writes an ordinary command's row and tells the control task."""
+
+        async def write_row() -> None:
+            error: ContractError | None = None
+            try:
+                await self._store.insert_command(row)
+            except UniqueViolationError:
+                error = _duplicate(row.command_id)
+            except StorageUnavailableError:
+                error = UnavailableError()
+            except StorageError as exc:
+                logger.error("the database refused command %s: %s", row.command_id, exc)
+                error = InternalError("The command could not be recorded")
+            await self._tell_self(CommandStored(row.command_id, error))
+
+        return write_row
+
+    def _command_stored(self, command_id: str, error: ContractError | None, now: float) -> None:
+        awaiting = self._awaiting_rows.pop(command_id, None)
+        if awaiting is None:
             return
-        except StorageError:
-            reply.fail(service_unavailable())
+        if error is not None:
+            awaiting.reply.fail(error)
             return
-        if epoch != self._stop_epoch:
+        if awaiting.stop_epoch != self._stop_epoch:
             # An emergency stop was accepted while this command waited for its row: sending it
             # now would reach the vehicle after the stop and could undo it.
-            with trio.move_on_after(STOP_RECORD_RETRY):
-                try:
-                    await command_queries.set_status(
-                        self._database, [command.command_id], "dropped"
-                    )
-                except StorageError as exc:
-                    logger.warning("could not mark %s dropped: %s", command.command_id, exc)
-            reply.fail(
-                ContractError(
-                    409,
+            ids = [command_id]
+            self._persist(lambda: self._store.set_command_status(ids, "dropped"))
+            awaiting.reply.fail(
+                ConflictError(
                     "invalid_command_state",
                     "An emergency stop was issued after this command; send it again after resume",
                     field="command_id",
-                    received_value=command.command_id,
+                    received_value=command_id,
                 )
             )
             return
-        self.desk.deliver(pending)
-        reply.send(pending)
+        self.desk.deliver(awaiting.pending, now)
+        awaiting.reply.send(self._status_now(command_id))
 
-    async def _record_stop(
-        self, command: AnyCommand, pending: PendingCommand, origin: CommandOrigin
-    ) -> None:
-        """Store an emergency stop and its audit record, retrying every second while the
-        database is away (for up to five minutes): a stop is never only in memory if it can
-        be helped, and every stop is audited.
+    def _stop_recorder(self, row: NewCommand, origin: CommandOrigin) -> PersistJob:
+        """The lane job that records an emergency stop and audits it.
+
+        One attempt in order in the lane; if the database is away, the rest of the attempts
+        (every second, for up to five minutes) run in a task of their own, so the stop never
+        holds up the writes of other commands. A refusal of the data itself is not retried.
         """
-        assert command.command_id is not None
-        stored = audited = False
-        for attempt in range(STOP_RECORD_ATTEMPTS):
-            try:
-                if not stored:
-                    try:
-                        await self._store_command(command, pending, origin)
-                    except UniqueViolationError:
-                        logger.error("emergency stop id %s collided", command.command_id)
-                    stored = True
-                if not audited:
-                    await account_queries.write_audit(
-                        self._database,
-                        action="emergency_stop",
-                        actor=origin.username,
-                        actor_role=origin.role,
-                        vehicle_id=self.vehicle_id,
-                        outcome=pending.status,
-                        details={
-                            "command_id": command.command_id,
-                            "payload": pending.queued.payload,
-                        },
-                        request_id=origin.request_id,
-                    )
-                    audited = True
-                return
-            except StorageError as exc:
-                if attempt == 0:
-                    logger.warning(
-                        "emergency stop %s not recorded yet, retrying: %s", command.command_id, exc
-                    )
-                await trio.sleep(STOP_RECORD_RETRY)
-        logger.error(
-            "emergency stop %s could not be recorded in %d s",
-            command.command_id,
-            STOP_RECORD_ATTEMPTS,
+        audit = AuditEntry(
+            "emergency_stop",
+            origin.username,
+            origin.role,
+            self.vehicle_id,
+            row.status,
+            {"command_id": row.command_id, "payload": row.payload},
+            origin.request_id,
         )
+        progress = {"stored": False, "audited": False}
+
+        async def attempt() -> None:
+            if not progress["stored"]:
+                try:
+                    await self._store.insert_command(row)
+                except UniqueViolationError:
+                    logger.error("emergency stop id %s collided", row.command_id)
+                progress["stored"] = True
+                await self._tell_self(StopRecorded(row.command_id))
+            if not progress["audited"]:
+                await self._store.audit(audit)
+                progress["audited"] = True
+
+        async def retry_until_recorded() -> None:
+            for _ in range(STOP_RECORD_ATTEMPTS):
+                await trio.sleep(STOP_RECORD_RETRY)
+                try:
+                    await attempt()
+                    return
+                except StorageUnavailableError:
+                    continue
+                except StorageError as exc:
+                    logger.error(
+                        "emergency stop %s refused by the database: %s", row.command_id, exc
+                    )
+                    return
+            logger.error(
+                "emergency stop %s could not be recorded in %d s",
+                row.command_id,
+                STOP_RECORD_ATTEMPTS,
+            )
+
+        async def record_stop() -> None:
+            try:
+                await attempt()
+            except StorageUnavailableError as exc:
+                logger.warning(
+                    "emergency stop %s not recorded yet, retrying: %s", row.command_id, exc
+                )
+                assert self._lanes is not None
+                self._lanes.start_soon(retry_until_recorded)
+            except StorageError as exc:
+                logger.error("emergency stop %s refused by the database: %s", row.command_id, exc)
+
+        return record_stop
+
+    def _stop_recorded(self, command_id: str) -> None:
+        """The stop's row exists now: write the status it has reached since."""
+        status = self.desk.status_of(command_id)
+        if status is not None and status.status not in ("queued", "sent"):
+            ids = [command_id]
+            self._persist(
+                lambda: self._store.set_command_status(ids, status.status, ack=status.ack)
+            )
+
+    def _restore_command(self, stored: StoredCommand) -> None:
+        queued = QueuedCommand(
+            stored.command_id, stored.type, stored.payload, stored.created_at, stored.sender
+        )
+        self.desk.restore(PendingCommand(queued, None))
+        self._queue_position = max(self._queue_position, abs(stored.queue_position))
 
     # --- persistence ----------------------------------------------------------------------
 
     def _persist(self, job: PersistJob, *, must_run: bool = False) -> None:
         try:
-            self._persist_send.send_nowait(job)
-            self._persist_queued += 1
+            self._persist_send.send_nowait((self._request_id, job))
         except trio.WouldBlock:
             if must_run and self._lanes is not None:
                 self._lanes.start_soon(job)  # out of order, but an emergency stop is recorded
                 return
-            logger.error("persistence lane of %s full; a status write was skipped", self.vehicle_id)
+            self.skipped_writes += 1
+            metrics.writes_skipped.inc()
+            logger.error("persistence lane full; a status write was skipped")
 
     async def _persistence_lane(self) -> None:
-        async for job in self._persist_receive:
-            try:
-                await job()
-            except StorageError as exc:
-                logger.error("storage write for %s failed: %s", self.vehicle_id, exc)
-            except Exception:  # a bug in one write must not take the vehicle's actor down
-                logger.exception("storage job for %s failed", self.vehicle_id)
-            finally:
-                self._persisted += 1
-                self._lane_progress.set()
-                self._lane_progress = trio.Event()
+        async for request_id, job in self._persist_receive:
+            with log_context(request_id=request_id, vehicle_id=self.vehicle_id):
+                try:
+                    await job()
+                except StorageError as exc:
+                    logger.error("storage write failed: %s", exc)
+                except Exception:  # a bug in one write must not take the vehicle's actor down
+                    logger.exception("storage job failed")
 
-    async def drain(self) -> None:
-        """Wait until every storage write queued so far is done (used at shutdown)."""
-        target = self._persist_queued
-        while self._persisted < target:
-            await self._lane_progress.wait()
+    def _drain(self, reply: Reply[None]) -> None:
+        """Answer once the writes queued so far and the battery accumulators are stored."""
+        flushed: Reply[None] = Reply()
+        try:
+            self._lane_send.send_nowait(LaneFlush(flushed))
+        except trio.WouldBlock:
+            flushed.send(None)
 
-    async def _restore_queue(self) -> None:
-        rows = await command_queries.queued_commands(self._database, self.vehicle_id)
-        ordered = sorted(
-            rows, key=lambda row: (row["type"] != "emergency_stop", row["queue_position"] or 0)
-        )
-        for row in ordered:
-            queued = QueuedCommand(
-                row["command_id"],
-                row["type"],
-                json.loads(row["payload"]),
-                row["created_at"],
-                row["sender"],
-            )
-            self.desk.restore(PendingCommand(queued, None))
-            self._queue_position = max(self._queue_position, abs(row["queue_position"] or 0))
+        async def answer() -> None:
+            with trio.move_on_after(DRAIN_FLUSH_TIMEOUT):
+                await flushed.wait()
+            reply.send(None)
+
+        try:
+            self._persist_send.send_nowait((None, answer))
+        except trio.WouldBlock:
+            reply.send(None)
 
 
-def _duplicate(command_id: str) -> ContractError:
-    return ContractError(
-        409,
+def _delivery_order(stored: StoredCommand) -> tuple[bool, int]:
+    return (stored.type != "emergency_stop", stored.queue_position)
+
+
+def _duplicate(command_id: str) -> ConflictError:
+    return ConflictError(
         "duplicate_command",
         f"command_id {command_id} was already used",
         field="command_id",
         received_value=command_id,
     )
-
-
-def factory(vehicle_id: str, **dependencies: Any) -> Callable[[], VehicleActor]:
-    """A supervisor factory: a fresh VehicleActor for each (re)start."""
-    return lambda: VehicleActor(vehicle_id, **dependencies)

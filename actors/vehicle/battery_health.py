@@ -23,20 +23,13 @@ readings; the trend is the least-squares slope of those daily averages in volts 
 from __future__ import annotations
 
 import json
-import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import trio
-
-from hub.clock import format_timestamp
 from hub.contract.telemetry import BatteryUpdate
-from storage.database import Database, Row, StorageError
-from storage.queries import battery_health as health_queries
-
-logger = logging.getLogger(__name__)
 
 CYCLE_PERCENT = 100.0
 SOC_NOISE_PERCENT = 1.0
@@ -126,27 +119,7 @@ def voltage_trend(samples: list[DailyVoltage]) -> float | None:
     return math.fsum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
 
 
-def health_body(vehicle_id: str, state: BatteryHealthState | None) -> dict[str, Any]:
-    """The body of ``GET /api/v1/vehicle/{id}/battery/health``."""
-    if state is None:
-        state = BatteryHealthState(vehicle_id)
-    trend = voltage_trend(state.resting_voltage)
-    return {
-        "vehicle_id": vehicle_id,
-        "cycle_count": state.cycle_count,
-        "discharge_accumulated_percent": round(state.discharge_accumulated_percent, 3),
-        "resting_voltage": {
-            "samples": [
-                {"date": sample.day.isoformat(), "volts": round(sample.volts, 3)}
-                for sample in state.resting_voltage
-            ],
-            "trend_volts_per_day": None if trend is None else round(trend, 6),
-        },
-        "updated_at": None if state.updated_at is None else format_timestamp(state.updated_at),
-    }
-
-
-def state_from_row(vehicle_id: str, row: Row | None) -> BatteryHealthState:
+def state_from_row(vehicle_id: str, row: Mapping[str, Any] | None) -> BatteryHealthState:
     """The state a stored row describes (a fresh one for no row)."""
     if row is None:
         return BatteryHealthState(vehicle_id)
@@ -164,93 +137,55 @@ def state_from_row(vehicle_id: str, row: Row | None) -> BatteryHealthState:
     )
 
 
-async def persist(database: Database, state: BatteryHealthState) -> None:
-    """Store the state (no-op for a state that never counted a reading)."""
-    if state.updated_at is None:
-        return
-    await health_queries.save(
-        database,
+def copy_state(state: BatteryHealthState) -> BatteryHealthState:
+    """A copy that shares nothing with ``state`` (to answer with, outside the lane)."""
+    return BatteryHealthState(
         vehicle_id=state.vehicle_id,
-        cycle_count=state.cycle_count,
-        last_charging=state.last_charging,
-        last_soc=state.last_soc,
         discharge_accumulated_percent=state.discharge_accumulated_percent,
-        resting_voltage_samples=[
-            {"date": sample.day.isoformat(), "volts": sample.volts, "count": sample.count}
-            for sample in state.resting_voltage
+        last_soc=state.last_soc,
+        last_charging=state.last_charging,
+        resting_voltage=[
+            DailyVoltage(sample.day, sample.volts, sample.count) for sample in state.resting_voltage
         ],
         updated_at=state.updated_at,
     )
 
 
-class BatteryHealthService:
-    """Keeps each vehicle's accumulators in memory, saves them to ``battery_health``, answers
-    the health endpoint.
+def stored_samples(state: BatteryHealthState) -> list[dict[str, Any]]:
+    """The resting-voltage samples as the ``battery_health`` row keeps them."""
+    return [
+        {"date": sample.day.isoformat(), "volts": sample.volts, "count": sample.count}
+        for sample in state.resting_voltage
+    ]
 
-    :meth:`observe` must be called in the vehicle's report order (from its telemetry lane or
-    under its lock). It saves at once when a cycle completes or a new resting-voltage day
-    starts, else at most every :data:`SAVE_INTERVAL` seconds; :meth:`flush` saves the rest at
-    shutdown. A state lost in a crash costs little: the next reading's SoC drop is measured
-    from the last saved level.
+
+@dataclass(slots=True)
+class SaveSchedule:
+    """When one vehicle's changed accumulators are saved: at once when a cycle completes or
+    a new resting-voltage day starts, else at most every ``interval`` seconds (trio clock).
+    A state lost in a crash costs little: the next reading's SoC drop is measured from the
+    last saved level.
     """
 
-    def __init__(self, database: Database, *, save_interval: float = SAVE_INTERVAL) -> None:
-        self._database = database
-        self._save_interval = save_interval
-        self._states: dict[str, BatteryHealthState] = {}
-        self._saved_at: dict[str, float] = {}
-        self._unsaved: set[str] = set()
+    interval: float = SAVE_INTERVAL
+    saved_at: float = -math.inf
+    unsaved: bool = False
 
-    async def state_of(self, vehicle_id: str) -> BatteryHealthState:
-        """The vehicle's state, loaded from the database the first time (may raise
-        StorageError).
-        """
-        state = self._states.get(vehicle_id)
-        if state is None:
-            row = await health_queries.load(self._database, vehicle_id)
-            loaded = state_from_row(vehicle_id, row)
-            state = self._states.setdefault(vehicle_id, loaded)  # a concurrent load may have won
-        return state
+    def observed(
+        self,
+        *,
+        cycles_before: int,
+        last_day_before: date | None,
+        state: BatteryHealthState,
+        now: float,
+    ) -> bool:
+        """Note a counted reading; True when the state should be saved now."""
+        self.unsaved = True
+        last_day = state.resting_voltage[-1].day if state.resting_voltage else None
+        new_day = last_day is not None and last_day != last_day_before
+        return state.cycle_count != cycles_before or new_day or now - self.saved_at >= self.interval
 
-    async def observe(self, vehicle_id: str, record: BatteryUpdate) -> None:
-        """Count a committed battery reading and save when due. Never raises StorageError:
-        a reading that cannot be counted now is covered by the next one's SoC drop.
-        """
-        try:
-            state = await self.state_of(vehicle_id)
-        except StorageError as exc:
-            logger.warning("battery health of %s not loaded: %s", vehicle_id, exc)
-            return
-        cycles, days = state.cycle_count, len(state.resting_voltage)
-        last_day = state.resting_voltage[-1].day if days else None
-        if not observe(state, record):
-            return
-        self._unsaved.add(vehicle_id)
-        new_day = bool(state.resting_voltage) and state.resting_voltage[-1].day != last_day
-        overdue = trio.current_time() - self._saved_at.get(vehicle_id, -math.inf)
-        if state.cycle_count != cycles or new_day or overdue >= self._save_interval:
-            await self.save(vehicle_id)
-
-    async def save(self, vehicle_id: str) -> None:
-        """Save one vehicle's state now if it changed; a storage error is logged and the
-        state stays marked unsaved.
-        """
-        state = self._states.get(vehicle_id)
-        if state is None or vehicle_id not in self._unsaved:
-            return
-        try:
-            await persist(self._database, state)
-        except StorageError as exc:
-            logger.warning("battery health of %s not saved: %s", vehicle_id, exc)
-            return
-        self._unsaved.discard(vehicle_id)
-        self._saved_at[vehicle_id] = trio.current_time()
-
-    async def flush(self) -> None:
-        """Save every changed state (at shutdown)."""
-        for vehicle_id in sorted(self._unsaved):
-            await self.save(vehicle_id)
-
-    async def health(self, vehicle_id: str) -> dict[str, Any]:
-        """The health body of a vehicle the caller knows exists (may raise StorageError)."""
-        return health_body(vehicle_id, await self.state_of(vehicle_id))
+    def saved(self, now: float) -> None:
+        """The state was stored at ``now``."""
+        self.unsaved = False
+        self.saved_at = now

@@ -1,39 +1,63 @@
-"""The door to vehicle actors: start on first use, then talk to them by message.
+"""The door to vehicle actors: start on first use, then talk to them only by message.
 
-REST handlers, the vehicle socket and frontend sessions go through :class:`VehicleDirectory`
-so none of them needs to know how actors are started, named or supervised.
+REST handlers, the vehicle socket and frontend sessions go through :class:`VehicleDirectory`,
+so none of them knows how actors are started, named or supervised, and nothing reaches into
+an actor: every answer is a value the actor sent.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
-from actors.rate_limit import Decision
+import trio
+
 from actors.sockets.outbound import OutboundLink
 from actors.vehicle.actor import VehicleActor
-from actors.vehicle.command_desk import PendingCommand
+from actors.vehicle.battery_health import BatteryHealthState
 from actors.vehicle.messages import (
     AckReceived,
+    AwaitOutcome,
+    BatteryHealthNow,
+    BulkAccepted,
     BulkReport,
+    CommandNow,
     CommandOrigin,
+    CommandStatus,
     Connect,
     Disconnect,
+    Drain,
+    GoingAway,
     Report,
+    ReportAccepted,
     SendCommand,
     VehicleMessage,
 )
 from actors.vehicle.registry import VehicleRegistry
-from actors.vehicle.rows import TelemetryRecord
-from actors.vehicle.telemetry import Accepted
 from hub.contract.bulk import ParsedBulk
 from hub.contract.command_acks import CommandAck
 from hub.contract.commands import AnyCommand
-from hub.runtime import ActorRef, Registry
+from hub.contract.telemetry import TelemetryRecord
+from hub.errors import InternalError, UnavailableError
+from hub.runtime import (
+    ActorCrashedError,
+    ActorRef,
+    ActorStoppedError,
+    MailboxFullError,
+    Registry,
+    Reply,
+)
+from storage.database import StorageError, StorageUnavailableError
+
+logger = logging.getLogger(__name__)
 
 VEHICLE = "vehicle"
 VEHICLE_MAILBOX = 1_000
-GOING_AWAY = 1001
+DRAIN_TIMEOUT = 5.0
+
+T = TypeVar("T")
 
 
 class VehicleDirectory:
@@ -51,92 +75,94 @@ class VehicleDirectory:
         self._make_actor = make_actor
 
     async def actor(self, vehicle_id: str) -> ActorRef[VehicleMessage]:
-        """The vehicle's actor, started if needed; 404 ``unknown_vehicle`` if not registered.
+        """The vehicle's actor, started if needed.
 
-        Blocks while a new actor restores its queued commands.
+        Raises UnknownVehicleError if the vehicle is not registered, UnavailableError if its
+        stored state cannot be read (the database is away). Blocks while a new actor restores.
         """
         self._known.require(vehicle_id)
-        return await self._actors.get_or_start(
-            VEHICLE,
-            vehicle_id,
-            lambda: self._make_actor(vehicle_id),
-            mailbox_size=VEHICLE_MAILBOX,
-        )
+        try:
+            return await self._actors.get_or_start(
+                VEHICLE,
+                vehicle_id,
+                lambda: self._make_actor(vehicle_id),
+                mailbox_size=VEHICLE_MAILBOX,
+            )
+        except StorageUnavailableError:
+            raise UnavailableError() from None
+        except StorageError as exc:
+            logger.error("vehicle %s could not be restored: %s", vehicle_id, exc)
+            raise InternalError() from exc
 
-    def is_connected(self, vehicle_id: str) -> bool:
-        """Whether the vehicle's socket is open on this hub."""
-        ref = self._actors.lookup(VEHICLE, vehicle_id)
-        if ref is None:
-            return False
-        for child in self._actors.supervisor.children():
-            if child.ref is ref and isinstance(child.actor, VehicleActor):
-                return child.actor.desk.link is not None
-        return False
-
-    def connected_ids(self) -> set[str]:
-        """Every vehicle with an open socket on this hub."""
-        return {
-            child.key
-            for child in self._actors.supervisor.children()
-            if child.kind == VEHICLE
-            and isinstance(child.actor, VehicleActor)
-            and child.actor.desk.link is not None
-        }
+    async def _ask(self, vehicle_id: str, build: Callable[[Reply[T]], VehicleMessage]) -> T:
+        ref = await self.actor(vehicle_id)
+        try:
+            return await ref.ask(build)
+        except ActorCrashedError as exc:
+            raise InternalError() from exc
+        except ActorStoppedError:
+            raise UnavailableError("The hub is shutting down, retry later") from None
 
     async def report(
-        self, vehicle_id: str, record: TelemetryRecord, decision: Decision
-    ) -> Accepted:
-        """Check, commit and publish one live record (raises the contract's errors)."""
-        ref = await self.actor(vehicle_id)
-        return await ref.ask(lambda reply: Report(record, decision, reply))
+        self, vehicle_id: str, record: TelemetryRecord, *, request_id: str | None
+    ) -> ReportAccepted:
+        """Admit, check, commit and publish one live record (raises the error family)."""
+        return await self._ask(vehicle_id, lambda reply: Report(record, request_id, reply))
 
-    async def bulk(self, vehicle_id: str, parsed: ParsedBulk, decision: Decision) -> Accepted:
+    async def bulk(
+        self, vehicle_id: str, parsed: ParsedBulk, *, request_id: str | None
+    ) -> BulkAccepted:
         """Commit an offline backlog in one transaction."""
-        ref = await self.actor(vehicle_id)
-        return await ref.ask(lambda reply: BulkReport(parsed, decision, reply))
+        return await self._ask(vehicle_id, lambda reply: BulkReport(parsed, request_id, reply))
 
     async def send_command(
         self, vehicle_id: str, command: AnyCommand, origin: CommandOrigin
-    ) -> PendingCommand:
+    ) -> CommandStatus:
         """Hand a command to the vehicle; returns once it is recorded and sent or queued."""
-        ref = await self.actor(vehicle_id)
-        return await ref.ask(lambda reply: SendCommand(command, origin, reply))
+        return await self._ask(vehicle_id, lambda reply: SendCommand(command, origin, reply))
+
+    async def outcome(self, vehicle_id: str, command_id: str, *, wait: float) -> CommandStatus:
+        """The command's outcome once written, or its status after ``wait`` seconds."""
+        with trio.move_on_after(wait):
+            return await self._ask(vehicle_id, lambda reply: AwaitOutcome(command_id, reply))
+        return await self._ask(vehicle_id, lambda reply: CommandNow(command_id, reply))
+
+    async def battery_health(self, vehicle_id: str) -> BatteryHealthState:
+        """A copy of the vehicle's battery-health accumulators."""
+        return await self._ask(vehicle_id, BatteryHealthNow)
 
     async def connect(self, vehicle_id: str, link: OutboundLink) -> None:
         """Attach a vehicle socket (the older one, if any, is closed 4009)."""
-        ref = await self.actor(vehicle_id)
-        await ref.ask(lambda reply: Connect(link, reply))
+        await self._ask(vehicle_id, lambda reply: Connect(link, reply))
 
     async def disconnect(self, vehicle_id: str, link_id: str) -> None:
-        """Detach a vehicle socket that closed."""
+        """Detach a vehicle socket that closed (nothing to do if the actor is gone)."""
         ref = self._actors.lookup(VEHICLE, vehicle_id)
         if ref is not None and not ref.stopped:
-            await ref.tell(Disconnect(link_id))
+            with contextlib.suppress(ActorStoppedError):
+                await ref.tell(Disconnect(link_id))
 
     async def acknowledged(self, vehicle_id: str, ack: CommandAck) -> None:
         """Pass a vehicle's command ack to its actor."""
         ref = await self.actor(vehicle_id)
-        await ref.tell(AckReceived(ack))
+        with contextlib.suppress(ActorStoppedError):
+            await ref.tell(AckReceived(ack))
 
     def going_away(self) -> int:
-        """Close every vehicle and frontend socket with 1001 (shutdown); return how many."""
-        closed = 0
-        for child in self._actors.supervisor.children():
-            actor = child.actor
-            link = getattr(actor, "link", None)
-            if isinstance(actor, VehicleActor):
-                link = actor.desk.link
-            if isinstance(link, OutboundLink) and not link.closed:
-                link.close(GOING_AWAY, "server going away")
-                closed += 1
-        return closed
+        """Tell every vehicle actor to close its socket with 1001 (shutdown); how many told."""
+        told = 0
+        for ref in self._actors.supervisor.refs(VEHICLE):
+            try:
+                ref.tell_nowait(GoingAway())
+                told += 1
+            except (MailboxFullError, ActorStoppedError):
+                logger.warning("%s did not take the shutdown notice", ref)
+        return told
 
     async def drain(self) -> None:
-        """Wait until every vehicle actor has written what it queued for storage."""
-        for child in self._actors.supervisor.children():
-            if isinstance(child.actor, VehicleActor):
-                await child.actor.drain()
-
-    def snapshot(self) -> list[dict[str, Any]]:
-        """Every live actor (for /debug/actors)."""
-        return self._actors.snapshot()
+        """Wait (a few seconds at most per actor) until every vehicle actor has written what it
+        queued for storage and saved its battery accumulators."""
+        for ref in self._actors.supervisor.refs(VEHICLE):
+            with trio.move_on_after(DRAIN_TIMEOUT):
+                with contextlib.suppress(ActorCrashedError, ActorStoppedError):
+                    await ref.ask(Drain)

@@ -1,29 +1,35 @@
-"""What a VehicleActor is told (its mailbox union) and how it writes command statuses."""
+"""What a VehicleActor is told (its mailbox union) and the immutable values it answers with.
+
+Requests from outside carry a :class:`~hub.runtime.Reply`; the caller sets the deadline.
+Answers are frozen values — never the actor's own objects — so nothing another task holds
+can change under it, and nothing it holds lets it reach into the actor.
+
+Four messages come from the actor's own lanes (:class:`StateSeen`, :class:`CommandStored`,
+:class:`StopRecorded`, :class:`StatusWritten`): a lane that finished a piece of work tells
+the control task, which alone changes the command desk.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from actors.alerts import rules as alert_rules
 from actors.rate_limit import Decision
 from actors.sockets.outbound import OutboundLink
-from actors.vehicle.command_desk import PendingCommand, StatusStore
-from actors.vehicle.rows import TelemetryRecord
-from actors.vehicle.telemetry import Accepted
+from actors.vehicle.battery_health import BatteryHealthState
 from hub.contract.bulk import ParsedBulk
 from hub.contract.command_acks import CommandAck
 from hub.contract.commands import AnyCommand
+from hub.contract.telemetry import TelemetryKind, TelemetryRecord
+from hub.errors import ContractError
 from hub.runtime import Reply
-from storage.database import Database
-from storage.queries import accounts as account_queries
-from storage.queries import alerts as alert_queries
-from storage.queries import commands as command_queries
 
 
 @dataclass(frozen=True, slots=True)
 class CommandOrigin:
-    """Who sent a command: the person (for the audit log) and their session, if any."""
+    """Who sent a command: the person (for the audit log), their session, their request."""
 
     username: str
     role: str
@@ -31,22 +37,68 @@ class CommandOrigin:
     request_id: str | None = None
 
 
+# --- answers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReportAccepted:
+    """A live report committed (or a resend of one already stored: ``duplicate``).
+
+    ``alert_id``/``staff_notified``/``unknown_error_code`` are set for error reports;
+    ``low_battery_soc`` for a battery reading below the advice level while not charging.
+    """
+
+    kind: TelemetryKind
+    timestamp: datetime
+    received_at: datetime
+    duplicate: bool
+    quota: Decision
+    alert_id: str | None = None
+    staff_notified: bool = False
+    unknown_error_code: bool = False
+    low_battery_soc: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkAccepted:
+    """An offline backlog committed in one transaction."""
+
+    received: int
+    inserted: int
+    offline_duration_seconds: int | None
+    quota: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class CommandStatus:
+    """A command's status at the moment of the answer; ``settled`` once it has an outcome."""
+
+    command_id: str
+    vehicle_id: str
+    status: str
+    ack: Mapping[str, Any] | None
+    settled: bool
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
-    """A live telemetry record to check, commit, answer and publish."""
+    """A validated live record to admit (rate limit, time window), check, commit and publish."""
 
     record: TelemetryRecord
-    decision: Decision
-    reply: Reply[Accepted]
+    request_id: str | None
+    reply: Reply[ReportAccepted]
 
 
 @dataclass(frozen=True, slots=True)
 class BulkReport:
-    """An offline backlog to commit in one transaction."""
+    """A validated offline backlog to admit and commit in one transaction."""
 
     parsed: ParsedBulk
-    decision: Decision
-    reply: Reply[Accepted]
+    request_id: str | None
+    reply: Reply[BulkAccepted]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,59 +125,97 @@ class AckReceived:
 
 @dataclass(frozen=True, slots=True)
 class SendCommand:
-    """An operator's command for this vehicle; the reply is the command's pending record."""
+    """An operator's command; answered once it is sent or queued (or refused)."""
 
     command: AnyCommand
     origin: CommandOrigin
-    reply: Reply[PendingCommand]
+    reply: Reply[CommandStatus]
 
 
-VehicleMessage = Report | BulkReport | Connect | Disconnect | AckReceived | SendCommand
+@dataclass(frozen=True, slots=True)
+class AwaitOutcome:
+    """Answered when the command has an outcome (at once if it has one already)."""
+
+    command_id: str
+    reply: Reply[CommandStatus]
 
 
-class StorageStatusStore(StatusStore):
-    """Command statuses, stop results, alerts and missions written to PostgreSQL."""
+@dataclass(frozen=True, slots=True)
+class CommandNow:
+    """Answered at once with the command's current status."""
 
-    def __init__(self, database: Database, vehicle_id: str) -> None:
-        self._database = database
-        self._vehicle_id = vehicle_id
+    command_id: str
+    reply: Reply[CommandStatus]
 
-    async def set_status(
-        self,
-        command_ids: list[str],
-        status: str,
-        *,
-        sends: int | None = None,
-        ack: dict[str, Any] | None = None,
-        sent: bool = False,
-    ) -> None:
-        await command_queries.set_status(
-            self._database, command_ids, status, attempts=sends, ack=ack, sent=sent
-        )
 
-    async def raise_alert(
-        self, vehicle_id: str, draft: alert_rules.AlertDraft, alert_id: str
-    ) -> None:
-        await alert_queries.insert_alert(
-            self._database,
-            alert_id=alert_id,
-            vehicle_id=vehicle_id,
-            kind=draft.kind,
-            severity=draft.severity,
-            message=draft.message,
-            error_code=draft.error_code,
-        )
+@dataclass(frozen=True, slots=True)
+class BatteryHealthNow:
+    """Answered with a copy of the vehicle's battery-health accumulators."""
 
-    async def mission_status(self, mission_id: str, status: str) -> None:
-        await command_queries.set_mission_status(self._database, mission_id, status)
+    reply: Reply[BatteryHealthState]
 
-    async def stop_result(self, command_id: str, status: str, ack: dict[str, Any] | None) -> None:
-        await account_queries.write_audit(
-            self._database,
-            action="emergency_stop_result",
-            actor=None,
-            actor_role=None,
-            vehicle_id=self._vehicle_id,
-            outcome=status,
-            details={"command_id": command_id, "ack": ack},
-        )
+
+@dataclass(frozen=True, slots=True)
+class GoingAway:
+    """The hub is shutting down: close the vehicle's socket with 1001."""
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Answered once every storage write queued before it is done (shutdown)."""
+
+    reply: Reply[None]
+
+
+# --- from the actor's own lanes --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StateSeen:
+    """The telemetry lane accepted a status: the state the resume rule looks at."""
+
+    state: str
+    accepted_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CommandStored:
+    """The persistence lane wrote (or failed to write) an ordinary command's row."""
+
+    command_id: str
+    error: ContractError | None
+
+
+@dataclass(frozen=True, slots=True)
+class StopRecorded:
+    """An emergency stop's row is written at last: its current status must follow it."""
+
+    command_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusWritten:
+    """The persistence lane wrote a command's settled status: its waiters may be answered."""
+
+    command_id: str
+    status: str
+
+
+VehicleMessage = (
+    Report
+    | BulkReport
+    | Connect
+    | Disconnect
+    | AckReceived
+    | SendCommand
+    | AwaitOutcome
+    | CommandNow
+    | BatteryHealthNow
+    | GoingAway
+    | Drain
+    | StateSeen
+    | CommandStored
+    | StopRecorded
+    | StatusWritten
+)
+"""Everything a VehicleActor's mailbox holds."""

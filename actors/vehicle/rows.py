@@ -11,17 +11,12 @@ from hub.contract.telemetry import (
     LocationUpdate,
     StatusUpdate,
 )
-from storage.telemetry_tables import TelemetryKind
 from storage.writer import TelemetryRow
-
-TelemetryRecord = LocationUpdate | StatusUpdate | BatteryUpdate | ErrorReport | DockingUpdate
 
 
 def location_row(vehicle_id: str, record: LocationUpdate) -> TelemetryRow:
     """A ``vehicle_locations`` row."""
-    return TelemetryRow(
-        TelemetryKind.LOCATION, vehicle_id, record.timestamp, record.location.model_dump()
-    )
+    return TelemetryRow("location", vehicle_id, record.timestamp, record.location.model_dump())
 
 
 def status_row(vehicle_id: str, record: StatusUpdate) -> TelemetryRow:
@@ -39,14 +34,12 @@ def status_row(vehicle_id: str, record: StatusUpdate) -> TelemetryRow:
         "error_code": None,
         "error_message": None,
     }
-    return TelemetryRow(TelemetryKind.STATUS, vehicle_id, record.timestamp, values)
+    return TelemetryRow("status", vehicle_id, record.timestamp, values)
 
 
 def battery_row(vehicle_id: str, record: BatteryUpdate) -> TelemetryRow:
     """A ``vehicle_battery`` row."""
-    return TelemetryRow(
-        TelemetryKind.BATTERY, vehicle_id, record.timestamp, record.battery.model_dump()
-    )
+    return TelemetryRow("battery", vehicle_id, record.timestamp, record.battery.model_dump())
 
 
 def error_row(
@@ -66,7 +59,7 @@ def error_row(
         "alert_id": alert_id,
         "backfilled": backfilled,
     }
-    return TelemetryRow(TelemetryKind.ERROR, vehicle_id, record.timestamp, values)
+    return TelemetryRow("error", vehicle_id, record.timestamp, values)
 
 
 def docking_row(vehicle_id: str, record: DockingUpdate, *, mission_id: str | None) -> TelemetryRow:
@@ -83,4 +76,4 @@ def docking_row(vehicle_id: str, record: DockingUpdate, *, mission_id: str | Non
         "confidence": details.confidence if details else None,
         "mission_id": mission_id,
     }
-    return TelemetryRow(TelemetryKind.DOCKING, vehicle_id, record.timestamp, values)
+    return TelemetryRow("docking", vehicle_id, record.timestamp, values)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.errors import ContractError, bad_request
+from hub.errors import ContractError, InvalidInputError
 
 STATES = ("idle", "navigating", "docking", "charging", "error", "emergency_stop")
 ALWAYS_ALLOWED = ("error", "emergency_stop")
@@ -88,7 +88,7 @@ def check_phase_transition(current: str | None, new: str) -> None:
 def _transition_error(
     code: str, message: str, field: str, current: str | None, new: str, allowed: list[str]
 ) -> ContractError:
-    return bad_request(
+    return InvalidInputError(
         code,
         message,
         field=field,

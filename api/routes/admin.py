@@ -6,11 +6,12 @@ from quart import Quart, Response, request
 from quart_schema import document_request, document_response, tag
 
 from actors.accounts import VehicleCredentials
-from actors.fleet_reads import parse_limit
+from api.bodies.reads import audit_item
 from api.context import HubServices
-from api.errors import json_response
 from api.guard import ADMINS, require_role
+from api.paging import optional_cursor, page_body, parse_limit
 from api.request_body import json_body
+from api.responses import json_response
 from hub.contract import admin as admin_models
 from hub.contract import responses
 from hub.contract.validation import parse_model
@@ -78,9 +79,12 @@ def register(app: Quart, services: HubServices) -> None:
     async def audit_log() -> Response:
         """The audit log, newest first (``limit``, ``cursor``)."""
         require_role(services, ADMINS)
-        page = await services.reads.audit(
-            limit=parse_limit(request.args.get("limit")), cursor=request.args.get("cursor")
+        limit = parse_limit(request.args.get("limit"))
+        before = optional_cursor(request.args.get("cursor"), (int,))
+        rows = await services.reads.audit(
+            limit=limit + 1, before_id=None if before is None else before[0]
         )
+        page = page_body(rows, limit, render=audit_item, key=lambda row: (row["audit_id"],))
         return json_response(page)
 
     app.add_url_rule("/api/v1/admin/vehicles", view_func=create_vehicle, methods=["POST"])

@@ -6,8 +6,8 @@ from quart import Quart, Response, request
 from quart_schema import document_request, document_response, tag
 
 from api.context import HubServices
-from api.errors import json_response
 from api.request_body import json_body
+from api.responses import json_response
 from hub.contract import auth as auth_models
 from hub.contract import responses
 from hub.contract.validation import parse_model

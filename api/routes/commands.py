@@ -9,13 +9,14 @@ import trio
 from quart import Quart, Response, g, request
 from quart_schema import document_request, document_response, tag
 
-from actors.fleet_reads import parse_limit
-from actors.vehicle.command_desk import MAX_SENDS, PendingCommand
-from actors.vehicle.messages import CommandOrigin
+from actors.vehicle.command_desk import MAX_SENDS
+from actors.vehicle.messages import CommandOrigin, CommandStatus
+from api.bodies.reads import command_item
 from api.context import HubServices
-from api.errors import json_response
 from api.guard import OPERATORS, VIEWERS, require_role
+from api.paging import parse_limit
 from api.request_body import json_body
+from api.responses import json_response
 from hub.contract import responses
 from hub.contract.commands import (
     DispatchCommand,
@@ -23,7 +24,7 @@ from hub.contract.commands import (
     parse_command,
 )
 from hub.contract.validation import parse_json_object
-from hub.errors import ContractError, bad_request
+from hub.errors import ContractError, InvalidInputError
 from hub.security import Principal
 
 WAIT_MARGIN = 1.0  # seconds past the last send's ack timeout
@@ -42,20 +43,24 @@ def _origin(principal: Principal) -> CommandOrigin:
     return CommandOrigin(principal.subject, principal.role, None, g.get("request_id"))
 
 
-def command_answer(vehicle_id: str, pending: PendingCommand) -> dict[str, Any]:
-    """The body describing a command's status now."""
+def command_answer(status: CommandStatus) -> dict[str, Any]:
+    """The body describing a command's status."""
     return {
-        "command_id": pending.command_id,
-        "vehicle_id": vehicle_id,
-        "status": pending.status,
-        "ack": pending.ack,
+        "command_id": status.command_id,
+        "vehicle_id": status.vehicle_id,
+        "status": status.status,
+        "ack": None if status.ack is None else dict(status.ack),
     }
 
 
-async def wait_for_outcome(pending: PendingCommand, seconds: float) -> None:
-    """Wait until the command settles (acked, timed out…) or ``seconds`` pass."""
-    with trio.move_on_after(seconds):
-        await pending.settled.wait()
+async def settled(services: HubServices, status: CommandStatus) -> CommandStatus:
+    """The command's outcome once written (acked, timed out…), or its status after the wait;
+    a queued command is answered at once (the vehicle is away)."""
+    if status.settled or status.status == "queued":
+        return status
+    return await services.vehicles.outcome(
+        status.vehicle_id, status.command_id, wait=command_wait(services)
+    )
 
 
 def register(app: Quart, services: HubServices) -> None:
@@ -70,32 +75,32 @@ def register(app: Quart, services: HubServices) -> None:
         principal = require_role(services, OPERATORS)
         command = parse_command(await json_body())
         if command.vehicle_id is not None and command.vehicle_id != vehicle_id:
-            raise bad_request(
+            raise InvalidInputError(
                 "vehicle_id_mismatch",
                 "vehicle_id differs from the path",
                 field="vehicle_id",
                 received_value=command.vehicle_id,
             )
-        pending = await services.vehicles.send_command(vehicle_id, command, _origin(principal))
+        status = await services.vehicles.send_command(vehicle_id, command, _origin(principal))
         wait = request.args.get("wait", "true").lower() not in ("false", "0", "no")
-        if wait and pending.status != "queued":
-            await wait_for_outcome(pending, command_wait(services))
-        status = 200 if pending.settled.is_set() else 202
-        return json_response(command_answer(vehicle_id, pending), status=status)
+        if wait:
+            status = await settled(services, status)
+        return json_response(command_answer(status), status=200 if status.settled else 202)
 
     @tag(["commands"])
     async def list_commands(vehicle_id: str) -> Response:
         """A vehicle's commands, newest first (``limit``)."""
         require_role(services, VIEWERS)
         limit = parse_limit(request.args.get("limit"))
-        return json_response({"items": await services.reads.commands(vehicle_id, limit=limit)})
+        rows = await services.reads.commands(vehicle_id, limit=limit)
+        return json_response({"items": [command_item(row) for row in rows]})
 
     @tag(["commands"])
     @document_response(responses.ErrorBody, 404)
     async def get_command(command_id: str) -> Response:
         """One command and its status."""
         require_role(services, VIEWERS)
-        return json_response(await services.reads.command(command_id))
+        return json_response(command_item(await services.reads.command(command_id)))
 
     @tag(["commands"])
     async def fleet_emergency_stop() -> Response:
@@ -105,7 +110,7 @@ def register(app: Quart, services: HubServices) -> None:
         vehicle_ids = body.get("vehicle_ids", ["*"])
         reason = body.get("reason") or "staff_initiated"
         if not isinstance(vehicle_ids, list) or not all(isinstance(v, str) for v in vehicle_ids):
-            raise bad_request(
+            raise InvalidInputError(
                 "validation_error",
                 'vehicle_ids must be a list of ids or ["*"]',
                 field="vehicle_ids",
@@ -121,7 +126,7 @@ def register(app: Quart, services: HubServices) -> None:
             # the stop from the others.
             command = EmergencyStopCommand(type="emergency_stop", reason=str(reason)[:200])
             try:
-                pending = await services.vehicles.send_command(
+                status = await services.vehicles.send_command(
                     vehicle_id, command, _origin(principal)
                 )
             except ContractError as error:
@@ -141,9 +146,7 @@ def register(app: Quart, services: HubServices) -> None:
                     "message": "The stop could not be handed to the vehicle",
                 }
                 return
-            if pending.status != "queued":
-                await wait_for_outcome(pending, command_wait(services))
-            results[vehicle_id] = command_answer(vehicle_id, pending)
+            results[vehicle_id] = command_answer(await settled(services, status))
 
         async with trio.open_nursery() as stops:
             for vehicle_id in vehicle_ids:

@@ -6,8 +6,8 @@ from quart import Quart, Response
 from quart_schema import tag
 
 from api.context import HubServices
-from api.errors import json_response
 from api.guard import ADMINS, require_role
+from api.responses import json_response
 
 
 def register(app: Quart, services: HubServices) -> None:
@@ -18,6 +18,6 @@ def register(app: Quart, services: HubServices) -> None:
         """Kind, id, mailbox and queue depth, connection state, last heartbeat, restarts,
         subscriptions of every live actor."""
         require_role(services, ADMINS)
-        return json_response({"actors": services.vehicles.snapshot()})
+        return json_response({"actors": services.actors.snapshot()})
 
     app.add_url_rule("/debug/actors", view_func=debug_actors, methods=["GET"])

@@ -6,7 +6,7 @@ from quart import Quart, Response
 from quart_schema import document_response, tag
 
 from api.context import HubServices
-from api.errors import json_response
+from api.responses import json_response
 from hub.contract import responses
 
 

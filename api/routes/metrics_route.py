@@ -30,7 +30,8 @@ def refresh_gauges(services: HubServices) -> None:
         metrics.actor_mailbox_depth.labels(kind).set(depth[kind])
         metrics.actor_restarts.labels(kind).set(restarts[kind])
     metrics.offline_queue_depth.set(queued)
-    metrics.active_connections.labels("vehicle").set(len(services.vehicles.connected_ids()))
+    connected = sum(1 for actor in snapshot if actor.get("connection") == "connected")
+    metrics.active_connections.labels("vehicle").set(connected)
     metrics.active_connections.labels("frontend").set(kinds["session"])
     metrics.writer_queue_depth.set(services.health.writer_queue_depth())
 

@@ -1,22 +1,25 @@
 """Battery health, missions and reservations (CONTRACT §3 battery health, §8).
 
-Needs ``services.battery_health`` (:class:`actors.vehicle.battery_health.BatteryHealthService`) and
-``services.missions`` (:class:`actors.missions.MissionService`) on :class:`HubServices`.
+Battery health is asked of the vehicle's actor (it owns the accumulators); missions and
+reservations come from :class:`actors.missions.MissionService`.
 Viewers read; operators and admins book, change and cancel reservations.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from quart import Quart, Response, g, request
 from quart_schema import document_request, document_response, tag
 
-from actors.accounts import storage_guard
-from actors.fleet_reads import parse_limit, parse_query_timestamp
 from actors.missions import Caller
+from api.bodies.reads import battery_health_body, mission_item, reservation_item
 from api.context import HubServices
-from api.errors import json_response
+from api.filters import mission_status_filter, reservation_status_filter, vehicle_filter
 from api.guard import OPERATORS, VIEWERS, require_role
+from api.paging import optional_cursor, page_body, parse_limit, parse_query_timestamp
 from api.request_body import json_body
+from api.responses import json_response
 from hub.contract import responses
 from hub.contract.reservations import (
     BatteryHealth,
@@ -44,10 +47,8 @@ def register(app: Quart, services: HubServices) -> None:
     async def battery_health(vehicle_id: str) -> Response:
         """Charge cycles (100 % of SoC discharged = one) and the resting-voltage trend."""
         require_role(services, VIEWERS)
-        services.registry.require(vehicle_id)
-        async with storage_guard():
-            body = await services.battery_health.health(vehicle_id)
-        return json_response(body)
+        state = await services.vehicles.battery_health(vehicle_id)
+        return json_response(battery_health_body(state))
 
     @tag(["missions"])
     @document_response(MissionPage, 200)
@@ -56,11 +57,15 @@ def register(app: Quart, services: HubServices) -> None:
         """Missions newest first: ``vehicle_id``, ``status``, ``limit`` (≤ 10 000), ``cursor``."""
         require_role(services, VIEWERS)
         args = request.args
-        page = await services.missions.missions(
-            vehicle_id=args.get("vehicle_id"),
-            status=args.get("status"),
-            cursor=args.get("cursor"),
-            limit=parse_limit(args.get("limit")),
+        limit = parse_limit(args.get("limit"))
+        rows = await services.missions.missions(
+            vehicle_id=vehicle_filter(args.get("vehicle_id")),
+            status=mission_status_filter(args.get("status")),
+            before=optional_cursor(args.get("cursor"), (datetime, str)),
+            limit=limit + 1,
+        )
+        page = page_body(
+            rows, limit, render=mission_item, key=lambda row: (row["created_at"], row["mission_id"])
         )
         return json_response(page)
 
@@ -70,7 +75,7 @@ def register(app: Quart, services: HubServices) -> None:
     async def get_mission(mission_id: str) -> Response:
         """One mission and its reservation, if it carries one out."""
         require_role(services, VIEWERS)
-        return json_response(await services.missions.mission(mission_id))
+        return json_response(mission_item(await services.missions.mission(mission_id)))
 
     @tag(["reservations"])
     @document_request(ReservationCreate)
@@ -80,7 +85,7 @@ def register(app: Quart, services: HubServices) -> None:
         """Book a transport; the answer's ``mission_id`` is the id to dispatch it with."""
         principal = require_role(services, OPERATORS)
         body = parse_model(ReservationCreate, await json_body())
-        item = await services.missions.create(body, _caller(principal))
+        item = reservation_item(await services.missions.create(body, _caller(principal)))
         headers = {"Location": f"/api/v1/reservations/{item['reservation_id']}"}
         return json_response(item, status=201, headers=headers)
 
@@ -92,13 +97,20 @@ def register(app: Quart, services: HubServices) -> None:
         time), ``limit`` (≤ 10 000), ``cursor``."""
         require_role(services, VIEWERS)
         args = request.args
-        page = await services.missions.reservations(
-            status=args.get("status"),
-            vehicle_id=args.get("vehicle_id"),
+        limit = parse_limit(args.get("limit"))
+        rows = await services.missions.reservations(
+            status=reservation_status_filter(args.get("status")),
+            vehicle_id=vehicle_filter(args.get("vehicle_id")),
             start=parse_query_timestamp("from", args.get("from")),
             end=parse_query_timestamp("to", args.get("to")),
-            cursor=args.get("cursor"),
-            limit=parse_limit(args.get("limit")),
+            after=optional_cursor(args.get("cursor"), (datetime, str)),
+            limit=limit + 1,
+        )
+        page = page_body(
+            rows,
+            limit,
+            render=reservation_item,
+            key=lambda row: (row["scheduled_time"], row["reservation_id"]),
         )
         return json_response(page)
 
@@ -108,7 +120,7 @@ def register(app: Quart, services: HubServices) -> None:
     async def get_reservation(reservation_id: str) -> Response:
         """One reservation, with its mission's status once dispatched."""
         require_role(services, VIEWERS)
-        return json_response(await services.missions.reservation(reservation_id))
+        return json_response(reservation_item(await services.missions.reservation(reservation_id)))
 
     @tag(["reservations"])
     @document_request(ReservationUpdate)
@@ -119,8 +131,8 @@ def register(app: Quart, services: HubServices) -> None:
         completed, cancelled from either; confirmed → pending reopens it."""
         principal = require_role(services, OPERATORS)
         body = parse_model(ReservationUpdate, await json_body())
-        item = await services.missions.update(reservation_id, body, _caller(principal))
-        return json_response(item)
+        row = await services.missions.update(reservation_id, body, _caller(principal))
+        return json_response(reservation_item(row))
 
     @tag(["reservations"])
     @document_response(Reservation, 200)
@@ -128,7 +140,8 @@ def register(app: Quart, services: HubServices) -> None:
     async def cancel_reservation(reservation_id: str) -> Response:
         """Cancel a reservation (the row is kept, with status ``cancelled``)."""
         principal = require_role(services, OPERATORS)
-        return json_response(await services.missions.cancel(reservation_id, _caller(principal)))
+        row = await services.missions.cancel(reservation_id, _caller(principal))
+        return json_response(reservation_item(row))
 
     app.add_url_rule(
         "/api/v1/vehicle/<vehicle_id>/battery/health", view_func=battery_health, methods=["GET"]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from quart import Quart, Response, request
 from quart_schema import document_response, tag
 
-from actors.fleet_reads import HISTORY_PATHS, parse_limit, parse_query_timestamp
+from actors.fleet_reads import HISTORY_PATHS
+from api.bodies.reads import history_item, vehicle_summary
 from api.context import HubServices
-from api.errors import json_response
 from api.guard import VIEWERS, require_role
+from api.paging import optional_cursor, page_body, parse_limit, parse_query_timestamp
+from api.responses import json_response
 from hub.contract import responses
-from hub.errors import not_found
+from hub.errors import NotFoundError
 
 
 def register(app: Quart, services: HubServices) -> None:
@@ -21,7 +25,10 @@ def register(app: Quart, services: HubServices) -> None:
     async def list_vehicles() -> Response:
         """Every registered vehicle with its latest state."""
         require_role(services, VIEWERS)
-        return json_response({"vehicles": await services.reads.fleet()})
+        rows = await services.reads.fleet()
+        connected = await services.router.connected_vehicles()
+        vehicles = [vehicle_summary(row, connected=row["vehicle_id"] in connected) for row in rows]
+        return json_response({"vehicles": vehicles})
 
     @tag(["fleet"])
     @document_response(responses.VehicleSummary, 200)
@@ -29,7 +36,9 @@ def register(app: Quart, services: HubServices) -> None:
     async def get_vehicle(vehicle_id: str) -> Response:
         """One vehicle with its latest state."""
         require_role(services, VIEWERS)
-        return json_response(await services.reads.vehicle(vehicle_id))
+        row = await services.reads.vehicle(vehicle_id)
+        connected = vehicle_id in await services.router.connected_vehicles()
+        return json_response(vehicle_summary(row, connected=connected))
 
     @tag(["fleet"])
     @document_response(responses.HistoryPage, 200)
@@ -39,16 +48,19 @@ def register(app: Quart, services: HubServices) -> None:
         require_role(services, VIEWERS)
         telemetry_kind = HISTORY_PATHS.get(kind)
         if telemetry_kind is None:
-            raise not_found()
+            raise NotFoundError()
         args = request.args
-        page = await services.reads.history(
+        limit = parse_limit(args.get("limit"))
+        before = optional_cursor(args.get("cursor"), (datetime,))
+        rows = await services.reads.history(
             vehicle_id,
             telemetry_kind,
             start=parse_query_timestamp("from", args.get("from")),
             end=parse_query_timestamp("to", args.get("to")),
-            cursor=args.get("cursor"),
-            limit=parse_limit(args.get("limit")),
+            before=None if before is None else before[0],
+            limit=limit + 1,
         )
+        page = page_body(rows, limit, render=history_item, key=lambda row: (row["timestamp"],))
         return json_response(page)
 
     app.add_url_rule("/api/v1/vehicles", view_func=list_vehicles, methods=["GET"])

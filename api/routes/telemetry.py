@@ -1,5 +1,6 @@
-"""Vehicle telemetry POSTs (CONTRACT §3–4): auth → ownership → 404 → rate limit → validate →
-commit → answer. The answer is sent only after the row is committed.
+"""Vehicle telemetry POSTs (CONTRACT §3–4): auth → ownership → 404 → validate → the vehicle's
+actor (rate limit → time window → transition rules → commit) → answer. The answer is sent
+only after the row is committed.
 """
 
 from __future__ import annotations
@@ -8,13 +9,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from quart import Quart, Response
+from quart import Quart, Response, g
 from quart_schema import document_request, document_response, tag
 
+from api.bodies.telemetry import bulk_body, quota_headers, report_body
 from api.context import HubServices
-from api.errors import json_response
 from api.guard import require_vehicle
 from api.request_body import MAX_BULK_BODY, json_body
+from api.responses import json_response
 from hub.clock import utc_now
 from hub.contract import responses
 from hub.contract.bulk import BulkUpload, parse_bulk
@@ -26,8 +28,7 @@ from hub.contract.telemetry import (
     StatusUpdate,
     TelemetryModel,
 )
-from hub.contract.timestamps import wire_text
-from hub.contract.validation import check_live_timestamp, parse_model
+from hub.contract.validation import parse_model
 
 _ERRORS = {
     400: responses.ErrorBody,
@@ -61,11 +62,14 @@ def register(app: Quart, services: HubServices) -> None:
     def live_endpoint(kind: str, model: type[TelemetryModel], response_model: type) -> None:
         async def handler(vehicle_id: str) -> Response:
             require_vehicle(services, vehicle_id)
-            decision = services.telemetry.admit(vehicle_id, kind)
+            services.registry.require(vehicle_id)
             record = parse_model(model, await json_body())
-            check_live_timestamp(record.timestamp, utc_now(), raw=wire_text(record.timestamp))
-            accepted = await services.vehicles.report(vehicle_id, record, decision)  # type: ignore[arg-type]
-            return json_response(accepted.body, headers=accepted.headers)
+            answer = await services.vehicles.report(
+                vehicle_id,
+                record,  # type: ignore[arg-type]
+                request_id=g.get("request_id"),
+            )
+            return json_response(report_body(answer), headers=quota_headers(answer.quota))
 
         handler.__name__ = f"post_{kind}"
         handler.__doc__ = f"Report the vehicle's {kind} (vehicle token for this vehicle)."
@@ -86,7 +90,7 @@ def register(app: Quart, services: HubServices) -> None:
     async def post_bulk(vehicle_id: str) -> Response:
         """Upload what the vehicle recorded while offline: 1–1000 messages, all or nothing."""
         require_vehicle(services, vehicle_id)
-        decision = services.telemetry.admit(vehicle_id, "bulk")
+        services.registry.require(vehicle_id)
         settings = services.settings
         parsed = parse_bulk(
             await json_body(limit=MAX_BULK_BODY),
@@ -95,8 +99,8 @@ def register(app: Quart, services: HubServices) -> None:
             max_age=timedelta(seconds=settings.bulk_max_age),
             max_messages=settings.bulk_max_messages,
         )
-        accepted = await services.vehicles.bulk(vehicle_id, parsed, decision)
-        return json_response(accepted.body, headers=accepted.headers)
+        answer = await services.vehicles.bulk(vehicle_id, parsed, request_id=g.get("request_id"))
+        return json_response(bulk_body(answer), headers=quota_headers(answer.quota))
 
     app.add_url_rule(
         "/api/v1/vehicle/<vehicle_id>/bulk",

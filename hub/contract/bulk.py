@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_v
 from pydantic_core import PydanticCustomError
 
 from hub.contract.base import VEHICLE_ID_PATTERN, WireModel
+from hub.contract.errors import ContractError, InvalidInputError
 from hub.contract.mapping import FieldError, Loc, dotted, raise_first, to_field_errors
 from hub.contract.telemetry import (
     BATTERY_EXAMPLE,
@@ -25,7 +26,6 @@ from hub.contract.telemetry import (
 )
 from hub.contract.timestamps import EXAMPLE_TIMESTAMP, WireTimestamp
 from hub.contract.validation import check_bulk_timestamp, parse_json_object, validate_model
-from hub.errors import ContractError, bad_request
 
 BULK_MAX_MESSAGES = 1000
 """Most messages one bulk upload may carry (TVM-API-BULK)."""
@@ -133,18 +133,18 @@ def parse_bulk(
     envelope = validate_model(_BulkEnvelope, parse_json_object(raw))
     count = len(envelope.messages)
     if count == 0:
-        raise bad_request(
+        raise InvalidInputError(
             "validation_error", "messages must hold at least one message", field="messages"
         )
     if count > max_messages:
-        raise bad_request(
+        raise InvalidInputError(
             "bulk_too_large",
             f"A bulk upload may hold at most {max_messages} messages, got {count}",
             field="messages",
             details={"max_messages": max_messages, "messages_received": count},
         )
     if envelope.vehicle_id is not None and envelope.vehicle_id != path_vehicle_id:
-        raise bad_request(
+        raise InvalidInputError(
             "vehicle_id_mismatch",
             "vehicle_id in the body does not match the path",
             field="vehicle_id",

@@ -31,11 +31,11 @@ from hub.contract.command_parts import (
     Pickup,
     Priority,
 )
+from hub.contract.errors import InvalidInputError
 from hub.contract.mapping import Loc, contract_code
 from hub.contract.telemetry import MISSION_ID_PATTERN
 from hub.contract.timestamps import EXAMPLE_TIMESTAMP, WireTimestamp
 from hub.contract.validation import decode_json, validate_model
-from hub.errors import bad_request
 
 __all__ = [
     "COMMAND_ID_PATTERN",
@@ -256,23 +256,23 @@ def parse_command(
     """
     data = decode_json(raw) if isinstance(raw, bytes | str) else raw
     if not isinstance(data, Mapping):
-        raise bad_request("invalid_command", "a command must be a JSON object")
+        raise InvalidInputError("invalid_command", "a command must be a JSON object")
     kind = data.get("type")
     model = COMMAND_MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
         expected = ", ".join(COMMAND_MODELS)
         if "type" not in data:
-            raise bad_request(
+            raise InvalidInputError(
                 "invalid_command", f"type is required: one of {expected}", field="type"
             )
-        raise bad_request(
+        raise InvalidInputError(
             "invalid_command",
             f"type must be one of {expected}",
             field="type",
             received_value=kind,
         )
     if vehicle_id_required and data.get("vehicle_id") is None:
-        raise bad_request(
+        raise InvalidInputError(
             "invalid_command", "vehicle_id is required on this socket", field="vehicle_id"
         )
     return validate_model(model, data, code=command_code)

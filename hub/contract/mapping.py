@@ -19,7 +19,7 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
-from hub.errors import bad_request
+from hub.contract.errors import NO_VALUE, InvalidInputError
 
 Loc = tuple[str | int, ...]
 
@@ -29,8 +29,6 @@ CodeRule = Callable[[str, Loc], str]
 Commands (CONTRACT §6.3) pass their own rule so that their fallback is ``invalid_command``.
 """
 
-NO_VALUE: Any = object()
-"""Marks a :class:`FieldError` without a received value (a missing field, a secret)."""
 
 # Error types our validators raise whose type already *is* the contract code.
 _CODE_TYPES = frozenset(
@@ -159,9 +157,7 @@ def raise_first(
     first = errors[0]
     all_details = dict(details or {})
     all_details["errors"] = [error.as_detail() for error in errors[:MAX_LISTED_ERRORS]]
-    if first.received_value is NO_VALUE:
-        raise bad_request(first.error, first.message, field=first.field, details=all_details)
-    raise bad_request(
+    raise InvalidInputError(
         first.error,
         first.message,
         field=first.field,

@@ -15,8 +15,8 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from hub.clock import format_timestamp
+from hub.contract.errors import InvalidInputError
 from hub.contract.mapping import CodeRule, Loc, dotted, raise_first, to_field_errors
-from hub.errors import bad_request
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -31,7 +31,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Decode a body that must be a JSON object; ``invalid_json`` / ``validation_error`` else."""
     data = decode_json(raw)
     if not isinstance(data, dict):
-        raise bad_request("validation_error", "body must be a JSON object")
+        raise InvalidInputError("validation_error", "body must be a JSON object")
     return data
 
 
@@ -109,7 +109,7 @@ def _check_window(
         message = f"{field} is more than {_seconds(max_age)} s in the past"
     else:
         message = f"{field} is more than {_seconds(MAX_FUTURE_SKEW)} s ahead of server time"
-    raise bad_request(
+    raise InvalidInputError(
         "invalid_timestamp",
         message,
         field=field,
@@ -139,4 +139,4 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _invalid_json(detail: str) -> NoReturn:
-    raise bad_request("invalid_json", f"Malformed JSON: {detail}") from None
+    raise InvalidInputError("invalid_json", f"Malformed JSON: {detail}") from None

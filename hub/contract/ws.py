@@ -27,6 +27,7 @@ from pydantic_core import PydanticCustomError
 from hub.contract.base import VEHICLE_ID_PATTERN, WireModel
 from hub.contract.command_acks import CommandAck
 from hub.contract.commands import COMMAND_MODELS, AnyCommand, parse_command
+from hub.contract.errors import InvalidInputError
 from hub.contract.telemetry import TELEMETRY_MODELS, TelemetryKind, TelemetryRecord
 from hub.contract.validation import decode_json, validate_model
 from hub.contract.ws_events import (
@@ -48,7 +49,6 @@ from hub.contract.ws_events import (
     welcome,
 )
 from hub.contract.ws_frames import FRAME_MODELS, PROTOCOL_VERSION, PingFrame, PongFrame
-from hub.errors import bad_request
 
 __all__ = [
     "ALL_VEHICLES",
@@ -235,7 +235,7 @@ def parse_frontend_frame(raw: str | bytes, *, bound_vehicle_id: str | None = Non
     if command.vehicle_id is None:
         return command.model_copy(update={"vehicle_id": bound_vehicle_id})
     if command.vehicle_id != bound_vehicle_id:
-        raise bad_request(
+        raise InvalidInputError(
             "vehicle_id_mismatch",
             f"this connection is bound to vehicle {bound_vehicle_id}",
             field="vehicle_id",
@@ -251,7 +251,7 @@ def _decode_frame(raw: str | bytes) -> dict[str, Any]:
     """Decode one message that must be a JSON object."""
     data = decode_json(raw)
     if not isinstance(data, dict):
-        raise bad_request(INVALID_MESSAGE, "a message must be a JSON object")
+        raise InvalidInputError(INVALID_MESSAGE, "a message must be a JSON object")
     return data
 
 
@@ -266,8 +266,10 @@ def _frame_type(data: dict[str, Any], known: Collection[str]) -> str:
 def _unknown_type(data: dict[str, Any], known: Collection[str]) -> NoReturn:
     expected = ", ".join(known)
     if "type" not in data:
-        raise bad_request(INVALID_MESSAGE, f"type is required: one of {expected}", field="type")
-    raise bad_request(
+        raise InvalidInputError(
+            INVALID_MESSAGE, f"type is required: one of {expected}", field="type"
+        )
+    raise InvalidInputError(
         INVALID_MESSAGE,
         f"type must be one of {expected}",
         field="type",

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from hub.contract.errors import ContractError
 from hub.contract.telemetry import TelemetryKind
 from hub.contract.ws_frames import EVENT_TYPES, PROTOCOL_VERSION
-from hub.errors import ContractError
 
 __all__ = [
     "alert",
@@ -72,14 +72,13 @@ def error_frame(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def contract_error_frame(error: ContractError) -> dict[str, Any]:
-    """The error frame for a refused frame: the REST body's code, field and received value."""
-    frame = error_frame(error.error, error.message)
-    if error.field is not None:
-        frame["field"] = error.field
-    if error.has_received_value:
-        frame["received_value"] = error.received_value
-    if error.details:
-        frame["details"] = error.details
+    """The error frame for a refusal: the REST body's code, field and received value (bounded).
+
+    A refusal that says when to try again (rate limits, a full backlog) adds ``retry_after``.
+    """
+    fields = error.fields()
+    frame = error_frame(fields.pop("error"), fields.pop("message"))
+    frame.update(fields)
     retry_after = getattr(error, "retry_after", None)
     if isinstance(retry_after, int):
         frame["retry_after"] = retry_after

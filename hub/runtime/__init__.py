@@ -8,6 +8,7 @@ See ARCHITECTURE "Supervision" and STYLE "Our shape". The pieces:
 - :class:`Actor` / :class:`Inbox` — what an actor implements and iterates.
 - :class:`Supervisor` / :class:`RestartPolicy` — restarts, backoff, escalation.
 - :class:`Registry` — get-or-start by kind and key, and the debug snapshot.
+- :class:`ServiceActor` — a long-lived task without a mailbox, supervised like an actor.
 """
 
 from hub.runtime.actor import Actor, Describable, Inbox
@@ -21,6 +22,7 @@ from hub.runtime.mailbox import Mailbox
 from hub.runtime.policy import RestartPolicy
 from hub.runtime.refs import ActorRef, Reply, reply_of
 from hub.runtime.registry import Registry
+from hub.runtime.service import Service, ServiceActor
 from hub.runtime.supervisor import DEFAULT_MAILBOX_SIZE, ChildStatus, Supervisor
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "Registry",
     "Reply",
     "RestartPolicy",
+    "Service",
+    "ServiceActor",
     "Supervisor",
     "reply_of",
 ]

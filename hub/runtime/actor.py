@@ -134,6 +134,15 @@ class Inbox(Generic[M]):
         """How many reply slots this incarnation took and has not answered yet."""
         return len(self._unanswered)
 
+    async def tell_self(self, message: M) -> None:
+        """Put ``message`` at the back of this actor's own mailbox.
+
+        For the actor's own tasks (a lane that finished a job, a timer): they report to the
+        actor's message loop instead of touching its state. Blocks while the mailbox is full;
+        raises :class:`ActorStoppedError` once the actor is stopped.
+        """
+        await self._mailbox.send(message)
+
     def touch(self) -> None:
         """Record activity now (for work that does not come from the mailbox, like a timer)."""
         self._last_activity = trio.current_time()

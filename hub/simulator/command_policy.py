@@ -20,7 +20,7 @@ from hub.contract.commands import (
     ResumeCommand,
     parse_command,
 )
-from hub.errors import ContractError
+from hub.contract.errors import ContractError
 from hub.simulator import reports
 from hub.simulator.mission import MissionRun
 from hub.simulator.reports import Ack

@@ -23,10 +23,10 @@ from trio_websocket import CloseReason, ConnectionClosed, HandshakeError
 
 from hub.clock import format_timestamp
 from hub.contract.bulk import parse_bulk
+from hub.contract.errors import InvalidInputError
 from hub.contract.telemetry import TELEMETRY_MODELS
 from hub.contract.validation import check_live_timestamp, validate_model
 from hub.contract.ws import error_frame, welcome
-from hub.errors import ContractError
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +99,8 @@ class FakeHub:
             return _error(401, "token_expired")
         try:
             self._check(vehicle_id, kind, request.content, body)
-        except ContractError as exc:
-            return httpx.Response(exc.status, json=exc.body(timestamp="", request_id=None))
+        except InvalidInputError as exc:  # what the contract's models refuse: always a 400
+            return httpx.Response(400, json={**exc.fields(), "timestamp": ""})
         self.received.append(Received(trio.current_time(), vehicle_id, kind, body))
         if kind == "bulk":
             count = len(body["messages"])

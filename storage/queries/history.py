@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from hub.contract.telemetry import TelemetryKind
 from storage.database import Database, Row
-from storage.telemetry_tables import TABLES, TelemetryKind
+from storage.telemetry_tables import TABLES
 
 
 async def history_page(

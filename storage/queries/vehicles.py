@@ -100,15 +100,6 @@ async def vehicle_summary(database: Database, vehicle_id: str) -> Row | None:
     return await database.fetchrow(_SUMMARY_SQL.format(where="AND v.vehicle_id = $1"), vehicle_id)
 
 
-async def latest_state(database: Database, vehicle_id: str) -> Row | None:
-    """The kept latest row of a vehicle (used to restore transition state after a restart)."""
-    return await database.fetchrow(
-        "SELECT state, state_at, mission_id, docking_phase, docking_at, battery, battery_at"
-        " FROM vehicle_latest WHERE vehicle_id = $1",
-        vehicle_id,
-    )
-
-
 async def known_error_codes(database: Database) -> set[str]:
     """Codes in the ``error_codes`` table."""
     rows = await database.fetch("SELECT code FROM error_codes")
@@ -123,3 +114,43 @@ async def alert_for_error(database: Database, vehicle_id: str, timestamp: object
         timestamp,
     )
     return None if value is None else str(value)
+
+
+_RESTORE_SQL = (
+    (
+        "SELECT vehicle_id, state, state_at, mission_id, docking_phase, docking_at, battery,"
+        " battery_at FROM vehicle_latest WHERE vehicle_id = ANY($1::text[])"
+    ),
+    (
+        "SELECT vehicle_id, cycle_count, last_charging, last_soc, discharge_accumulated_percent,"
+        " resting_voltage_samples, updated_at FROM battery_health"
+        " WHERE vehicle_id = ANY($1::text[])"
+    ),
+    (
+        "SELECT vehicle_id, command_id, type, payload, created_at, sender, queue_position"
+        " FROM commands WHERE vehicle_id = ANY($1::text[]) AND status IN ('queued', 'sent')"
+        " ORDER BY vehicle_id, queue_position NULLS FIRST, created_at"
+    ),
+)
+
+
+async def restore_rows(
+    database: Database, vehicle_ids: list[str]
+) -> dict[str, tuple[Row | None, Row | None, list[Row]]]:
+    """For each vehicle: its ``vehicle_latest`` row, its ``battery_health`` row and its
+    waiting commands (in delivery order), read in one transaction for all of them."""
+    latest, health, commands = await database.transaction(
+        [(sql, (vehicle_ids,)) for sql in _RESTORE_SQL]
+    )
+    found: dict[str, tuple[Row | None, Row | None, list[Row]]] = {
+        vehicle_id: (None, None, []) for vehicle_id in vehicle_ids
+    }
+    for row in latest:
+        _, held_health, held_commands = found[row["vehicle_id"]]
+        found[row["vehicle_id"]] = (row, held_health, held_commands)
+    for row in health:
+        held_latest, _, held_commands = found[row["vehicle_id"]]
+        found[row["vehicle_id"]] = (held_latest, row, held_commands)
+    for row in commands:
+        found[row["vehicle_id"]][2].append(row)
+    return found

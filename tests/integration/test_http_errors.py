@@ -14,7 +14,6 @@ import httpx
 import pytest
 import trio
 
-from actors.rate_limit import RateLimiter
 from api.app import create_app
 from api.context import HubServices
 from hub.config import Settings
@@ -223,9 +222,7 @@ async def test_an_unexpected_error_is_a_bare_500(caplog: pytest.LogCaptureFixtur
     services = HubServices(
         settings=settings,
         codec=codec,
-        limiter=RateLimiter({}),
         registry=None,  # type: ignore[arg-type]
-        telemetry=None,  # type: ignore[arg-type]
         accounts=None,  # type: ignore[arg-type]
         reads=ExplodingReads(),  # type: ignore[arg-type]
         health=None,  # type: ignore[arg-type]
@@ -233,7 +230,6 @@ async def test_an_unexpected_error_is_a_bare_500(caplog: pytest.LogCaptureFixtur
         vehicles=None,  # type: ignore[arg-type]
         router=None,  # type: ignore[arg-type]
         alerts=None,  # type: ignore[arg-type]
-        battery_health=None,  # type: ignore[arg-type]
         missions=None,  # type: ignore[arg-type]
     )
     app = create_app(services)

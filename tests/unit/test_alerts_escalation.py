@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from actors.alerts.service import AlertingSink, AlertService, decode_cursor, encode_cursor
 
 from actors.alerts.channels import alert_email
-from actors.alerts.service import AlertingSink, AlertService, decode_cursor, encode_cursor
 from actors.events import RecordingSink
 from hub.contract import ws_events
 from hub.errors import ContractError

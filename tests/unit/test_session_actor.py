@@ -26,7 +26,7 @@ from actors.vehicle.messages import CommandOrigin
 from actors.vehicle.offline_queue import QueuedCommand
 from hub.contract import ws_events
 from hub.contract.commands import AnyCommand
-from hub.errors import ContractError, not_found, service_unavailable
+from hub.errors import ConflictError, ContractError, UnavailableError, UnknownVehicleError
 from hub.runtime import Registry
 from hub.runtime.testing import open_registry
 
@@ -215,7 +215,7 @@ async def test_a_snapshot_that_cannot_be_read_still_subscribes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     with trio.fail_after(GUARD):
-        failing = FakeSnapshot(error=service_unavailable())
+        failing = FakeSnapshot(error=UnavailableError())
         async with open_session("viewer", snapshot=failing) as harness:
             await harness.send({"type": "subscribe", "vehicle_ids": ["v1"]})
             harness.router.vehicle_event("v1", location("v1"))
@@ -280,9 +280,9 @@ async def test_an_operator_command_reaches_the_directory_with_its_session_as_ori
 
 
 REFUSALS = [
-    not_found("unknown_vehicle", "Unknown vehicle v1"),
-    ContractError(409, "duplicate_command", "cmd_1 was already used"),
-    ContractError(409, "invalid_command_state", "not stopped"),
+    UnknownVehicleError("v1"),
+    ConflictError("duplicate_command", "cmd_1 was already used"),
+    ConflictError("invalid_command_state", "not stopped"),
 ]
 
 

@@ -42,7 +42,7 @@ from hub.contract.ws import (
     vehicle_connection,
     welcome,
 )
-from hub.errors import ContractError, RateLimitedError, bad_request
+from hub.errors import ContractError, InvalidInputError, RateLimitedError
 
 TS = EXAMPLE_TIMESTAMP
 KINDS: list[TelemetryKind] = ["location", "status", "battery", "error", "docking"]
@@ -388,7 +388,7 @@ def test_error_frames() -> None:
         "message": "m",
         "field": "type",
     }
-    refusal = bad_request(
+    refusal = InvalidInputError(
         "invalid_location", "latitude bad", field="location.latitude", received_value=None
     )
     frame = contract_error_frame(refusal)
@@ -400,7 +400,7 @@ def test_error_frames() -> None:
         "received_value": None,
     }
     conforms(frame)
-    assert contract_error_frame(bad_request("invalid_json", "Malformed JSON: x")) == {
+    assert contract_error_frame(InvalidInputError("invalid_json", "Malformed JSON: x")) == {
         "type": "error",
         "code": "invalid_json",
         "message": "Malformed JSON: x",

@@ -12,14 +12,13 @@ import trio.testing
 
 from storage.availability import DatabaseAvailability
 from storage.database import DatabaseDownError, StorageError, StorageUnavailableError
-from storage.telemetry_tables import TelemetryKind
 from storage.writer import TelemetryRow, Writer, WriteRequest, WriteResult
 
 BASE = datetime(2025, 12, 16, 10, 30, tzinfo=UTC)
 
 
 def _request(vehicle_id: str, seconds: int) -> WriteRequest:
-    row = TelemetryRow(TelemetryKind.LOCATION, vehicle_id, BASE + timedelta(seconds=seconds), {})
+    row = TelemetryRow("location", vehicle_id, BASE + timedelta(seconds=seconds), {})
     return WriteRequest(rows=[row])
 
 
