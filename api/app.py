@@ -35,6 +35,8 @@ from api.routes import (
     telemetry,
 )
 from hub import metrics
+from hub.contract.text import unstorable_path
+from hub.errors import InvalidInputError
 from hub.logs import bind_log_context
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -98,6 +100,7 @@ def create_app(services: HubServices) -> Quart:
         security=[{"bearer": []}],
     )
     app.before_request(_assign_request_id)
+    app.before_request(_refuse_unstorable_parameters)
     app.after_request(_send_request_id)
     app.after_request(settle_unread_body)
     install_error_handlers(app)
@@ -132,6 +135,18 @@ async def _assign_request_id() -> None:
     g.request_id = offered if _SANE_REQUEST_ID.match(offered) else uuid.uuid4().hex
     g.started_at = trio.current_time()
     bind_log_context(request_id=g.request_id)
+
+
+async def _refuse_unstorable_parameters() -> None:
+    """A query or path parameter with text PostgreSQL cannot store (U+0000, a lone surrogate)
+    is refused with 400 ``validation_error`` naming it, before any handler runs."""
+    for name, value in [*request.args.items(multi=True), *(request.view_args or {}).items()]:
+        if unstorable_path(name) is not None or unstorable_path(value) is not None:
+            raise InvalidInputError(
+                "validation_error",
+                f"{name} must not contain U+0000 or an unpaired surrogate",
+                field=name,
+            )
 
 
 async def _send_request_id(response: Response) -> Response:

@@ -21,7 +21,7 @@ import trio
 from actors.sockets.outbound import LinkClosedError, OutboundLink
 from hub.clock import now_timestamp
 from hub.contract import ws_events
-from hub.errors import ContractError, InvalidInputError
+from hub.errors import ContractError
 
 NORMAL = 1000
 INVALID_MESSAGE = 4002
@@ -200,11 +200,3 @@ def encode_frame(frame: dict[str, Any]) -> str:
         _encoded.clear()
     _encoded[id(frame)] = (frame, text)
     return text
-
-
-def decode_json(raw: str | bytes) -> Any:
-    """JSON text of a frame → Python; ``invalid_json`` ContractError if it is not JSON."""
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInputError("invalid_json", "Frame is not valid JSON") from None

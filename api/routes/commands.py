@@ -21,9 +21,10 @@ from hub.contract import responses
 from hub.contract.commands import (
     DispatchCommand,
     EmergencyStopCommand,
+    FleetEmergencyStop,
     parse_command,
 )
-from hub.contract.validation import parse_json_object
+from hub.contract.validation import parse_json_object, validate_model
 from hub.errors import ContractError, InvalidInputError
 from hub.security import Principal
 
@@ -106,16 +107,10 @@ def register(app: Quart, services: HubServices) -> None:
     async def fleet_emergency_stop() -> Response:
         """Stop every vehicle named (``["*"]``: all): each answers executed, queued or timeout."""
         principal = require_role(services, OPERATORS)
-        body = parse_json_object(await json_body())
-        vehicle_ids = body.get("vehicle_ids", ["*"])
-        reason = body.get("reason") or "staff_initiated"
-        if not isinstance(vehicle_ids, list) or not all(isinstance(v, str) for v in vehicle_ids):
-            raise InvalidInputError(
-                "validation_error",
-                'vehicle_ids must be a list of ids or ["*"]',
-                field="vehicle_ids",
-                received_value=vehicle_ids,
-            )
+        body = validate_model(
+            FleetEmergencyStop, parse_json_object(await json_body(), clean_text=True)
+        )
+        vehicle_ids = body.vehicle_ids
         if "*" in vehicle_ids:
             vehicle_ids = sorted(services.registry.enabled_ids())
         vehicle_ids = list(dict.fromkeys(vehicle_ids))
@@ -124,7 +119,9 @@ def register(app: Quart, services: HubServices) -> None:
         async def stop(vehicle_id: str) -> None:
             # Each vehicle gets its own outcome: one unknown id or one failure must never keep
             # the stop from the others.
-            command = EmergencyStopCommand(type="emergency_stop", reason=str(reason)[:200])
+            command = EmergencyStopCommand(
+                type="emergency_stop", reason=body.reason, message=body.message
+            )
             try:
                 status = await services.vehicles.send_command(
                     vehicle_id, command, _origin(principal)

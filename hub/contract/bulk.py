@@ -6,6 +6,7 @@ Each message's ``data`` is validated with the same per-kind model as the single 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -117,6 +118,9 @@ class ParsedBulk:
     offline_duration_seconds: int | None
 
 
+_MESSAGE_INDEX = re.compile(r"^messages\[(\d+)\]")
+
+
 def parse_bulk(
     raw: bytes,
     *,
@@ -130,7 +134,7 @@ def parse_bulk(
     Every message is checked, so ``details.errors`` lists the errors of all bad messages;
     ``details.index`` is the index of the first bad one.
     """
-    envelope = validate_model(_BulkEnvelope, parse_json_object(raw))
+    envelope = validate_model(_BulkEnvelope, _decoded(raw))
     count = len(envelope.messages)
     if count == 0:
         raise InvalidInputError(
@@ -164,6 +168,17 @@ def parse_bulk(
     period = envelope.offline_period
     duration = None if period is None else round((period.end - period.start).total_seconds())
     return ParsedBulk(messages=items, offline_duration_seconds=duration)
+
+
+def _decoded(raw: bytes) -> dict[str, Any]:
+    """The decoded body; text that cannot be stored names its message in ``details.index``."""
+    try:
+        return parse_json_object(raw)
+    except InvalidInputError as error:
+        found = _MESSAGE_INDEX.match(error.field or "")
+        if found is not None:
+            error.details = {**(error.details or {}), "index": int(found.group(1))}
+        raise
 
 
 def _parse_message(

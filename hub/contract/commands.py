@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from hub.contract.base import VEHICLE_ID_PATTERN, WireModel
@@ -159,6 +159,28 @@ class CancelCommand(CommandModel):
     safe_stop: bool = True
 
 
+def _reason_or_default(value: Any) -> Any:
+    if value is None or value == "":
+        return DEFAULT_ESTOP_REASON
+    return value[:REASON_MAX_LENGTH] if isinstance(value, str) else value
+
+
+def _cut_message(value: Any) -> Any:
+    return value[:MESSAGE_MAX_LENGTH] if isinstance(value, str) else value
+
+
+StopReason = Annotated[
+    str, BeforeValidator(_reason_or_default), Field(max_length=REASON_MAX_LENGTH)
+]
+"""An emergency stop's ``reason``: empty means ``staff_initiated``; a long one is cut."""
+
+StopMessage = Annotated[str, BeforeValidator(_cut_message), Field(max_length=MESSAGE_MAX_LENGTH)]
+"""An emergency stop's ``message``: a long one is cut, never refused."""
+
+VEHICLE_SELECTOR_PATTERN = r"^(\*|[A-Za-z0-9_-]{1,64})$"
+FLEET_STOP_MAX_VEHICLES = 10_000
+
+
 class EmergencyStopCommand(CommandModel):
     """Stop now. Refused only when it cannot be addressed (bad ``type``, ids or timestamp).
 
@@ -183,20 +205,29 @@ class EmergencyStopCommand(CommandModel):
     )
 
     type: Literal["emergency_stop"] = "emergency_stop"
-    reason: str = Field(default=DEFAULT_ESTOP_REASON, max_length=REASON_MAX_LENGTH)
-    message: str | None = Field(default=None, max_length=MESSAGE_MAX_LENGTH)
+    reason: StopReason = DEFAULT_ESTOP_REASON
+    message: StopMessage | None = None
 
-    @field_validator("reason", mode="before")
-    @classmethod
-    def _default_or_cut_reason(cls, value: Any) -> Any:
-        if value is None or value == "":
-            return DEFAULT_ESTOP_REASON
-        return value[:REASON_MAX_LENGTH] if isinstance(value, str) else value
 
-    @field_validator("message", mode="before")
-    @classmethod
-    def _cut_message(cls, value: Any) -> Any:
-        return value[:MESSAGE_MAX_LENGTH] if isinstance(value, str) else value
+class FleetEmergencyStop(WireModel):
+    """``POST /api/v1/fleet/emergency_stop``: stop every vehicle named (``["*"]``: all).
+
+    Like a single emergency stop, it is refused only when it cannot be addressed: unknown
+    fields are ignored, an empty ``reason`` is ``staff_initiated``, long texts are cut.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"reason": "fire_alarm", "message": "Evacuate", "vehicle_ids": ["*"]}]
+        },
+    )
+
+    reason: StopReason = DEFAULT_ESTOP_REASON
+    message: StopMessage | None = None
+    vehicle_ids: list[Annotated[str, Field(pattern=VEHICLE_SELECTOR_PATTERN)]] = Field(
+        default_factory=lambda: ["*"], min_length=1, max_length=FLEET_STOP_MAX_VEHICLES
+    )
 
 
 class ResumeCommand(CommandModel):

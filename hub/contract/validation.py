@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from hub.clock import format_timestamp
 from hub.contract.errors import InvalidInputError
 from hub.contract.mapping import CodeRule, Loc, dotted, raise_first, to_field_errors
+from hub.contract.text import may_hold_unstorable, screen
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,34 +28,42 @@ MAX_FUTURE_SKEW = timedelta(seconds=5)
 """How far ahead of the hub's clock any timestamp may be."""
 
 
-def parse_json_object(raw: bytes) -> dict[str, Any]:
-    """Decode a body that must be a JSON object; ``invalid_json`` / ``validation_error`` else."""
-    data = decode_json(raw)
+def parse_json_object(raw: bytes, *, clean_text: bool = False) -> dict[str, Any]:
+    """Decode a body that must be a JSON object; ``invalid_json`` / ``validation_error`` else.
+
+    Text PostgreSQL cannot store is refused (``clean_text``: replaced, for emergency stops).
+    """
+    data = decode_json(raw, clean_text=clean_text)
     if not isinstance(data, dict):
         raise InvalidInputError("validation_error", "body must be a JSON object")
     return data
 
 
-def decode_json(raw: bytes | str) -> Any:
+def decode_json(raw: bytes | str, *, clean_text: bool = False) -> Any:
     """Decode any JSON document (bytes must be UTF-8); ``invalid_json`` when it is not JSON.
 
     NaN and Infinity are refused: they are not JSON, and no contract number may hold them.
+    A string PostgreSQL cannot store (U+0000, a lone surrogate) is refused with 400
+    ``validation_error`` naming its field — except in an emergency stop (an object of
+    ``type`` ``emergency_stop``, or ``clean_text``), where it is replaced by U+FFFD.
     """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return json.loads(text, parse_constant=_refuse_constant)
+        data = json.loads(text, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         _invalid_json("body is not UTF-8")
     except json.JSONDecodeError as exc:
         _invalid_json(f"{exc.msg} at line {exc.lineno} column {exc.colno}")
     except (ValueError, RecursionError) as exc:
         _invalid_json(str(exc) or "nested too deeply")
+    return screen(data, raw, clean=clean_text)
 
 
 def parse_model(model: type[M], raw: bytes, *, code: CodeRule | None = None) -> M:
     """Validate a raw JSON body against ``model`` in one pass."""
-    if b"NaN" in raw or b"Infinity" in raw:
-        # pydantic's parser accepts these non-JSON constants; the stdlib path refuses them.
+    if b"NaN" in raw or b"Infinity" in raw or may_hold_unstorable(raw):
+        # pydantic's parser accepts these non-JSON constants, and PostgreSQL cannot store
+        # every string JSON can hold: the stdlib path refuses both.
         return validate_model(model, parse_json_object(raw), code=code)
     try:
         return model.model_validate_json(raw)
