@@ -16,7 +16,7 @@ from typing import Any
 
 from actors.rate_limit import RateLimiter
 from actors.vehicle.registry import VehicleRegistry
-from hub import security
+from hub import metrics, security
 from hub.clock import utc_now
 from hub.errors import ConflictError, UnavailableError, UnknownVehicleError
 from hub.logs import current_request_id
@@ -79,19 +79,22 @@ class AccountService:
         actor_role: str | None,
         address: str | None,
         details: dict[str, Any],
-        vehicle_id: str | None = None,
+        repeat_key: str,
     ) -> None:
         """Write a security event (failed login, refused access) to the audit log.
 
-        Never raises: an unreachable database must not turn a 401/403 into a 503.
+        The same event of the same principal (``action``, ``actor``, ``repeat_key``) within a
+        minute is counted on the first one's row (``repeat_count``) instead of a new row, so
+        hammering a forbidden route cannot fill the table. Never raises: an unreachable
+        database must not turn a 401/403 into a 503.
         """
         try:
-            await account_queries.write_audit(
+            new_row = await account_queries.write_repeatable_audit(
                 self._database,
                 action=action,
                 actor=actor,
                 actor_role=actor_role,
-                vehicle_id=vehicle_id,
+                repeat_key=repeat_key,
                 outcome="refused",
                 details=details,
                 request_id=current_request_id(),
@@ -99,6 +102,9 @@ class AccountService:
             )
         except StorageError as exc:
             logger.warning("could not audit %s: %s", action, exc)
+            return
+        if not new_row:
+            metrics.audit_repeats.labels(action).inc()
 
     def _login_succeeded(self, client_key: str, address: str) -> None:
         """Only failures count towards the login limit (CONTRACT §2): refund a good login."""
@@ -126,6 +132,7 @@ class AccountService:
                 actor_role="vehicle",
                 address=address,
                 details={"grant_type": "client_credentials"},
+                repeat_key=f"client_credentials {address}",
             )
             raise security.invalid_client()
         self._login_succeeded(client_id, address)
@@ -156,6 +163,7 @@ class AccountService:
                 actor_role=None,
                 address=address,
                 details={"grant_type": "password"},
+                repeat_key=f"password {address}",
             )
             raise security.invalid_client()
         self._login_succeeded("user:" + username, address)
@@ -247,18 +255,26 @@ class AccountService:
                     secret_hash=secret_hash,
                 )
         except UniqueViolationError:
+            async with storage_guard():
+                disabled = await vehicle_queries.is_disabled(self._database, vehicle_id)
+            message = f"Vehicle {vehicle_id} is already registered"
+            if disabled:
+                message = (
+                    f"Vehicle {vehicle_id} is registered but disabled: restore it with"
+                    f" POST /api/v1/admin/vehicles/{vehicle_id}/enable"
+                    " (and rotate-secret for new credentials)"
+                )
             raise ConflictError(
-                "vehicle_exists",
-                f"Vehicle {vehicle_id} is already registered",
-                field="vehicle_id",
-                received_value=vehicle_id,
+                "vehicle_exists", message, field="vehicle_id", received_value=vehicle_id
             ) from None
         self._registry.added(vehicle_id)
         return VehicleCredentials(vehicle_id, client_id, secret)
 
     async def rotate_vehicle_secret(self, vehicle_id: str) -> VehicleCredentials:
-        """New credentials for a vehicle; the old ones and its refresh tokens stop working."""
-        self._registry.require(vehicle_id)
+        """New credentials for a vehicle; the old ones and its refresh tokens stop working.
+
+        Works for a disabled vehicle too (it stays disabled until enabled).
+        """
         client_id, secret, secret_hash = await _new_vehicle_credentials()
         async with storage_guard():
             found = await vehicle_queries.rotate_secret(
@@ -279,6 +295,20 @@ class AccountService:
         if not found:
             raise UnknownVehicleError(vehicle_id)
         self._registry.disabled(vehicle_id)
+
+    async def enable_vehicle(self, vehicle_id: str) -> bool:
+        """Let a disabled vehicle report and log in again; False if it was enabled already.
+
+        Its credentials are those it had (refresh tokens revoked at disable stay revoked, so
+        it logs in again with its client secret); UnknownVehicleError if there is none.
+        """
+        async with storage_guard():
+            changed = await vehicle_queries.enable_vehicle(self._database, vehicle_id)
+        if changed is None:
+            raise UnknownVehicleError(vehicle_id)
+        self._disabled_here.discard(vehicle_id)
+        self._registry.added(vehicle_id)
+        return changed
 
     async def create_user(self, username: str, password: str, role: str, email: str | None) -> None:
         """Add a person; 409 if the name or e-mail is taken."""

@@ -209,6 +209,7 @@ async def _audit_forbidden(error: ForbiddenError) -> None:
             "route": _route(),
             "message": error.message,
         },
+        repeat_key=f"{request.method} {_route()}",
     )
 
 

@@ -96,7 +96,7 @@ async def serve_vehicle(services: HubServices, vehicle_id: str, link: OutboundLi
             case PongFrame():
                 pass
             case CommandAck():
-                await directory.acknowledged(vehicle_id, frame)
+                await directory.acknowledged(vehicle_id, frame, request_id=request_id)
             case TelemetryFrame():
                 reply = FrameReply(link)
                 try:

@@ -244,7 +244,7 @@ class VehicleActor:
                 if self.desk.link is not None and self.desk.link.link_id == link_id:
                     self.desk.disconnected()
                     self._connection_event(connected=False)
-            case AckReceived(ack):
+            case AckReceived(ack, _):
                 if not self.desk.acknowledged(ack, now):
                     logger.info("ack for unknown command %s", ack.command_id)
             case SendCommand(command, origin, reply):

@@ -142,11 +142,13 @@ class VehicleDirectory:
             with contextlib.suppress(ActorStoppedError):
                 await ref.tell(Disconnect(link_id))
 
-    async def acknowledged(self, vehicle_id: str, ack: CommandAck) -> None:
+    async def acknowledged(
+        self, vehicle_id: str, ack: CommandAck, *, request_id: str | None = None
+    ) -> None:
         """Pass a vehicle's command ack to its actor."""
         ref = await self.actor(vehicle_id)
         with contextlib.suppress(ActorStoppedError):
-            await ref.tell(AckReceived(ack))
+            await ref.tell(AckReceived(ack, request_id))
 
     def going_away(self) -> int:
         """Tell every vehicle actor to close its socket with 1001 (shutdown); how many told."""

@@ -118,9 +118,10 @@ class Disconnect:
 
 @dataclass(frozen=True, slots=True)
 class AckReceived:
-    """The vehicle answered a command."""
+    """The vehicle answered a command (``request_id``: of its socket's opening request)."""
 
     ack: CommandAck
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

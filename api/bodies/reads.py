@@ -69,6 +69,7 @@ def audit_item(row: Row) -> dict[str, Any]:
     """An audit-log record."""
     item = dict(row)
     item["at"] = format_timestamp(row["at"])
+    item["last_at"] = _time(row["last_at"])
     item["details"] = _json(row["details"])
     return item
 

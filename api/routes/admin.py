@@ -62,6 +62,15 @@ def register(app: Quart, services: HubServices) -> None:
         return json_response({"vehicle_id": vehicle_id, "enabled": False})
 
     @tag(["admin"])
+    @document_response(responses.ErrorBody, 404)
+    async def enable_vehicle(vehicle_id: str) -> Response:
+        """Enable a disabled vehicle again: it may log in (with its client secret) and report.
+        Enabling an enabled vehicle changes nothing."""
+        require_role(services, ADMINS)
+        await services.accounts.enable_vehicle(vehicle_id)
+        return json_response({"vehicle_id": vehicle_id, "enabled": True})
+
+    @tag(["admin"])
     @document_request(admin_models.UserCreate)
     @document_response(admin_models.UserCreated, 201)
     @document_response(responses.ErrorBody, 409)
@@ -95,6 +104,9 @@ def register(app: Quart, services: HubServices) -> None:
     )
     app.add_url_rule(
         "/api/v1/admin/vehicles/<vehicle_id>", view_func=disable_vehicle, methods=["DELETE"]
+    )
+    app.add_url_rule(
+        "/api/v1/admin/vehicles/<vehicle_id>/enable", view_func=enable_vehicle, methods=["POST"]
     )
     app.add_url_rule("/api/v1/admin/users", view_func=create_user, methods=["POST"])
     app.add_url_rule("/api/v1/admin/audit", view_func=audit_log, methods=["GET"])

@@ -129,11 +129,58 @@ async def write_audit(
     )
 
 
+REPEAT_WINDOW_SECONDS = 60
+
+
+async def write_repeatable_audit(
+    database: Database,
+    *,
+    action: str,
+    actor: str | None,
+    actor_role: str | None,
+    repeat_key: str,
+    outcome: str | None = None,
+    details: dict[str, Any] | None = None,
+    request_id: str | None = None,
+    source_address: str | None = None,
+) -> bool:
+    """Record a security event, or count it on the row of the same event (``action``,
+    ``actor`` and ``repeat_key``) recorded in the last minute. True when a new row was written.
+
+    One statement: two events racing may each write a row, never lose one.
+    """
+    value = await database.fetchval(
+        "WITH repeated AS ("
+        " UPDATE audit_logs SET repeat_count = repeat_count + 1, last_at = now()"
+        " WHERE audit_id = (SELECT audit_id FROM audit_logs"
+        "  WHERE action = $1 AND actor IS NOT DISTINCT FROM $2 AND repeat_key = $3"
+        f"  AND at > now() - interval '{REPEAT_WINDOW_SECONDS} seconds'"
+        "  ORDER BY audit_id DESC LIMIT 1)"
+        " RETURNING audit_id),"
+        " inserted AS ("
+        " INSERT INTO audit_logs (action, actor, actor_role, outcome, details, request_id,"
+        "  source_address, repeat_key)"
+        " SELECT $1, $2, $4, $5, $6::jsonb, $7, $8, $3 WHERE NOT EXISTS (SELECT 1 FROM repeated)"
+        " RETURNING audit_id)"
+        " SELECT EXISTS (SELECT 1 FROM inserted)",
+        action,
+        actor,
+        repeat_key,
+        actor_role,
+        outcome,
+        json.dumps(details or {}),
+        request_id,
+        source_address,
+    )
+    return bool(value)
+
+
 async def audit_page(database: Database, *, limit: int, before_id: int | None) -> list[Row]:
-    """Audit records, newest first, keyset-paged on the record id."""
+    """Audit records, newest first, keyset-paged on the record id; ``repeat_count`` says how
+    many times the event happened (within a minute of the first), ``last_at`` the last time."""
     return await database.fetch(
-        "SELECT audit_id, at, actor, actor_role, action, vehicle_id, outcome, details, request_id"
-        " FROM audit_logs WHERE ($1::bigint IS NULL OR audit_id < $1)"
+        "SELECT audit_id, at, actor, actor_role, action, vehicle_id, outcome, details, request_id,"
+        " repeat_count, last_at FROM audit_logs WHERE ($1::bigint IS NULL OR audit_id < $1)"
         " ORDER BY audit_id DESC LIMIT $2",
         before_id,
         limit,

@@ -68,6 +68,28 @@ async def disable_vehicle(database: Database, vehicle_id: str) -> bool:
     return bool(results[0])
 
 
+async def enable_vehicle(database: Database, vehicle_id: str) -> bool | None:
+    """Let a disabled vehicle report and log in again (its credentials are unchanged; rotate
+    them if they may have leaked). True if it was disabled, False if it was enabled already,
+    None if there is no such vehicle."""
+    value = await database.fetchval(
+        "WITH enabled AS (UPDATE vehicles SET enabled = true, disabled_at = NULL"
+        " WHERE vehicle_id = $1 AND NOT enabled RETURNING vehicle_id)"
+        " SELECT CASE WHEN EXISTS (SELECT 1 FROM enabled) THEN 'enabled'"
+        " WHEN EXISTS (SELECT 1 FROM vehicles WHERE vehicle_id = $1) THEN 'already' END",
+        vehicle_id,
+    )
+    return None if value is None else value == "enabled"
+
+
+async def is_disabled(database: Database, vehicle_id: str) -> bool:
+    """Whether the vehicle is registered and disabled."""
+    value = await database.fetchval(
+        "SELECT NOT enabled FROM vehicles WHERE vehicle_id = $1", vehicle_id
+    )
+    return bool(value)
+
+
 async def credentials_for_client(database: Database, client_id: str) -> Row | None:
     """The vehicle id and secret hash behind a client id, if the vehicle is enabled."""
     return await database.fetchrow(

@@ -180,12 +180,64 @@ async def test_a_disabled_vehicle_can_neither_report_nor_log_in(database_url: st
             for answer in (
                 await hub.client.delete(f"{VEHICLES}/wheelchair_001", headers=hub.admin_headers),
                 await hub.client.delete(f"{VEHICLES}/ghost_999", headers=hub.admin_headers),
-                await hub.client.post(
-                    f"{VEHICLES}/wheelchair_001/rotate-secret", headers=hub.admin_headers
-                ),
+                await hub.client.post(f"{VEHICLES}/ghost_999/enable", headers=hub.admin_headers),
             ):
                 assert answer.status_code == 404, answer.text
                 assert answer.json()["error"] == "unknown_vehicle"
+
+
+async def test_a_disabled_vehicle_comes_back_with_enable(database_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            vehicle = await hub.register_vehicle("wheelchair_001")
+            disabled = await hub.client.delete(
+                f"{VEHICLES}/wheelchair_001", headers=hub.admin_headers
+            )
+            assert disabled.status_code == 200, disabled.text
+
+            again = await hub.client.post(
+                VEHICLES,
+                json={"vehicle_id": "wheelchair_001", "name": "again"},
+                headers=hub.admin_headers,
+            )
+            assert again.status_code == 409, again.text
+            assert again.json()["error"] == "vehicle_exists"
+            assert "/api/v1/admin/vehicles/wheelchair_001/enable" in again.json()["message"]
+
+            rotated = await hub.client.post(
+                f"{VEHICLES}/wheelchair_001/rotate-secret", headers=hub.admin_headers
+            )
+            assert rotated.status_code == 200, rotated.text
+            fresh = rotated.json()
+            still_off = await hub.login(
+                client_id=fresh["client_id"], client_secret=fresh["client_secret"]
+            )
+            assert still_off.status_code == 401  # rotating does not enable
+
+            enabled = await hub.client.post(
+                f"{VEHICLES}/wheelchair_001/enable", headers=hub.admin_headers
+            )
+            assert enabled.status_code == 200, enabled.text
+            assert enabled.json() == {"vehicle_id": "wheelchair_001", "enabled": True}
+            twice = await hub.client.post(
+                f"{VEHICLES}/wheelchair_001/enable", headers=hub.admin_headers
+            )
+            assert twice.status_code == 200
+
+            old = await hub.login(client_id=vehicle.client_id, client_secret=vehicle.client_secret)
+            assert old.status_code == 401  # the rotated-away secret stays dead
+            login = await hub.login(
+                client_id=fresh["client_id"], client_secret=fresh["client_secret"]
+            )
+            assert login.status_code == 200, login.text
+            token = login.json()["access_token"]
+            report = await hub.client.post(
+                "/api/v1/vehicle/wheelchair_001/location",
+                json=location_body(),
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert report.status_code == 200, report.text
+            assert await fleet_ids(hub) == ["wheelchair_001"]
 
 
 async def test_adding_people(database_url: str) -> None:

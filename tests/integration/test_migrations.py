@@ -87,8 +87,8 @@ def foreign_key_targets(dsn: str, table: str) -> set[str]:
     return {row["target"] for row in rows}
 
 
-def test_head_is_the_initial_schema() -> None:
-    assert migrate.head() == "0001"
+def test_head_is_the_audit_repeats_revision() -> None:
+    assert migrate.head() == "0002"
 
 
 def test_upgrade_to_head_creates_every_table(empty_database_url: str) -> None:
