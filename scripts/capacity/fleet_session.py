@@ -13,36 +13,34 @@ from contextlib import suppress
 from scripts.capacity.clock import BenchClock, parse_wire, wire_text
 from scripts.capacity.recorder import Recorder
 from scripts.capacity.timetable import Window
-from scripts.capacity.ws_client import WsClient, WsClosedError
+from scripts.capacity.ws_client import SocketRefusedError, WsClient, WsClosedError
 
 SUBSCRIBE_ALL = json.dumps({"type": "subscribe", "vehicle_ids": ["*"]})
 MAX_FRAMES_BEFORE_SUBSCRIBED = 10_000
 
 
-class SessionRefusedError(Exception):
-    """The hub answered the subscription with an error frame, or never confirmed it."""
-
-
 async def open_fleet_session(host: str, port: int, token: str) -> WsClient:
     """Connect, subscribe to ``*`` and wait for ``subscribed`` (the caller sets a deadline).
 
-    Raises ``OSError``, the ws client's errors, or :class:`SessionRefusedError`.
+    Raises ``OSError`` or the errors of :mod:`scripts.capacity.ws_client` (``SocketRefusedError``
+    for an error frame).
     """
     client = await WsClient.connect(host, port, f"/ws/v1/fleet?token={token}")
     try:
-        await client.send_text(SUBSCRIBE_ALL)
+        with suppress(WsClosedError):  # a refusal may already be queued: read it below
+            await client.send_text(SUBSCRIBE_ALL)
         for _ in range(MAX_FRAMES_BEFORE_SUBSCRIBED):
             frame = json.loads(await client.receive_text())
             kind = frame.get("type")
             if kind == "subscribed":
                 return client
             if kind == "error":
-                raise SessionRefusedError(str(frame.get("code")))
+                raise SocketRefusedError(str(frame.get("code")))
             if kind == "ping":
                 await client.send_text(
                     json.dumps({"type": "pong", "timestamp": frame.get("timestamp")})
                 )
-        raise SessionRefusedError("no subscribed answer")
+        raise SocketRefusedError("no_subscribed_answer")
     except BaseException:
         await client.aclose()
         raise

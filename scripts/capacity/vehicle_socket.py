@@ -23,32 +23,24 @@ from scripts.capacity.plan import Credential
 from scripts.capacity.recorder import Recorder
 from scripts.capacity.tasks import Outstanding, for_each_bounded
 from scripts.capacity.timetable import Window
-from scripts.capacity.ws_client import WsClient, WsClosedError
+from scripts.capacity.ws_client import SocketRefusedError, WsClient, WsClosedError
 
 CommandHandler = Callable[["VehicleSocket", dict[str, Any]], Awaitable[None]]
 CLOSED_BY_US = 1000
 
 
-class VehicleRefusedError(Exception):
-    """The hub answered the vehicle socket with an error frame instead of ``welcome``."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(f"vehicle socket refused: {code}")
-        self.code = code
-
-
 async def open_vehicle_socket(host: str, port: int, credential: Credential) -> WsClient:
     """Connect a vehicle's socket and read its ``welcome`` (blocks; the caller sets a deadline).
 
-    Raises ``OSError``, :class:`~scripts.capacity.ws_client.WsHandshakeError`,
-    :class:`~scripts.capacity.ws_client.WsClosedError` or :class:`VehicleRefusedError`.
+    Raises ``OSError`` or the errors of :mod:`scripts.capacity.ws_client` (``WsHandshakeError``,
+    ``WsClosedError``, ``SocketRefusedError`` for an error frame).
     """
     target = f"/ws/v1/vehicle/{credential.vehicle_id}?token={credential.token}"
     client = await WsClient.connect(host, port, target)
     try:
         frame = json.loads(await client.receive_text())
         if frame.get("type") != "welcome":
-            raise VehicleRefusedError(str(frame.get("code") or frame.get("type")))
+            raise SocketRefusedError(str(frame.get("code") or frame.get("type")))
     except BaseException:
         await client.aclose()
         raise
@@ -57,7 +49,7 @@ async def open_vehicle_socket(host: str, port: int, credential: Credential) -> W
 
 def connect_error_kind(error: BaseException) -> str:
     """A short error kind for a failed connect, for the error breakdown."""
-    if isinstance(error, VehicleRefusedError):
+    if isinstance(error, SocketRefusedError):
         return f"refused_{error.code}"
     if isinstance(error, WsClosedError):
         return f"closed_{error.code}"

@@ -47,6 +47,14 @@ class WsClosedError(Exception):
         self.reason = reason
 
 
+class SocketRefusedError(Exception):
+    """The server answered with an ``error`` frame (``code``) instead of the expected frame."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"socket refused: {code}")
+        self.code = code
+
+
 class WsClient:
     """An open client connection."""
 
