@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +38,7 @@ def free_port() -> int:
 
 HUB_READY_TIMEOUT = 60.0
 HUB_STOP_TIMEOUT = 40.0
+POSTGRES_STOP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,27 @@ def raise_open_files_limit() -> int:
     return soft
 
 
+def stop_orphaned_postgres(data_dir: str) -> None:
+    """Stop the embedded PostgreSQL a hub left running in ``data_dir`` (e.g. it was killed).
+
+    The pid comes from the cluster's own ``postmaster.pid``, so only that server is signalled
+    (SIGINT: fast shutdown). Blocks up to 10 s for it to go.
+    """
+    pid_file = os.path.join(data_dir, "postgres", "postmaster.pid")
+    try:
+        with open(pid_file) as lines:
+            pid = int(lines.readline().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGINT)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + POSTGRES_STOP_TIMEOUT
+    while time.monotonic() < deadline and os.path.exists(pid_file):
+        time.sleep(0.1)
+
+
 @contextmanager
 def hub_server(
     *, rate_limits: bool = False, extra_env: Mapping[str, str] | None = None
@@ -71,7 +94,8 @@ def hub_server(
     """A ``tvm-hub serve`` subprocess on a free port (rate limits off unless asked for).
 
     Blocks until ``/health/ready`` answers 200 (at most 60 s, else ``SystemExit``). On exit
-    the hub gets SIGTERM and up to 40 s to stop, then SIGKILL; its data dir is removed.
+    the hub gets SIGTERM and up to 40 s to stop, then SIGKILL; an embedded PostgreSQL it left
+    running is stopped, and its data dir is removed.
     """
     data_dir = tempfile.mkdtemp(prefix="tvm-bench-")
     port = free_port()
@@ -110,6 +134,8 @@ def hub_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        if not os.environ.get("DATABASE_URL"):
+            stop_orphaned_postgres(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -81,6 +81,13 @@ class Campaign:
 
     def run(self) -> int:
         """Run everything; 0 if the script worked (whatever the figures), else non-zero."""
+        options = self.options
+        timing = options.timing
+        self.say(
+            f"capacity run {self.run_id}: modes {','.join(options.modes)}; "
+            f"{timing.seconds:g} s measured after {timing.warmup:g} s warm-up per step; "
+            f"{options.generator_processes} generator process(es)"
+        )
         env = {}
         if self.options.hub_ping_interval is not None:
             env["TVM_WS_PING_INTERVAL_SECONDS"] = str(self.options.hub_ping_interval)

@@ -87,7 +87,15 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("mode", nargs="*", help=f"modes to run, comma-separated or several: {', '.join(MODES)}")
-    add("--modes", "--mode", action="append", default=[], dest="mode_options", metavar="MODES")
+    add(
+        "--modes",
+        "--mode",
+        action="append",
+        default=[],
+        dest="mode_options",
+        metavar="MODES",
+        help="the same as the positional modes (default: all)",
+    )
     add("--steps", default="250,500,1000,2000", help="vehicle counts for rest, ws (and ceiling)")
     add("--fanout-steps", default="50,100,250,500", help="vehicle counts for fanout")
     add("--idle-steps", default="10000", help="socket counts for idle")

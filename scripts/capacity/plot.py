@@ -53,6 +53,7 @@ def write_plot(results: list[StepResult], path: Path) -> None:
             label = "stack ceiling" if target == "ceiling" else "hub"
             axis.plot(vehicles, [r.p50_ms for r in steps], style, marker="o", label=f"{label} p50")
             axis.plot(vehicles, [r.p99_ms for r in steps], style, marker="s", label=f"{label} p99")
+        axis.set_xticks(sorted({r.vehicles for r in results if r.mode == mode}))
         threshold = next(r.threshold_ms for r in results if r.mode == mode)
         axis.axhline(threshold, color="grey", linewidth=0.8, linestyle=":", label="threshold")
         axis.set_yscale("log")
