@@ -6,14 +6,17 @@ Scripts talk to the hub only through its public HTTP/WebSocket API, like any cli
 from __future__ import annotations
 
 import os
+import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
@@ -33,9 +36,67 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+HUB_READY_TIMEOUT = 60.0
+HUB_STOP_TIMEOUT = 40.0
+POSTGRES_STOP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class HubHandle:
+    """A hub subprocess this script started: where it listens, its pid and its data dir."""
+
+    url: str
+    pid: int
+    data_dir: str
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit; return the new soft limit.
+
+    Child processes (the hub, generator workers) inherit the raised limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+        return target
+    return soft
+
+
+def stop_orphaned_postgres(data_dir: str) -> None:
+    """Stop the embedded PostgreSQL a hub left running in ``data_dir`` (e.g. it was killed).
+
+    The pid comes from the cluster's own ``postmaster.pid``, so only that server is signalled
+    (SIGINT: fast shutdown). Blocks up to 10 s for it to go.
+    """
+    pid_file = os.path.join(data_dir, "postgres", "postmaster.pid")
+    try:
+        with open(pid_file) as lines:
+            pid = int(lines.readline().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGINT)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + POSTGRES_STOP_TIMEOUT
+    while time.monotonic() < deadline and os.path.exists(pid_file):
+        time.sleep(0.1)
+
+
 @contextmanager
-def hub_process(*, rate_limits: bool = False) -> Iterator[str]:
-    """A ``tvm-hub serve`` subprocess on a free port (rate limits off unless asked for)."""
+def hub_server(
+    *, rate_limits: bool = False, extra_env: Mapping[str, str] | None = None
+) -> Iterator[HubHandle]:
+    """A ``tvm-hub serve`` subprocess on a free port (rate limits off unless asked for).
+
+    Blocks until ``/health/ready`` answers 200 (at most 60 s, else ``SystemExit``). On exit
+    the hub gets SIGTERM and up to 40 s to stop, then SIGKILL; an embedded PostgreSQL it left
+    running is stopped, and its data dir is removed.
+    """
     data_dir = tempfile.mkdtemp(prefix="tvm-bench-")
     port = free_port()
     env = {
@@ -47,13 +108,16 @@ def hub_process(*, rate_limits: bool = False) -> Iterator[str]:
         "TVM_ADMIN_PASSWORD": ADMIN[1],
         "TVM_LOG_LEVEL": "WARNING",
         "TVM_LOGIN_ATTEMPTS_PER_MINUTE": "100000",  # many simulated vehicles share one address
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "api.cli", "serve"]
     process = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HUB_READY_TIMEOUT
         while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"hub exited with code {process.returncode} before it was ready")
             try:
                 if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
                     break
@@ -61,12 +125,25 @@ def hub_process(*, rate_limits: bool = False) -> Iterator[str]:
                 pass
             time.sleep(0.2)
         else:
-            raise SystemExit("hub did not become ready in 60 s")
-        yield url
+            raise SystemExit(f"hub did not become ready in {HUB_READY_TIMEOUT:.0f} s")
+        yield HubHandle(url=url, pid=process.pid, data_dir=data_dir)
     finally:
         process.terminate()
-        process.wait(timeout=40)
+        try:
+            process.wait(timeout=HUB_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        if not os.environ.get("DATABASE_URL"):
+            stop_orphaned_postgres(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def hub_process(*, rate_limits: bool = False) -> Iterator[str]:
+    """A ``tvm-hub serve`` subprocess on a free port (rate limits off unless asked for)."""
+    with hub_server(rate_limits=rate_limits) as hub:
+        yield hub.url
 
 
 async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:

@@ -1,0 +1,94 @@
+"""What one generator process is asked to do in one step (picklable), and the step's timing.
+
+The orchestrator builds one :class:`StepPlan` per worker; the worker reports ready, receives
+the step's start time, and runs the mode. :func:`measured_window` is the single definition of
+which part of a step is measured, used by the workers and by the orchestrator's sampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scripts.capacity.timetable import Window
+
+MODES = ("rest", "ws", "fanout", "idle", "estop", "storm")
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A registered vehicle, its access token, and its place in the step (for its phase)."""
+
+    vehicle_id: str
+    token: str
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Durations of a step, in seconds, and how connections are opened."""
+
+    warmup: float = 5.0
+    seconds: float = 20.0
+    timeout: float = 10.0
+    ramp: float = 20.0
+    storm_window: float = 1.0
+    connect_timeout: float = 10.0
+    connect_concurrency: int = 64
+
+    def prepare_bound(self, vehicles: int) -> float:
+        """How long a worker may take to open its connections before the step starts."""
+        return 60.0 + vehicles / 20
+
+
+@dataclass(frozen=True, slots=True)
+class StepPlan:
+    """One worker's share of one step."""
+
+    mode: str
+    host: str
+    port: int
+    worker: int
+    run_id: str
+    population: int
+    vehicles: tuple[Credential, ...]
+    timing: Timing
+    sessions: int = 0
+    session_token: str = ""
+    targets: tuple[Credential, ...] = ()
+    operator_token: str = ""
+    estop_rate: float = 5.0
+    connections_per_vehicle: int = 4
+
+    @property
+    def host_header(self) -> str:
+        """The ``Host`` header value."""
+        return f"{self.host}:{self.port}"
+
+
+def measured_window(mode: str, timing: Timing, start_ms: int) -> Window:
+    """The measured part of a step that starts at ``start_ms``.
+
+    Steady modes (rest, ws, fanout, estop) measure ``seconds`` after ``warmup``. ``idle``
+    measures everything: the ramp, then the hold. ``storm`` measures the connect window, the
+    burst at its end, then ``seconds`` of holding the sockets.
+    """
+    if mode == "idle":
+        return Window(start_ms, start_ms + round((timing.ramp + timing.seconds) * 1000))
+    if mode == "storm":
+        return Window(start_ms, start_ms + round((timing.storm_window + timing.seconds) * 1000))
+    begin = start_ms + round(timing.warmup * 1000)
+    return Window(begin, begin + round(timing.seconds * 1000))
+
+
+def step_bound(mode: str, timing: Timing, vehicles: int) -> float:
+    """An upper bound on a whole step's wall time, in seconds (workers are stopped after it)."""
+    return (
+        timing.prepare_bound(vehicles)
+        + timing.warmup
+        + timing.seconds
+        + timing.ramp
+        + timing.storm_window
+        + timing.connect_timeout
+        + 2 * timing.timeout
+        + 30.0
+    )
