@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 
 import swagger_ui_bundle
 import trio
@@ -45,7 +46,7 @@ _DOC_ASSETS = "/docs/assets"
 
 
 class _HTTPConnection(TrioASGIHTTPConnection):
-    """Quart-Trio's HTTP connection, without the race that left keep-alive connections open.
+    """Quart-Trio's HTTP connection, without two races at the end of an answer.
 
     Hypercorn reports ``http.disconnect`` to the app while the app is still sending the last
     part of its answer (that is how it recycles a keep-alive connection); Quart-Trio then
@@ -53,20 +54,39 @@ class _HTTPConnection(TrioASGIHTTPConnection):
     keep-alive timer. Idle connections then never closed, and SIGTERM waited the whole
     graceful timeout for every idle client. A disconnect once the answer is being sent no
     longer cancels it; before that, it still cancels the handler as it should.
+
+    After a disconnect the answer stops being sent: once the client has gone, Hypercorn
+    closes the socket (``send_eof`` in its TCP server, outside the lock its own sends take),
+    and a part of the answer sent then was a second sender on the same stream — trio's
+    ``BusyResourceError`` in the log of every client that hung up after the headers (a slow
+    body's 408 read, then closed). The one sender left is Hypercorn's close.
     """
 
     _answering = False
+    _peer_gone = False
 
     async def handle_messages(  # type: ignore[override]
         self, nursery: trio.Nursery, request: Request, receive: ASGIReceiveCallable
     ) -> None:
         await ASGIHTTPConnection.handle_messages(self, request, receive)
+        self._peer_gone = True
         if not self._answering:
             nursery.cancel_scope.cancel()
 
     async def _send_response(self, send: ASGISendCallable, response: ResponseTypes) -> None:
         self._answering = True
-        await super()._send_response(send, response)
+
+        async def send_while_connected(message: Any) -> None:
+            if self._peer_gone:
+                return
+            try:
+                await send(message)
+            except trio.BusyResourceError:
+                # The client hung up while this part was on its way: Hypercorn is closing
+                # the socket, and nothing more of this answer can reach anyone.
+                self._peer_gone = True
+
+        await super()._send_response(send_while_connected, response)
 
 
 class _HubApp(QuartTrio):

@@ -55,6 +55,11 @@ async def settle_unread_body(response: Response) -> Response:
     """
     if not _has_body():
         return response
+    if response.status_code == 408:
+        # The body already failed to arrive within the body timeout: waiting for it again
+        # would only make the 408 later than TVM_BODY_TIMEOUT_SECONDS promises.
+        response.headers["Connection"] = "close"
+        return response
     with trio.move_on_after(UNREAD_BODY_WAIT):
         try:
             await request.body

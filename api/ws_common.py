@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
 
+import trio
 from quart import websocket
 
 from api.errors import answer_for
@@ -35,14 +37,34 @@ def socket_request_id() -> str:
     return request_id
 
 
+_PEER_GONE = (
+    trio.BusyResourceError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    ConnectionError,
+)
+
+
+async def close_socket(code: int, reason: str) -> None:
+    """Close the socket with ``code``, unless the peer closed it first.
+
+    When the client closes (say right after reading an ``error`` frame), Hypercorn answers
+    its close frame itself; a close of ours sent then was a second sender on the same
+    stream (``BusyResourceError``). Then there is nothing left to say, and nothing is sent.
+    """
+    with contextlib.suppress(*_PEER_GONE):
+        await websocket.close(code, reason)
+
+
 async def refuse(error: ContractError) -> None:
     """Send one ``error`` frame for ``error``, then close with its close code (CONTRACT §6.1).
 
-    The socket must be accepted already.
+    The socket must be accepted already. A peer that hangs up meanwhile is not an error.
     """
-    await websocket.send(json.dumps(ws_events.contract_error_frame(error)))
-    close_code = answer_for(error).close_code or REFUSED
-    await websocket.close(close_code, error.error)
+    with contextlib.suppress(*_PEER_GONE):
+        await websocket.send(json.dumps(ws_events.contract_error_frame(error)))
+        close_code = answer_for(error).close_code or REFUSED
+        await close_socket(close_code, error.error)
 
 
 async def authenticate_socket(codec: TokenCodec) -> Principal | None:

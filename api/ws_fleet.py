@@ -32,7 +32,7 @@ from actors.session.actor import (
 from actors.session.conflation import SessionLink
 from actors.sockets.connection import NORMAL, PeerGoneError, SocketPolicy, run_socket
 from api.bodies.reads import vehicle_summary
-from api.ws_common import authenticate_socket, refuse
+from api.ws_common import authenticate_socket, close_socket, refuse
 from hub.errors import ForbiddenError, InternalError, UnknownVehicleError
 from hub.runtime import ActorCrashedError, ActorRef, ActorStoppedError, Registry
 from hub.security import Principal, TokenCodec
@@ -164,7 +164,7 @@ async def serve_frontend(
             await services.actors.supervisor.stop_child(SESSION_KIND, identity.session_id)
         services.router.detach(identity.session_id)
     if reason != "peer closed":
-        await websocket.close(code, reason)
+        await close_socket(code, reason)
 
 
 async def _receive() -> str | bytes:

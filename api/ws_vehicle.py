@@ -20,7 +20,7 @@ from actors.sockets.connection import PeerGoneError, run_socket
 from actors.sockets.outbound import OutboundLink
 from actors.vehicle.messages import Report, ReportAccepted
 from api.context import HubServices
-from api.ws_common import authenticate_socket, refuse, socket_request_id
+from api.ws_common import authenticate_socket, close_socket, refuse, socket_request_id
 from hub.clock import format_timestamp, now_timestamp
 from hub.contract import ws_events
 from hub.contract.command_acks import CommandAck
@@ -110,7 +110,7 @@ async def serve_vehicle(services: HubServices, vehicle_id: str, link: OutboundLi
             link, receive=_receive, send=_send, on_frame=on_frame, policy=services.socket_policy
         )
         if reason != "peer closed":
-            await websocket.close(code, reason)
+            await close_socket(code, reason)
     finally:
         with trio.CancelScope(shield=True):
             await directory.disconnect(vehicle_id, link.link_id)

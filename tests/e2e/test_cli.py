@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trio
+from trio_websocket import open_websocket_url
 
 from storage import migrate
 from storage import testing as db
@@ -253,3 +255,59 @@ def report_location(
     assert report.status_code == 200, report.text
     assert report.json()["status"] == "ok"
     return body
+
+
+async def test_clients_that_hang_up_early_leave_no_error_in_the_log(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """Clients closing right after reading what they asked for: fifty slow bodies closed
+    after the 408's headers, fifty sockets closed after the ``auth_failed`` frame. Each used
+    to log an ERROR ``BusyResourceError`` (two senders on one socket) in a real hub."""
+    vehicle = printed_values(run_cli(env, "vehicle", "add", "wheelchair_042").stdout)
+    log = tmp_path / "serve.log"
+    with serving({**env, "TVM_BODY_TIMEOUT_SECONDS": "1"}, log) as (process, base_url):
+        await trio.to_thread.run_sync(wait_until_live, process, base_url, log)
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            login = await client.post(
+                "/api/v1/auth/token",
+                json={"client_id": vehicle["client_id"], "client_secret": vehicle["client_secret"]},
+            )
+        token = login.json()["access_token"]
+        port = int(base_url.rsplit(":", 1)[1])
+        answers: list[bytes] = []
+
+        async def slow_body_then_hang_up() -> None:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(
+                (
+                    "POST /api/v1/vehicle/wheelchair_042/location HTTP/1.1\r\nHost: hub\r\n"
+                    f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                    "Content-Length: 200\r\n\r\n{"
+                ).encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = await stream.receive_some(64)
+                if not chunk:
+                    break
+                head += chunk
+            await stream.aclose()
+            answers.append(head[:12])
+
+        async def bad_token_then_hang_up() -> None:
+            url = f"ws://127.0.0.1:{port}/ws/v1/vehicle/wheelchair_042?token=forged"
+            async with open_websocket_url(url) as socket:
+                answers.append((await socket.get_message()).encode()[:40])
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as clients:
+                for _ in range(50):
+                    clients.start_soon(slow_body_then_hang_up)
+                    clients.start_soon(bad_token_then_hang_up)
+            await trio.sleep(1.0)  # let the hub finish with the connections
+        process.send_signal(signal.SIGTERM)
+        await trio.to_thread.run_sync(process.wait, STOP_TIMEOUT)
+    assert answers.count(b"HTTP/1.1 408") == 50
+    assert sum(1 for answer in answers if b"auth_failed" in answer) == 50
+    errors = [line for line in log.read_text().splitlines() if '"level": "ERROR"' in line]
+    assert errors == [], errors[:3]
