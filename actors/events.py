@@ -24,21 +24,6 @@ class EventSink(Protocol):
         """An alert: to every admin and operator session, whatever they subscribed to."""
 
 
-class NullSink:
-    """An event sink that drops everything (tools and unit tests without frontends)."""
-
-    def vehicle_event(self, vehicle_id: str, event: dict[str, Any]) -> None:
-        """Drop it."""
-
-    def command_status(
-        self, vehicle_id: str, event: dict[str, Any], *, sender_session: str | None
-    ) -> None:
-        """Drop it."""
-
-    def alert(self, event: dict[str, Any]) -> None:
-        """Drop it."""
-
-
 class RecordingSink:
     """An event sink that keeps everything in lists (unit tests)."""
 

@@ -21,9 +21,10 @@ from actors.rate_limit import RateLimiter
 from actors.vehicle.registry import VehicleRegistry
 from api import serve
 from hub.config import ConfigError, Settings, load_settings
+from hub.contract.roles import PEOPLE_ROLES
 from hub.errors import ContractError
 from hub.logs import configure_logging
-from hub.security import PEOPLE_ROLES, TokenCodec
+from hub.security import TokenCodec
 from hub.simulator import options as simulator_options
 from storage import migrate
 from storage.database import StorageError, open_asyncio_bridge, open_database

@@ -9,10 +9,6 @@ from hub.errors import ForbiddenError, NotAuthenticatedError
 from hub.logs import bind_log_context
 from hub.security import Principal
 
-VIEWERS = ("viewer", "operator", "admin")
-OPERATORS = ("operator", "admin")
-ADMINS = ("admin",)
-
 
 def bearer_token() -> str:
     """The token of ``Authorization: Bearer …``; 401 ``missing_token`` without one."""

@@ -68,8 +68,6 @@ class Settings:
     db_pool_max: int = 20
     db_pool_timeout: float = 30 * SECONDS
     db_retry_delays: tuple[float, ...] = (1 * SECONDS, 2 * SECONDS, 4 * SECONDS)
-    writer_max_batch: int = 2000
-    writer_max_delay: float = 0.002 * SECONDS
     rate_limits: dict[str, RateLimit] = field(default_factory=_default_rate_limits)
     rate_limit_enabled: bool = True
     login_attempts_per_minute: int = 10
@@ -113,6 +111,10 @@ class Settings:
     def is_production(self) -> bool:
         """True when ``TVM_ENV=production``: stricter start checks apply."""
         return self.environment == "production"
+
+
+DEFAULTS = Settings()
+"""Every setting's default, written once (in :class:`Settings`)."""
 
 
 def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
@@ -214,8 +216,6 @@ def _existing_file(text: str) -> Path:
     return path
 
 
-_NO_ITEMS: tuple[str, ...] = ()
-
 
 def _list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
@@ -227,51 +227,20 @@ def _redis_url(text: str) -> str:
     return text
 
 
-def _operations(env: Mapping[str, str], data_dir: Path, environment: str) -> dict[str, object]:
-    """Settings of issue-4 operations: alerts, retention, logs, TLS, CORS."""
+def _tls_files(env: Mapping[str, str], environment: str) -> tuple[Path | None, Path | None, bool]:
+    """``TLS_CERT_FILE``/``TLS_KEY_FILE`` (both or neither) and whether a proxy terminates TLS;
+    production needs one or the other."""
     cert = _parse(env, "TLS_CERT_FILE", _existing_file, None)
     key = _parse(env, "TLS_KEY_FILE", _existing_file, None)
     if (cert is None) != (key is None):
         raise ConfigError("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
-    proxy = _parse(env, "TVM_TLS_TERMINATED_BY_PROXY", _bool, False)
+    proxy = _parse(env, "TVM_TLS_TERMINATED_BY_PROXY", _bool, DEFAULTS.tls_terminated_by_proxy)
     if environment == "production" and cert is None and not proxy:
         raise ConfigError(
             "TLS_CERT_FILE/TLS_KEY_FILE are required in production "
             "(or set TVM_TLS_TERMINATED_BY_PROXY=true behind a TLS proxy)"
         )
-    return {
-        "log_dir": _parse(env, "TVM_LOG_DIR", Path, None),
-        "log_files_kept": _parse(env, "TVM_LOG_FILES_KEPT", _positive_int, 10),
-        "command_ttl": _parse(env, "TVM_COMMAND_TTL_SECONDS", _positive_float, 600.0),
-        "command_ack_timeout": _parse(env, "TVM_COMMAND_ACK_TIMEOUT_SECONDS", _positive_float, 5.0),
-        "ping_interval": _parse(env, "TVM_WS_PING_INTERVAL_SECONDS", _positive_float, 30.0),
-        "pong_timeout": _parse(env, "TVM_WS_PONG_TIMEOUT_SECONDS", _positive_float, 10.0),
-        "redis_url": _parse(env, "REDIS_URL", _redis_url, None),
-        "smtp_host": _parse(env, "SMTP_HOST", str, None),
-        "smtp_port": _parse(env, "SMTP_PORT", _port, 25),
-        "smtp_from": _parse(env, "SMTP_FROM", str, "tvm-hub@localhost"),
-        "smtp_to": _parse(env, "SMTP_TO", _list, _NO_ITEMS),
-        "smtp_username": _parse(env, "SMTP_USERNAME", str, None),
-        "smtp_password": _parse(env, "SMTP_PASSWORD", str, None),
-        "smtp_starttls": _parse(env, "SMTP_STARTTLS", _bool, False),
-        "alert_escalation_after": _parse(
-            env, "TVM_ALERT_ESCALATION_SECONDS", _positive_float, 300.0
-        ),
-        "retention_time_utc": _parse(env, "TVM_RETENTION_TIME_UTC", _hour_minute, "02:00"),
-        "retention_locations_days": _parse(env, "TVM_RETENTION_LOCATIONS_DAYS", _positive_int, 30),
-        "retention_status_days": _parse(env, "TVM_RETENTION_STATUS_DAYS", _positive_int, 90),
-        "retention_audit_days": _parse(env, "TVM_RETENTION_AUDIT_DAYS", _positive_int, 90),
-        "archive_dir": _parse(env, "TVM_ARCHIVE_DIR", Path, data_dir / "archive"),
-        "tls_cert_file": cert,
-        "tls_key_file": key,
-        "tls_terminated_by_proxy": proxy,
-        "http_redirect_port": _parse(env, "TVM_HTTP_REDIRECT_PORT", _port, None),
-        "cors_origins": _parse(env, "CORS_ORIGINS", _list, _NO_ITEMS),
-        "body_timeout": _parse(env, "TVM_BODY_TIMEOUT_SECONDS", _positive_float, 30.0),
-        "websocket_max_message_bytes": _parse(
-            env, "TVM_WS_MAX_MESSAGE_BYTES", _positive_int, 1024 * 1024
-        ),
-    }
+    return cert, key, proxy
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -280,43 +249,95 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     Blocks only for the file access of the development JWT secret.
     """
     env = os.environ if env is None else env
-    environment = _parse(env, "TVM_ENV", str, "development")
+    environment = _parse(env, "TVM_ENV", str, DEFAULTS.environment)
     if environment not in ENVIRONMENTS:
         raise ConfigError(f"TVM_ENV={environment!r} is invalid: must be development or production")
-    data_dir = _parse(env, "TVM_DATA_DIR", Path, Path("./var")).resolve()
+    data_dir = _parse(env, "TVM_DATA_DIR", Path, DEFAULTS.data_dir).resolve()
     admin_username = env.get("TVM_ADMIN_USERNAME") or None
     admin_password = env.get("TVM_ADMIN_PASSWORD") or None
     if (admin_username is None) != (admin_password is None):
         raise ConfigError("TVM_ADMIN_USERNAME and TVM_ADMIN_PASSWORD must be set together")
     if admin_password is not None and len(admin_password) < 12:
         raise ConfigError("TVM_ADMIN_PASSWORD must be at least 12 characters")
-    pool_min = _parse(env, "TVM_DB_POOL_MIN", _positive_int, 5)
-    pool_max = _parse(env, "TVM_DB_POOL_MAX", _positive_int, 20)
+    pool_min = _parse(env, "TVM_DB_POOL_MIN", _positive_int, DEFAULTS.db_pool_min)
+    pool_max = _parse(env, "TVM_DB_POOL_MAX", _positive_int, DEFAULTS.db_pool_max)
     if pool_min > pool_max:
         raise ConfigError("TVM_DB_POOL_MIN must not exceed TVM_DB_POOL_MAX")
-    log_level = _parse(env, "TVM_LOG_LEVEL", str.upper, "INFO")
+    log_level = _parse(env, "TVM_LOG_LEVEL", str.upper, DEFAULTS.log_level)
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"TVM_LOG_LEVEL={log_level!r} is invalid: DEBUG, INFO, WARNING or ERROR")
+    jwt_secret = _jwt_secret(env, environment, data_dir)
+    cert, key, proxy = _tls_files(env, environment)
+    d = DEFAULTS
     return Settings(
-        host=_parse(env, "TVM_HOST", str, "127.0.0.1"),
-        port=_parse(env, "TVM_PORT", _port, 8000),
+        host=_parse(env, "TVM_HOST", str, d.host),
+        port=_parse(env, "TVM_PORT", _port, d.port),
         data_dir=data_dir,
         environment=environment,
-        database_url=_parse(env, "DATABASE_URL", _database_url, None),
-        jwt_secret=_jwt_secret(env, environment, data_dir),
-        jwt_issuer=_parse(env, "JWT_ISSUER", str, "tvm-hub"),
-        jwt_audience=_parse(env, "JWT_AUDIENCE", str, "tvm"),
-        access_token_ttl=_parse(env, "TVM_ACCESS_TOKEN_TTL_SECONDS", _positive_float, 24 * HOURS),
-        refresh_token_ttl=_parse(env, "TVM_REFRESH_TOKEN_TTL_SECONDS", _positive_float, 30 * DAYS),
+        database_url=_parse(env, "DATABASE_URL", _database_url, d.database_url),
+        jwt_secret=jwt_secret,
+        jwt_issuer=_parse(env, "JWT_ISSUER", str, d.jwt_issuer),
+        jwt_audience=_parse(env, "JWT_AUDIENCE", str, d.jwt_audience),
+        access_token_ttl=_parse(
+            env, "TVM_ACCESS_TOKEN_TTL_SECONDS", _positive_float, d.access_token_ttl
+        ),
+        refresh_token_ttl=_parse(
+            env, "TVM_REFRESH_TOKEN_TTL_SECONDS", _positive_float, d.refresh_token_ttl
+        ),
         admin_username=admin_username,
         admin_password=admin_password,
         db_pool_min=pool_min,
         db_pool_max=pool_max,
-        db_pool_timeout=_parse(env, "TVM_DB_POOL_TIMEOUT_SECONDS", _positive_float, 30.0),
+        db_pool_timeout=_parse(
+            env, "TVM_DB_POOL_TIMEOUT_SECONDS", _positive_float, d.db_pool_timeout
+        ),
         rate_limits=_rate_limits(env),
-        rate_limit_enabled=_parse(env, "TVM_RATE_LIMIT_ENABLED", _bool, True),
-        login_attempts_per_minute=_parse(env, "TVM_LOGIN_ATTEMPTS_PER_MINUTE", _positive_int, 10),
-        bulk_max_age=_parse(env, "TVM_BULK_MAX_AGE_DAYS", _positive_float, 30.0) * DAYS,
+        rate_limit_enabled=_parse(env, "TVM_RATE_LIMIT_ENABLED", _bool, d.rate_limit_enabled),
+        login_attempts_per_minute=_parse(
+            env, "TVM_LOGIN_ATTEMPTS_PER_MINUTE", _positive_int, d.login_attempts_per_minute
+        ),
+        bulk_max_age=_parse(env, "TVM_BULK_MAX_AGE_DAYS", _positive_float, d.bulk_max_age / DAYS)
+        * DAYS,
         log_level=log_level,
-        **_operations(env, data_dir, environment),  # type: ignore[arg-type]
+        log_dir=_parse(env, "TVM_LOG_DIR", Path, d.log_dir),
+        log_files_kept=_parse(env, "TVM_LOG_FILES_KEPT", _positive_int, d.log_files_kept),
+        command_ttl=_parse(env, "TVM_COMMAND_TTL_SECONDS", _positive_float, d.command_ttl),
+        command_ack_timeout=_parse(
+            env, "TVM_COMMAND_ACK_TIMEOUT_SECONDS", _positive_float, d.command_ack_timeout
+        ),
+        ping_interval=_parse(env, "TVM_WS_PING_INTERVAL_SECONDS", _positive_float, d.ping_interval),
+        pong_timeout=_parse(env, "TVM_WS_PONG_TIMEOUT_SECONDS", _positive_float, d.pong_timeout),
+        redis_url=_parse(env, "REDIS_URL", _redis_url, d.redis_url),
+        smtp_host=_parse(env, "SMTP_HOST", str, d.smtp_host),
+        smtp_port=_parse(env, "SMTP_PORT", _port, d.smtp_port),
+        smtp_from=_parse(env, "SMTP_FROM", str, d.smtp_from),
+        smtp_to=_parse(env, "SMTP_TO", _list, d.smtp_to),
+        smtp_username=_parse(env, "SMTP_USERNAME", str, d.smtp_username),
+        smtp_password=_parse(env, "SMTP_PASSWORD", str, d.smtp_password),
+        smtp_starttls=_parse(env, "SMTP_STARTTLS", _bool, d.smtp_starttls),
+        alert_escalation_after=_parse(
+            env, "TVM_ALERT_ESCALATION_SECONDS", _positive_float, d.alert_escalation_after
+        ),
+        retention_time_utc=_parse(
+            env, "TVM_RETENTION_TIME_UTC", _hour_minute, d.retention_time_utc
+        ),
+        retention_locations_days=_parse(
+            env, "TVM_RETENTION_LOCATIONS_DAYS", _positive_int, d.retention_locations_days
+        ),
+        retention_status_days=_parse(
+            env, "TVM_RETENTION_STATUS_DAYS", _positive_int, d.retention_status_days
+        ),
+        retention_audit_days=_parse(
+            env, "TVM_RETENTION_AUDIT_DAYS", _positive_int, d.retention_audit_days
+        ),
+        archive_dir=_parse(env, "TVM_ARCHIVE_DIR", Path, data_dir / "archive"),
+        tls_cert_file=cert,
+        tls_key_file=key,
+        tls_terminated_by_proxy=proxy,
+        http_redirect_port=_parse(env, "TVM_HTTP_REDIRECT_PORT", _port, d.http_redirect_port),
+        cors_origins=_parse(env, "CORS_ORIGINS", _list, d.cors_origins),
+        body_timeout=_parse(env, "TVM_BODY_TIMEOUT_SECONDS", _positive_float, d.body_timeout),
+        websocket_max_message_bytes=_parse(
+            env, "TVM_WS_MAX_MESSAGE_BYTES", _positive_int, d.websocket_max_message_bytes
+        ),
     )

@@ -17,10 +17,9 @@ import trio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from hub.contract.roles import ROLES
 from hub.errors import CredentialsRefusedError, NotAuthenticatedError
 
-ROLES = ("vehicle", "admin", "operator", "viewer")
-PEOPLE_ROLES = ("admin", "operator", "viewer")
 ALGORITHMS = ["HS256"]
 
 _hasher = PasswordHasher()

@@ -9,7 +9,7 @@ Pure string functions, no I/O. They accept every URL form the hub meets:
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 _SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
@@ -24,16 +24,6 @@ def asyncpg_dsn(dsn: str) -> str:
     if parts.scheme not in _SCHEMES:
         raise DsnError(f"not a postgresql:// URL: {redact(dsn)}")
     return urlunsplit(parts._replace(scheme="postgresql"))
-
-
-def database_name(dsn: str) -> str | None:
-    """The database a URL names (path, or a ``dbname=`` parameter), or ``None`` for the default."""
-    parts = urlsplit(asyncpg_dsn(dsn))
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in ("dbname", "database") and value:
-            return value
-    name = unquote(parts.path.lstrip("/"))
-    return name or None
 
 
 def with_database(dsn: str, name: str) -> str:

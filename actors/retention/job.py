@@ -42,7 +42,7 @@ from typing import IO, Any
 import trio
 
 from hub.clock import format_timestamp, utc_now
-from hub.config import Settings
+from hub.config import DEFAULTS, Settings
 from storage.database import Database, Row, StorageError
 from storage.queries import retention as retention_queries
 from storage.queries.retention import ArchivedTable
@@ -104,15 +104,18 @@ async def run_daily(
         due = next_run(max(wall_clock(), due + DAY), at)
 
 
+DEFAULT_RUN_AT = parse_time_of_day(DEFAULTS.retention_time_utc)
+
+
 @dataclass(frozen=True, slots=True)
 class RetentionPolicy:
     """When the job runs, what ages out, and where audit exports go."""
 
-    at: time = time(2, 0)
-    locations_age: timedelta = timedelta(days=30)
-    status_age: timedelta = timedelta(days=90)
-    audit_age: timedelta = timedelta(days=90)
-    archive_dir: Path = Path("./var/archive")
+    at: time = DEFAULT_RUN_AT
+    locations_age: timedelta = timedelta(days=DEFAULTS.retention_locations_days)
+    status_age: timedelta = timedelta(days=DEFAULTS.retention_status_days)
+    audit_age: timedelta = timedelta(days=DEFAULTS.retention_audit_days)
+    archive_dir: Path = DEFAULTS.data_dir / "archive"
     batch_size: int = BATCH_SIZE
 
     @classmethod

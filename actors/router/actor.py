@@ -27,6 +27,7 @@ from typing import Any
 
 import trio
 
+from hub.contract.roles import STAFF
 from hub.logs import reset_log_context
 from hub.runtime import Inbox, Reply
 
@@ -37,7 +38,7 @@ ROUTER_KEY = "main"
 ROUTER_MAILBOX_SIZE = 50_000
 OVERFLOW_CAPACITY = 10_000
 ALL_VEHICLES = "*"
-STAFF_ROLES = frozenset({"admin", "operator"})
+STAFF_ROLES = frozenset(STAFF)
 _NOBODY: frozenset[str] = frozenset()
 
 Event = dict[str, Any]

@@ -8,12 +8,13 @@ from quart_schema import document_request, document_response, tag
 from actors.accounts import VehicleCredentials
 from api.bodies.reads import audit_item
 from api.context import HubServices
-from api.guard import ADMINS, require_role
+from api.guard import require_role
 from api.paging import optional_cursor, page_body, parse_limit
 from api.request_body import json_body
 from api.responses import json_response
 from hub.contract import admin as admin_models
 from hub.contract import responses
+from hub.contract.roles import ADMINS
 from hub.contract.validation import parse_model
 
 

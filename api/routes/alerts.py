@@ -10,11 +10,12 @@ from quart_schema import document_response, tag
 from api.bodies.reads import alert_item
 from api.context import HubServices
 from api.filters import flag, severity_filter, vehicle_filter
-from api.guard import OPERATORS, VIEWERS, require_role
+from api.guard import require_role
 from api.paging import optional_cursor, page_body, parse_limit
 from api.responses import json_response
 from hub.contract import responses
 from hub.contract.alerts import AlertItem, AlertPage
+from hub.contract.roles import READERS, STAFF
 
 
 def register(app: Quart, services: HubServices) -> None:
@@ -27,7 +28,7 @@ def register(app: Quart, services: HubServices) -> None:
         """Alerts newest first. ``open=true`` for unacknowledged ones only (``false``: only
         acknowledged ones); filters ``vehicle_id``, ``severity``; ``limit`` (≤ 10 000, default
         100) and ``cursor`` (the previous page's ``next_cursor``)."""
-        require_role(services, VIEWERS)
+        require_role(services, READERS)
         args = request.args
         limit = parse_limit(args.get("limit"))
         rows = await services.alerts.page(
@@ -49,7 +50,7 @@ def register(app: Quart, services: HubServices) -> None:
     async def acknowledge_alert(alert_id: str) -> Response:
         """Acknowledge an alert (operator or admin): records who and when, and stops its
         escalation. Acknowledging again answers 200 with the first acknowledgement."""
-        principal = require_role(services, OPERATORS)
+        principal = require_role(services, STAFF)
         return json_response(
             alert_item(await services.alerts.acknowledge(alert_id, principal.subject))
         )

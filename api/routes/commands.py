@@ -13,7 +13,7 @@ from actors.vehicle.command_desk import MAX_SENDS
 from actors.vehicle.messages import CommandOrigin, CommandStatus
 from api.bodies.reads import command_item
 from api.context import HubServices
-from api.guard import OPERATORS, VIEWERS, require_role
+from api.guard import require_role
 from api.paging import parse_limit
 from api.request_body import json_body
 from api.responses import json_response
@@ -24,6 +24,7 @@ from hub.contract.commands import (
     FleetEmergencyStop,
     parse_command,
 )
+from hub.contract.roles import READERS, STAFF
 from hub.contract.validation import parse_json_object, validate_model
 from hub.errors import ContractError, InvalidInputError
 from hub.security import Principal
@@ -73,7 +74,7 @@ def register(app: Quart, services: HubServices) -> None:
     async def post_command(vehicle_id: str) -> Response:
         """Send a command. Waits for the vehicle's answer unless ``?wait=false``; 202 when the
         vehicle is offline and the command is queued."""
-        principal = require_role(services, OPERATORS)
+        principal = require_role(services, STAFF)
         command = parse_command(await json_body())
         if command.vehicle_id is not None and command.vehicle_id != vehicle_id:
             raise InvalidInputError(
@@ -91,7 +92,7 @@ def register(app: Quart, services: HubServices) -> None:
     @tag(["commands"])
     async def list_commands(vehicle_id: str) -> Response:
         """A vehicle's commands, newest first (``limit``)."""
-        require_role(services, VIEWERS)
+        require_role(services, READERS)
         limit = parse_limit(request.args.get("limit"))
         rows = await services.reads.commands(vehicle_id, limit=limit)
         return json_response({"items": [command_item(row) for row in rows]})
@@ -100,13 +101,13 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(responses.ErrorBody, 404)
     async def get_command(command_id: str) -> Response:
         """One command and its status."""
-        require_role(services, VIEWERS)
+        require_role(services, READERS)
         return json_response(command_item(await services.reads.command(command_id)))
 
     @tag(["commands"])
     async def fleet_emergency_stop() -> Response:
         """Stop every vehicle named (``["*"]``: all): each answers executed, queued or timeout."""
-        principal = require_role(services, OPERATORS)
+        principal = require_role(services, STAFF)
         body = validate_model(
             FleetEmergencyStop, parse_json_object(await json_body(), clean_text=True)
         )

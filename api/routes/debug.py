@@ -6,8 +6,9 @@ from quart import Quart, Response
 from quart_schema import tag
 
 from api.context import HubServices
-from api.guard import ADMINS, require_role
+from api.guard import require_role
 from api.responses import json_response
+from hub.contract.roles import ADMINS
 
 
 def register(app: Quart, services: HubServices) -> None:

@@ -16,7 +16,7 @@ from actors.missions import Caller
 from api.bodies.reads import battery_health_body, mission_item, reservation_item
 from api.context import HubServices
 from api.filters import mission_status_filter, reservation_status_filter, vehicle_filter
-from api.guard import OPERATORS, VIEWERS, require_role
+from api.guard import require_role
 from api.paging import optional_cursor, page_body, parse_limit, parse_query_timestamp
 from api.request_body import json_body
 from api.responses import json_response
@@ -30,6 +30,7 @@ from hub.contract.reservations import (
     ReservationPage,
     ReservationUpdate,
 )
+from hub.contract.roles import READERS, STAFF
 from hub.contract.validation import parse_model
 from hub.security import Principal
 
@@ -46,7 +47,7 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(responses.ErrorBody, 404)
     async def battery_health(vehicle_id: str) -> Response:
         """Charge cycles (100 % of SoC discharged = one) and the resting-voltage trend."""
-        require_role(services, VIEWERS)
+        require_role(services, READERS)
         state = await services.vehicles.battery_health(vehicle_id)
         return json_response(battery_health_body(state))
 
@@ -55,7 +56,7 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(responses.ErrorBody, 400)
     async def list_missions() -> Response:
         """Missions newest first: ``vehicle_id``, ``status``, ``limit`` (≤ 10 000), ``cursor``."""
-        require_role(services, VIEWERS)
+        require_role(services, READERS)
         args = request.args
         limit = parse_limit(args.get("limit"))
         rows = await services.missions.missions(
@@ -74,7 +75,7 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(responses.ErrorBody, 404)
     async def get_mission(mission_id: str) -> Response:
         """One mission and its reservation, if it carries one out."""
-        require_role(services, VIEWERS)
+        require_role(services, READERS)
         return json_response(mission_item(await services.missions.mission(mission_id)))
 
     @tag(["reservations"])
@@ -83,7 +84,7 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(responses.ErrorBody, 400)
     async def create_reservation() -> Response:
         """Book a transport; the answer's ``mission_id`` is the id to dispatch it with."""
-        principal = require_role(services, OPERATORS)
+        principal = require_role(services, STAFF)
         body = parse_model(ReservationCreate, await json_body())
         item = reservation_item(await services.missions.create(body, _caller(principal)))
         headers = {"Location": f"/api/v1/reservations/{item['reservation_id']}"}
@@ -95,7 +96,7 @@ def register(app: Quart, services: HubServices) -> None:
     async def list_reservations() -> Response:
         """Reservations soonest first: ``status``, ``vehicle_id``, ``from``/``to`` (scheduled
         time), ``limit`` (≤ 10 000), ``cursor``."""
-        require_role(services, VIEWERS)
+        require_role(services, READERS)
         args = request.args
         limit = parse_limit(args.get("limit"))
         rows = await services.missions.reservations(
@@ -119,7 +120,7 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(responses.ErrorBody, 404)
     async def get_reservation(reservation_id: str) -> Response:
         """One reservation, with its mission's status once dispatched."""
-        require_role(services, VIEWERS)
+        require_role(services, READERS)
         return json_response(reservation_item(await services.missions.reservation(reservation_id)))
 
     @tag(["reservations"])
@@ -129,7 +130,7 @@ def register(app: Quart, services: HubServices) -> None:
     async def update_reservation(reservation_id: str) -> Response:
         """Change the time, the vehicle (null unassigns) or the status: pending → confirmed →
         completed, cancelled from either; confirmed → pending reopens it."""
-        principal = require_role(services, OPERATORS)
+        principal = require_role(services, STAFF)
         body = parse_model(ReservationUpdate, await json_body())
         row = await services.missions.update(reservation_id, body, _caller(principal))
         return json_response(reservation_item(row))
@@ -139,7 +140,7 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(responses.ErrorBody, 400)
     async def cancel_reservation(reservation_id: str) -> Response:
         """Cancel a reservation (the row is kept, with status ``cancelled``)."""
-        principal = require_role(services, OPERATORS)
+        principal = require_role(services, STAFF)
         row = await services.missions.cancel(reservation_id, _caller(principal))
         return json_response(reservation_item(row))
 

@@ -10,10 +10,11 @@ from quart_schema import document_response, tag
 from actors.fleet_reads import HISTORY_PATHS
 from api.bodies.reads import history_item, vehicle_summary
 from api.context import HubServices
-from api.guard import VIEWERS, require_role
+from api.guard import require_role
 from api.paging import optional_cursor, page_body, parse_limit, parse_query_timestamp
 from api.responses import json_response
 from hub.contract import responses
+from hub.contract.roles import READERS
 from hub.errors import NotFoundError
 
 
@@ -24,7 +25,7 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(responses.VehicleList, 200)
     async def list_vehicles() -> Response:
         """Every registered vehicle with its latest state."""
-        require_role(services, VIEWERS)
+        require_role(services, READERS)
         rows = await services.reads.fleet()
         connected = await services.router.connected_vehicles()
         vehicles = [vehicle_summary(row, connected=row["vehicle_id"] in connected) for row in rows]
@@ -35,7 +36,7 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(responses.ErrorBody, 404)
     async def get_vehicle(vehicle_id: str) -> Response:
         """One vehicle with its latest state."""
-        require_role(services, VIEWERS)
+        require_role(services, READERS)
         row = await services.reads.vehicle(vehicle_id)
         connected = vehicle_id in await services.router.connected_vehicles()
         return json_response(vehicle_summary(row, connected=connected))
@@ -45,7 +46,7 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(responses.ErrorBody, 400)
     async def history(vehicle_id: str, kind: str) -> Response:
         """History newest first: ``from``, ``to``, ``limit`` (≤ 10 000), ``cursor``."""
-        require_role(services, VIEWERS)
+        require_role(services, READERS)
         telemetry_kind = HISTORY_PATHS.get(kind)
         if telemetry_kind is None:
             raise NotFoundError()

@@ -8,7 +8,6 @@ from hub.contract.auth import (
     GrantType,
     OAuthErrorBody,
     RefreshRequest,
-    Role,
     TokenRequest,
     TokenResponse,
 )
@@ -33,6 +32,7 @@ from hub.contract.responses import (
     VehicleList,
     VehicleSummary,
 )
+from hub.contract.roles import Role
 from hub.contract.telemetry import (
     TELEMETRY_MODELS,
     Battery,

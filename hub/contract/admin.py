@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import ConfigDict, Field
 
 from hub.contract.base import VEHICLE_ID_PATTERN, ResponseModel, WireModel
+from hub.contract.roles import PersonRole
 
-UserRole = Literal["admin", "operator", "viewer"]
+UserRole = PersonRole
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.@-]{3,64}$"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"

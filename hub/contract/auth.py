@@ -8,9 +8,9 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from hub.contract.base import ResponseModel, WireModel
+from hub.contract.roles import Role
 
 GrantType = Literal["client_credentials", "password"]
-Role = Literal["vehicle", "admin", "operator", "viewer"]
 
 # Which credential fields each grant uses; the others must be absent.
 GRANT_FIELDS: dict[GrantType, tuple[str, str]] = {

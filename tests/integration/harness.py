@@ -7,12 +7,13 @@ gracefully at the end; requests go over TCP with httpx, exactly as a vehicle's w
 from __future__ import annotations
 
 import dataclasses
+import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import trio
@@ -24,6 +25,8 @@ from hub.config import Settings
 JWT_SECRET = "test-secret-" + "x" * 40
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-for-tests"
+
+T = TypeVar("T")
 
 
 def timestamp(offset_seconds: float = 0.0) -> str:
@@ -222,6 +225,41 @@ async def running_hub(database_url: str, **overrides: Any) -> AsyncIterator[Runn
             hub.admin_token = login.json()["access_token"]
             yield hub
         stop.set()
+
+
+async def until(
+    probe: Callable[[], Awaitable[T]],
+    ready: Callable[[T], bool],
+    *,
+    what: str,
+    seconds: float = 10.0,
+) -> T:
+    """Call ``probe`` until ``ready`` accepts what it returns (some writes are made after the
+    answer a test got); after ``seconds`` fail saying what was awaited and what was seen."""
+    seen: list[T] = []
+    with trio.move_on_after(seconds):
+        while True:
+            value = await probe()
+            if ready(value):
+                return value
+            seen[:] = [value]
+            await trio.sleep(0.05)
+    raise AssertionError(f"waited {seconds:g} s for {what}; last seen: {seen[-1:]!r:.1000}")
+
+
+async def frames_until(
+    socket: Any, frame_type: str, *, seconds: float = 10.0
+) -> list[dict[str, Any]]:
+    """Frames from ``socket`` up to and including the first of ``frame_type``; after
+    ``seconds`` fail saying which frames came instead."""
+    frames: list[dict[str, Any]] = []
+    with trio.move_on_after(seconds):
+        while True:
+            frames.append(json.loads(await socket.get_message()))
+            if frames[-1].get("type") == frame_type:
+                return frames
+    kinds = [frame.get("type") for frame in frames]
+    raise AssertionError(f"waited {seconds:g} s for a {frame_type} frame; came: {kinds}")
 
 
 class Timeline:

@@ -36,6 +36,7 @@ from storage.redis_channels import REDIS_ALERT_CHANNEL
 from tests.integration.harness import (
     RunningHub,
     error_body,
+    frames_until,
     location_body,
     running_hub,
     timestamp,
@@ -422,14 +423,6 @@ async def next_frame(ws: Any) -> dict[str, Any]:
     with trio.fail_after(10):
         frame: dict[str, Any] = json.loads(await ws.get_message())
     return frame
-
-
-async def frames_until(ws: Any, frame_type: str) -> list[dict[str, Any]]:
-    """Frames up to and including the first of ``frame_type``."""
-    frames = [await next_frame(ws)]
-    while frames[-1]["type"] != frame_type:
-        frames.append(await next_frame(ws))
-    return frames
 
 
 async def test_unreachable_redis_is_logged_and_alerts_still_reach_staff_and_the_list(

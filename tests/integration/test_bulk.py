@@ -411,3 +411,35 @@ async def test_out_of_order_history_leaves_the_newest_record_current(database_ur
             low = await hub.post(vehicle, "battery", battery_body(soc=14, ts=timestamp()))
             assert low.status_code == 200, low.text
             assert await fetch(hub, "SELECT 1 FROM alerts WHERE kind LIKE 'battery%'") == []
+
+
+async def test_a_batch_that_fails_on_its_second_table_stores_nothing(database_url: str) -> None:
+    """Bulk atomicity rests on the Writer's one transaction per batch: when the database
+    refuses the batch half-way (here a trigger refuses the status rows, after the location
+    rows were inserted), nothing of it stays stored, the caller is told, and it is not
+    retried as if the database were down."""
+    from storage.testing import execute_script
+
+    await trio.to_thread.run_sync(
+        execute_script,
+        database_url,
+        "CREATE FUNCTION refuse_status() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;"
+        " CREATE TRIGGER refuse_status BEFORE INSERT ON vehicle_status"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_status()",
+    )
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            vehicle = await hub.register_vehicle("wheelchair_001")
+            messages = mixed(10, oldest_seconds_ago=600)
+            assert {item["type"] for item in messages} >= {"location", "status"}
+            started = trio.current_time()
+            answer = await hub.post(vehicle, "bulk", upload(vehicle, messages))
+            waited = trio.current_time() - started
+            assert answer.status_code == 500, answer.text
+            assert answer.json()["error"] == "internal_error"
+            assert "refused by the test" not in answer.text
+            assert waited < 1.0, "a refusal of the data must not wait out the outage retries"
+            assert sum((await counts(hub, "wheelchair_001")).values()) == 0
+            health = await hub.client.get("/health")
+            assert health.json()["status"] == "ok"

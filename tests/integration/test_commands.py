@@ -17,7 +17,14 @@ import httpx
 import trio
 from trio_websocket import WebSocketConnection
 
-from tests.integration.harness import RunningHub, Vehicle, running_hub, status_body, timestamp
+from tests.integration.harness import (
+    RunningHub,
+    Vehicle,
+    running_hub,
+    status_body,
+    timestamp,
+    until,
+)
 from tests.integration.test_vehicle_socket import (
     db_fetch,
     open_socket,
@@ -92,25 +99,13 @@ async def get_command(hub: RunningHub, command_id: str) -> dict[str, Any]:
     return body
 
 
-async def until(
-    probe: Callable[[], Awaitable[T]], ready: Callable[[T], bool], seconds: float = 10.0
-) -> T:
-    """Call ``probe`` until ``ready`` accepts what it returns; fail after ``seconds``.
-
-    Status, mission and audit writes are made after the REST answer, so a read right after it
-    may still see the previous status.
-    """
-    with trio.fail_after(seconds):
-        while True:
-            value = await probe()
-            if ready(value):
-                return value
-            await trio.sleep(0.05)
-
-
 async def eventually_status(hub: RunningHub, command_id: str, status: str) -> dict[str, Any]:
     """The stored command once it shows ``status``."""
-    return await until(lambda: get_command(hub, command_id), lambda c: c["status"] == status)
+    return await until(
+        lambda: get_command(hub, command_id),
+        lambda c: c["status"] == status,
+        what=f"command {command_id} stored as {status}",
+    )
 
 
 async def while_vehicle_answers(
@@ -208,6 +203,7 @@ async def test_dispatch_round_trip_answers_with_the_vehicles_ack(database_url: s
                     hub, "SELECT * FROM missions WHERE mission_id = $1", "mission_67890"
                 ),
                 lambda rows: bool(rows) and rows[0]["status"] == "accepted",
+                what="mission_67890 accepted",
             )
             [mission] = missions
             assert mission["vehicle_id"] == VEHICLE_ID
@@ -403,6 +399,7 @@ async def emergency_stop_audits(hub: RunningHub, count: int) -> list[dict[str, A
             hub, "SELECT * FROM audit_logs WHERE action = 'emergency_stop' ORDER BY audit_id"
         ),
         lambda rows: len(rows) >= count,
+        what=f"{count} emergency stop audit rows",
     )
 
 
@@ -476,7 +473,9 @@ async def test_an_emergency_stop_record_shows_its_send_and_its_answer(database_u
                 assert stop.status_code == 200 and stop.json()["status"] == "executed"
             command_id = stop.json()["command_id"]
             stored = await until(
-                lambda: get_command(hub, command_id), lambda c: c["acked_at"] is not None
+                lambda: get_command(hub, command_id),
+                lambda c: c["acked_at"] is not None,
+                what=f"the ack of {command_id} stored",
             )
             assert stored["status"] == "executed"
             assert stored["ack"]["status"] == "executed"
@@ -682,6 +681,7 @@ async def test_fleet_emergency_stop_reports_each_vehicle(database_url: str) -> N
                     hub, "SELECT * FROM alerts WHERE kind = 'emergency_stop_unconfirmed'"
                 ),
                 bool,
+                what="an emergency_stop_unconfirmed alert",
             )
             [alert] = alerts
             assert alert["vehicle_id"] == "wheelchair_003"

@@ -53,4 +53,3 @@ async def test_a_websocket_frame_over_the_size_limit_closes_the_socket(database_
                     while True:
                         await socket.get_message()
             assert closed.value.reason.code == 1009
-

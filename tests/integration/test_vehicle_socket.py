@@ -397,3 +397,14 @@ async def test_debug_actors_shows_the_connection_to_admins_only(database_url: st
                     if row["connection"] == "disconnected":
                         break
                     await trio.sleep(0.05)
+
+
+async def test_a_vehicle_token_cannot_open_the_fleet_socket(database_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url) as hub:
+            vehicle = await hub.register_vehicle("wheelchair_001")
+            url = hub.base_url.replace("http", "ws") + f"/ws/v1/fleet?token={vehicle.token}"
+            async with open_websocket_url(url) as ws:
+                closed, frames = await close_code(ws)
+            assert closed == 4005, (closed, frames)
+            assert [(frame["type"], frame["code"]) for frame in frames] == [("error", "forbidden")]

@@ -69,3 +69,50 @@ def test_admin_needs_both_name_and_password(tmp_path: Path) -> None:
 def test_rate_limits_are_configurable(tmp_path: Path) -> None:
     settings = load_settings(_env(tmp_path, TVM_RATE_LOCATION="2/10"))
     assert settings.rate_limits["location"] == RateLimit(2.0, 10)
+
+
+def test_operational_defaults_are_the_documented_ones(tmp_path: Path) -> None:
+    """The figures README and .env.example promise (each default is written once, in
+    ``hub.config.Settings``; the retention policy and the actors take them from there)."""
+    from datetime import time, timedelta
+
+    from actors.retention.job import RetentionPolicy
+
+    settings = load_settings(_env(tmp_path))
+    assert (settings.command_ack_timeout, settings.command_ttl) == (5.0, 600.0)
+    assert (settings.ping_interval, settings.pong_timeout) == (30.0, 10.0)
+    assert settings.alert_escalation_after == 300.0
+    assert settings.body_timeout == 30.0
+    assert settings.bulk_max_age == timedelta(days=30).total_seconds()
+    policy = RetentionPolicy.from_settings(settings)
+    assert policy.at == time(2, 0)
+    assert (policy.locations_age, policy.status_age, policy.audit_age) == (
+        timedelta(days=30),
+        timedelta(days=90),
+        timedelta(days=90),
+    )
+    assert policy.archive_dir == tmp_path.resolve() / "archive"
+    assert RetentionPolicy(archive_dir=policy.archive_dir) == policy
+
+
+def test_retention_settings_reach_the_policy(tmp_path: Path) -> None:
+    from datetime import time, timedelta
+
+    from actors.retention.job import RetentionPolicy
+
+    settings = load_settings(
+        _env(
+            tmp_path,
+            TVM_RETENTION_TIME_UTC="03:30",
+            TVM_RETENTION_LOCATIONS_DAYS="7",
+            TVM_RETENTION_STATUS_DAYS="14",
+            TVM_RETENTION_AUDIT_DAYS="365",
+        )
+    )
+    policy = RetentionPolicy.from_settings(settings)
+    assert policy.at == time(3, 30)
+    assert (policy.locations_age, policy.status_age, policy.audit_age) == (
+        timedelta(days=7),
+        timedelta(days=14),
+        timedelta(days=365),
+    )
