@@ -230,8 +230,14 @@ async def serve_hub(
                 service_nursery.cancel_scope.cancel()  # HTTP is done: stop every actor
 
             binds = await service_nursery.start(serve_http)
+            base = binds[0]
             logger.info(
-                "TVM Hub listening on %s (API docs at /docs, health at /health)", ", ".join(binds)
+                "TVM Hub listening on %s — API docs %s/docs, WebSocket protocol %s/asyncapi.json,"
+                " health %s/health",
+                ", ".join(binds),
+                base,
+                base,
+                base,
             )
             task_status.started(binds)
         with trio.CancelScope(shield=True):
