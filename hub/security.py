@@ -9,6 +9,8 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,19 +95,43 @@ class Principal:
         return self.role == "vehicle"
 
 
-class TokenCodec:
-    """Issues and verifies access tokens with a pinned algorithm, issuer and audience."""
+VERIFIED_CACHE_SIZE = 20_000
+"""Tokens whose signature and claims were checked, kept so a vehicle's every report does not
+pay the full check again (LRU; a token longer than :data:`CACHEABLE_TOKEN_LENGTH` is not kept)."""
+CACHEABLE_TOKEN_LENGTH = 2048
 
-    def __init__(self, secret: str, *, issuer: str, audience: str, ttl_seconds: float) -> None:
+
+class TokenCodec:
+    """Issues and verifies access tokens with a pinned algorithm, issuer and audience.
+
+    A token verified once is remembered (bounded LRU, keyed by the whole token text) with its
+    expiry: a later :meth:`verify` of the same text answers from memory until the token
+    expires, then checks it in full again (and refuses it). The key is the exact text, so a
+    token changed by one character is checked in full.
+    """
+
+    def __init__(
+        self,
+        secret: str,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: float,
+        cache_size: int = VERIFIED_CACHE_SIZE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._secret = secret
         self._issuer = issuer
         self._audience = audience
         self.ttl_seconds = int(ttl_seconds)
         self._kid = hashlib.sha256(secret.encode()).hexdigest()[:8]
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cache_size = cache_size
+        self._clock = clock
 
     def issue(self, *, subject: str, role: str, vehicle_id: str | None = None) -> str:
         """A signed JWT for ``subject`` with the contract's claims."""
-        now = int(time.time())
+        now = int(self._clock())
         claims: dict[str, Any] = {
             "sub": subject,
             "role": role,
@@ -121,6 +147,21 @@ class TokenCodec:
 
     def verify(self, token: str) -> Principal:
         """The caller behind a token, or a 401 ``invalid_token`` / ``token_expired``."""
+        known = self._verified.get(token)
+        if known is not None:
+            principal, expires_at = known
+            if self._clock() < expires_at:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, expires_at = self._verify_in_full(token)
+        if len(token) <= CACHEABLE_TOKEN_LENGTH:
+            self._verified[token] = (principal, expires_at)
+            if len(self._verified) > self._cache_size:
+                self._verified.popitem(last=False)
+        return principal
+
+    def _verify_in_full(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -128,13 +169,20 @@ class TokenCodec:
                 algorithms=ALGORITHMS,
                 audience=self._audience,
                 issuer=self._issuer,
-                options={"require": ["exp", "iat", "sub", "iss", "aud", "jti"]},
+                # Expiry is checked below on this codec's clock, the one the cache uses.
+                options={
+                    "require": ["exp", "iat", "sub", "iss", "aud", "jti"],
+                    "verify_exp": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise NotAuthenticatedError("token_expired", "Token has expired") from None
         except jwt.PyJWTError:
             raise NotAuthenticatedError("invalid_token", "Invalid token") from None
-        return _principal(claims)
+        expires_at = claims.get("exp")
+        if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
+            raise NotAuthenticatedError("invalid_token", "Invalid token")
+        if self._clock() >= expires_at:
+            raise NotAuthenticatedError("token_expired", "Token has expired")
+        return _principal(claims), float(expires_at)
 
 
 def _principal(claims: dict[str, Any]) -> Principal:
