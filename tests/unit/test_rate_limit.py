@@ -13,7 +13,10 @@ import trio
 import trio.testing
 
 from actors.rate_limit import Decision, RateLimiter
+from api.bodies.telemetry import quota_headers
+from api.errors import error_headers
 from hub.config import RateLimit, Settings
+from hub.errors import RateLimitedError
 
 VEHICLE = "wheelchair_001"
 OTHER = "wheelchair_002"
@@ -44,6 +47,11 @@ def drain(buckets: RateLimiter, kind: str, key: str = VEHICLE) -> list[Decision]
         if not decision.allowed:
             return decisions
         assert len(decisions) <= 1000, "the bucket never ran dry"
+
+
+def headers(decision: Decision) -> dict[str, str]:
+    """The headers the edge answers a decision with: the quota, or the 429's."""
+    return quota_headers(decision) if decision.allowed else error_headers(decision.refusal())
 
 
 async def sleep_until(start: float, seconds: float) -> None:
@@ -192,14 +200,22 @@ async def test_headers_count_down_and_reset_is_epoch_seconds(
     after = time.time()
     assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0]
     for decision in decisions[:-1]:
-        headers = decision.headers()
-        assert set(headers) == {
+        answered = headers(decision)
+        assert set(answered) == {
             "X-RateLimit-Limit",
             "X-RateLimit-Remaining",
             "X-RateLimit-Reset",
         }
-        assert headers["X-RateLimit-Limit"] == "5"
-    refused = decisions[-1].headers()
+        assert answered["X-RateLimit-Limit"] == "5"
+    refusal = decisions[-1].refusal()
+    assert isinstance(refusal, RateLimitedError)
+    assert (refusal.error, refusal.retry_after, refusal.limit, refusal.remaining) == (
+        "rate_limit_exceeded",
+        1,
+        5,
+        0,
+    )
+    refused = headers(decisions[-1])
     assert refused["Retry-After"] == "1"
     assert refused["X-RateLimit-Remaining"] == "0"
     # Full again 5 s after the burst (virtual time stood still meanwhile).
@@ -214,7 +230,7 @@ async def test_disabled_limiter_lets_everything_through(
     for kind in CONTRACT_LIMITS:
         decisions = [buckets.take(kind, VEHICLE) for _ in range(100)]
         assert all(decision.allowed for decision in decisions), kind
-        assert all("Retry-After" not in d.headers() for d in decisions)
+        assert all("Retry-After" not in headers(d) for d in decisions)
 
 
 async def test_configured_limits_are_used(autojump_clock: trio.testing.MockClock) -> None:

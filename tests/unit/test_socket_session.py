@@ -23,11 +23,11 @@ from actors.sockets.connection import (
     PeerGoneError,
     SocketPolicy,
     _FloodMeter,
-    decode_json,
     run_socket,
 )
 from actors.sockets.outbound import OutboundLink
-from hub.errors import ContractError
+from hub.contract.validation import decode_json
+from hub.errors import ContractError, InvalidInputError
 
 GUARD = 600.0  # virtual seconds: every test here runs on autojump_clock
 
@@ -86,7 +86,7 @@ class Handler:
     async def __call__(self, raw: str | bytes) -> None:
         frame = decode_json(raw)
         if not isinstance(frame, dict) or frame.get("type") not in self.KNOWN:
-            raise ContractError(400, "invalid_message", "Unknown message type", field="type")
+            raise InvalidInputError("invalid_message", "Unknown message type", field="type")
         self.handled.append((self._peer.now(), frame["type"]))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.vehicle.registry import STATE_MEMORY, VehicleState
+from actors.vehicle.state import STATE_MEMORY, VehicleState
 from actors.vehicle.transitions import (
     PHASES,
     STATES,
@@ -13,7 +13,8 @@ from actors.vehicle.transitions import (
     check_phase_transition,
     check_state_transition,
 )
-from hub.errors import ContractError
+from api.errors import answer_for
+from hub.errors import InvalidInputError
 
 # The contract's table: from → allowed to, besides itself, error and emergency_stop.
 CONTRACT_SUCCESSORS = {
@@ -27,15 +28,19 @@ CONTRACT_SUCCESSORS = {
 ALWAYS = {"error", "emergency_stop"}
 
 
-def refused(current: str | None, new: str, before_stop: str | None = None) -> ContractError:
-    with pytest.raises(ContractError) as caught:
+def refused(current: str | None, new: str, before_stop: str | None = None) -> InvalidInputError:
+    """The refusal of a state transition: a 400, nothing stored."""
+    with pytest.raises(InvalidInputError) as caught:
         check_state_transition(current, new, before_stop=before_stop)
+    assert answer_for(caught.value).status == 400
     return caught.value
 
 
-def refused_phase(current: str | None, new: str) -> ContractError:
-    with pytest.raises(ContractError) as caught:
+def refused_phase(current: str | None, new: str) -> InvalidInputError:
+    """The refusal of a docking phase transition: a 400, nothing stored."""
+    with pytest.raises(InvalidInputError) as caught:
         check_phase_transition(current, new)
+    assert answer_for(caught.value).status == 400
     return caught.value
 
 
@@ -59,7 +64,6 @@ def test_every_pair_is_accepted_or_refused_as_the_table_says(current: str, new: 
         check_state_transition(current, new, before_stop=None)
         return
     error = refused(current, new)
-    assert error.status == 400
     assert error.error == "invalid_state_transition"
     assert error.field == "state"
     assert error.received_value == new
@@ -118,7 +122,6 @@ def test_backward_phase_is_refused(position: int) -> None:
     current = PHASES[position]
     for new in PHASES[:position]:
         error = refused_phase(current, new)
-        assert error.status == 400
         assert error.error == "invalid_phase_transition"
         assert error.field == "phase"
         assert error.details == {
@@ -169,7 +172,7 @@ def test_a_vehicle_that_never_reported_has_no_known_state() -> None:
 def test_forgotten_state_lets_any_state_through() -> None:
     vehicle = VehicleState("wheelchair_001", state="charging", state_accepted_at=0.0)
     # charging → navigating is refused while the hub remembers the charging report…
-    with pytest.raises(ContractError):
+    with pytest.raises(InvalidInputError):
         check_state_transition(vehicle.known_state(60.0), "navigating", before_stop=None)
     # …and accepted once the vehicle has been silent for more than five minutes.
     check_state_transition(vehicle.known_state(301.0), "navigating", before_stop=None)

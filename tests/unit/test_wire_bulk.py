@@ -22,6 +22,7 @@ from hub.contract import (
     wire_text,
 )
 from hub.errors import ContractError
+from tests.unit.wire_examples import assert_bad_request
 
 NOW = datetime(2025, 12, 16, 10, 30, 45, 123000, tzinfo=UTC)
 MAX_AGE = timedelta(days=30)
@@ -65,7 +66,7 @@ def parse(raw: bytes, **options: Any) -> ParsedBulk:
 def refused(raw: bytes, **options: Any) -> ContractError:
     with pytest.raises(ContractError) as refusal:
         parse(raw, **options)
-    assert refusal.value.status == 400
+    assert_bad_request(refusal.value)
     return refusal.value
 
 

@@ -31,7 +31,7 @@ from hub.contract.commands import (
 )
 from hub.contract.validation import validate_model
 from hub.errors import ContractError
-from tests.unit.wire_examples import DELETE, examples, set_path
+from tests.unit.wire_examples import DELETE, assert_bad_request, examples, set_path
 
 NOW = datetime(2025, 12, 16, 10, 30, 45, 123456, tzinfo=UTC)
 
@@ -52,7 +52,8 @@ def refused(body: Any, **options: Any) -> ContractError:
     with pytest.raises(ContractError) as raw_refusal:
         parse_command(json.dumps(body).encode(), **options)
     data_error, raw_error = data_refusal.value, raw_refusal.value
-    assert data_error.status == 400
+    assert_bad_request(data_error)
+    assert_bad_request(raw_error)
     assert (data_error.error, data_error.field, data_error.message) == (
         raw_error.error,
         raw_error.field,

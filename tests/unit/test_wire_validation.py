@@ -24,7 +24,14 @@ from hub.contract import (
     wire_text,
 )
 from hub.errors import ContractError
-from tests.unit.wire_examples import DELETE, encode, example, refused, with_change
+from tests.unit.wire_examples import (
+    DELETE,
+    assert_bad_request,
+    encode,
+    example,
+    refused,
+    with_change,
+)
 
 NOW = datetime(2025, 12, 16, 10, 30, 45, 123000, tzinfo=UTC)
 
@@ -281,7 +288,8 @@ def test_the_live_window_refuses_beyond_its_edges(offset: timedelta, words: str)
     with pytest.raises(ContractError) as refusal:
         check_live_timestamp(moment, NOW, raw=wire_text(moment))
     error = refusal.value
-    assert (error.status, error.error, error.field) == (400, "invalid_timestamp", "timestamp")
+    assert_bad_request(error)
+    assert (error.error, error.field) == ("invalid_timestamp", "timestamp")
     assert error.received_value == wire_text(moment)
     assert words in error.message
     assert error.details == {"server_time": "2025-12-16T10:30:45.123Z"}
@@ -331,10 +339,12 @@ def test_the_bulk_window_uses_the_given_age() -> None:
 def test_malformed_json_is_invalid_json(raw: bytes) -> None:
     with pytest.raises(ContractError) as refusal:
         parse_json_object(raw)
-    assert (refusal.value.status, refusal.value.error) == (400, "invalid_json")
+    assert_bad_request(refusal.value)
+    assert refusal.value.error == "invalid_json"
     with pytest.raises(ContractError) as refusal:
         parse_model(LocationUpdate, raw)
-    assert (refusal.value.status, refusal.value.error) == (400, "invalid_json")
+    assert_bad_request(refusal.value)
+    assert refusal.value.error == "invalid_json"
 
 
 @pytest.mark.parametrize("raw", [b"[]", b"1", b'"text"', b"null", b"true"])

@@ -43,6 +43,7 @@ from hub.contract.ws import (
     welcome,
 )
 from hub.errors import ContractError, InvalidInputError, RateLimitedError
+from tests.unit.wire_examples import assert_bad_request
 
 TS = EXAMPLE_TIMESTAMP
 KINDS: list[TelemetryKind] = ["location", "status", "battery", "error", "docking"]
@@ -69,14 +70,14 @@ def frame_text(body: dict[str, Any]) -> str:
 def vehicle_refusal(raw: str | bytes) -> ContractError:
     with pytest.raises(ContractError) as refusal:
         parse_vehicle_frame(raw)
-    assert refusal.value.status == 400
+    assert_bad_request(refusal.value)
     return refusal.value
 
 
 def frontend_refusal(raw: str | bytes, **options: Any) -> ContractError:
     with pytest.raises(ContractError) as refusal:
         parse_frontend_frame(raw, **options)
-    assert refusal.value.status == 400
+    assert_bad_request(refusal.value)
     return refusal.value
 
 
@@ -405,7 +406,7 @@ def test_error_frames() -> None:
         "code": "invalid_json",
         "message": "Malformed JSON: x",
     }
-    limited = contract_error_frame(RateLimitedError(2, {}))
+    limited = contract_error_frame(RateLimitedError(2, limit=5, remaining=0, reset_epoch=0))
     assert (limited["code"], limited["retry_after"]) == ("rate_limit_exceeded", 2)
     conforms(limited)
 

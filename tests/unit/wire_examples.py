@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from api.errors import answer_for
 from hub.contract.validation import parse_model, validate_model
-from hub.errors import ContractError
+from hub.errors import ContractError, InvalidInputError
 
 DELETE = object()
 """Passed as a value to :func:`set_path`: remove the key instead."""
@@ -48,6 +49,12 @@ def with_change(model: type[BaseModel], path: str, value: Any) -> dict[str, Any]
     return set_path(example(model), path, value)
 
 
+def assert_bad_request(error: ContractError) -> None:
+    """The contract refused what the client sent: InvalidInputError, answered 400."""
+    assert isinstance(error, InvalidInputError), repr(error)
+    assert answer_for(error).status == 400
+
+
 def encode(body: Any) -> bytes:
     """JSON bytes of a body, as a client sends it."""
     return json.dumps(body).encode()
@@ -60,7 +67,8 @@ def refused(model: type[BaseModel], body: Any) -> ContractError:
     with pytest.raises(ContractError) as data_refusal:
         validate_model(model, body)
     raw_error, data_error = raw_refusal.value, data_refusal.value
-    assert raw_error.status == 400
+    assert_bad_request(raw_error)
+    assert_bad_request(data_error)
     assert (raw_error.error, raw_error.field, raw_error.message, raw_error.details) == (
         data_error.error,
         data_error.field,
