@@ -1,29 +1,38 @@
 """Battery health accumulators (TVM-API-BAT-003): equivalent full cycles and the
-resting-voltage trend, and when the service saves them (on ``autojump_clock``).
+resting-voltage trend, and when a vehicle's telemetry lane saves them (on ``autojump_clock``,
+with an in-memory store).
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
+from actors.rate_limit import Decision
 from actors.vehicle.battery_health import (
-    BatteryHealthService,
     BatteryHealthState,
     DailyVoltage,
-    health_body,
+    SaveSchedule,
     observe,
     state_from_row,
+    stored_samples,
     voltage_trend,
 )
+from actors.vehicle.messages import ReportAccepted, StateSeen
+from actors.vehicle.telemetry import LaneFlush, LaneHealth, LaneJob, LaneReport, TelemetryLane
+from api.bodies.reads import battery_health_body
 from hub.contract.telemetry import Battery, BatteryUpdate
+from hub.runtime import Reply
 from storage.database import StorageUnavailableError
-from storage.queries import battery_health as health_queries
+from tests.unit.fakes import MemoryVehicleStore, RecordingPublisher
 
 START = datetime(2025, 12, 16, 8, 0, tzinfo=UTC)
 HANG_GUARD = 3600.0  # virtual seconds
@@ -167,7 +176,7 @@ def test_health_body_and_row_round_trip() -> None:
             reading(24 * 60, 75.0, current=0.5, voltage=52.5),
         ],
     )
-    body = health_body("wheelchair_001", state)
+    body = battery_health_body(state)
     assert body == {
         "vehicle_id": "wheelchair_001",
         "cycle_count": 1,
@@ -181,23 +190,24 @@ def test_health_body_and_row_round_trip() -> None:
         },
         "updated_at": "2025-12-17T08:00:00.000Z",
     }
+    samples = stored_samples(state)
+    assert samples == [
+        {"date": sample.day.isoformat(), "volts": sample.volts, "count": sample.count}
+        for sample in state.resting_voltage
+    ]
     row = {
         "discharge_accumulated_percent": state.discharge_accumulated_percent,
         "last_soc": state.last_soc,
         "last_charging": state.last_charging,
-        "resting_voltage_samples": json.dumps(
-            [
-                {"date": sample.day.isoformat(), "volts": sample.volts, "count": sample.count}
-                for sample in state.resting_voltage
-            ]
-        ),
+        "resting_voltage_samples": json.dumps(samples),
         "updated_at": state.updated_at,
     }
     assert state_from_row("wheelchair_001", row) == state
 
 
 def test_a_vehicle_without_readings_has_an_empty_health() -> None:
-    assert health_body("wheelchair_009", None) == {
+    assert state_from_row("wheelchair_009", None) == BatteryHealthState("wheelchair_009")
+    assert battery_health_body(BatteryHealthState("wheelchair_009")) == {
         "vehicle_id": "wheelchair_009",
         "cycle_count": 0,
         "discharge_accumulated_percent": 0.0,
@@ -206,63 +216,160 @@ def test_a_vehicle_without_readings_has_an_empty_health() -> None:
     }
 
 
-class FakeHealthTable:
-    """Stands in for storage.queries.battery_health: records saves, can fail."""
-
-    def __init__(self) -> None:
-        self.saves: list[tuple[float, dict[str, Any]]] = []
-        self.fail = False
-
-    async def load(self, database: object, vehicle_id: str) -> None:
-        return None
-
-    async def save(self, database: object, **values: Any) -> bool:
-        if self.fail:
-            raise StorageUnavailableError("connection refused")
-        self.saves.append((trio.current_time(), values))
-        return True
+QUOTA = Decision(allowed=True, limit=2, remaining=1, reset_epoch=0, retry_after=1)
 
 
-@pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> FakeHealthTable:
-    fake = FakeHealthTable()
-    monkeypatch.setattr(health_queries, "load", fake.load)
-    monkeypatch.setattr(health_queries, "save", fake.save)
-    return fake
+@dataclass
+class Lane:
+    """A vehicle's telemetry lane serving jobs as its actor hands them over."""
+
+    lane: TelemetryLane
+    store: MemoryVehicleStore
+    jobs: trio.MemorySendChannel[LaneJob]
+    start: float
+
+    async def report(self, record: BatteryUpdate) -> ReportAccepted:
+        reply: Reply[ReportAccepted] = Reply()
+        await self.jobs.send(LaneReport(record, QUOTA, None, reply))
+        return await reply.wait()
+
+    async def flush(self) -> None:
+        reply: Reply[None] = Reply()
+        await self.jobs.send(LaneFlush(reply))
+        await reply.wait()
+
+    async def health(self) -> BatteryHealthState:
+        reply: Reply[BatteryHealthState] = Reply()
+        await self.jobs.send(LaneHealth(reply))
+        return await reply.wait()
+
+    def save_times(self) -> list[float]:
+        return [saved.at - self.start for saved in self.store.battery_saves]
 
 
-async def test_service_saves_at_most_once_a_minute_and_at_once_on_a_new_cycle(
-    autojump_clock: trio.testing.MockClock, table: FakeHealthTable
+@asynccontextmanager
+async def open_lane(
+    store: MemoryVehicleStore, *, save_interval: float = 60.0
+) -> AsyncIterator[Lane]:
+    async def tell_control(message: StateSeen) -> None:
+        raise AssertionError(f"a battery reading told the control task {message}")
+
+    lane = TelemetryLane(
+        "v1",
+        store=store,
+        publisher=RecordingPublisher(),
+        known_error_codes=(),
+        tell_control=tell_control,
+        save_interval=save_interval,
+    )
+    send, receive = trio.open_memory_channel[LaneJob](10)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lane.serve, receive)
+        yield Lane(lane, store, send, trio.current_time())
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_lane_saves_at_most_once_a_minute_and_at_once_on_a_new_cycle(
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
-    database: Any = None
-    service = BatteryHealthService(database, save_interval=60.0)
-    begin = trio.current_time()
+    store = MemoryVehicleStore()
     with trio.fail_after(HANG_GUARD):
-        await service.observe("v1", reading(0, 100.0))  # first reading: saved at once
-        for step in range(1, 24):  # one reading every 5 s, 1 % each
+        async with open_lane(store) as lane:
+            await lane.report(reading(0, 100.0))  # first reading: saved at once
+            for step in range(1, 24):  # one reading every 5 s, 1 % each
+                await trio.sleep(5)
+                await lane.report(reading(step / 12, 100.0 - step))
             await trio.sleep(5)
-            await service.observe("v1", reading(step / 12, 100.0 - step))
-        await trio.sleep(5)
-        await service.observe("v1", reading(2, 0.0))  # completes a cycle: saved at once
-        await service.observe("v1", reading(2.01, 0.0))  # unchanged level: waits
-        await service.flush()
-    times = [moment - begin for moment, _ in table.saves]
-    assert times == [0.0, 60.0, 120.0, 120.0]
-    assert [values["cycle_count"] for _, values in table.saves] == [0, 0, 1, 1]
-    assert table.saves[-1][1]["updated_at"] == START + timedelta(minutes=2.01)
+            await lane.report(reading(2, 0.0))  # completes a cycle: saved at once
+            await lane.report(reading(2.01, 0.0))  # unchanged level: waits
+            await lane.flush()
+    assert lane.save_times() == [0.0, 60.0, 120.0, 120.0]
+    assert [saved.value.cycle_count for saved in store.battery_saves] == [0, 0, 1, 1]
+    assert store.battery_saves[-1].value.updated_at == START + timedelta(minutes=2.01)
 
 
-async def test_service_survives_a_database_outage(
-    autojump_clock: trio.testing.MockClock, table: FakeHealthTable
+async def test_the_lane_saves_a_completed_cycle_before_the_minute_is_up(
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
-    database: Any = None
-    service = BatteryHealthService(database, save_interval=60.0)
+    store = MemoryVehicleStore()
     with trio.fail_after(HANG_GUARD):
-        table.fail = True
-        await service.observe("v1", reading(0, 90.0))  # save fails: logged, not raised
-        await service.observe("v1", reading(1, 80.0))
-        table.fail = False
-        await service.flush()
-    assert len(table.saves) == 1
-    assert table.saves[0][1]["discharge_accumulated_percent"] == pytest.approx(10.0)
-    assert (await service.health("v1"))["discharge_accumulated_percent"] == 10.0
+        async with open_lane(store) as lane:
+            await lane.report(reading(0, 100.0))
+            await trio.sleep(10)
+            await lane.report(reading(1, 50.0))  # half a cycle, 10 s after a save: waits
+            await trio.sleep(10)
+            await lane.report(reading(2, 0.0))  # the cycle completes at 20 s: saved now
+            await trio.sleep(10)
+            await lane.report(reading(3, 0.0))  # nothing new but the time: waits
+    assert lane.save_times() == [0.0, 20.0]
+    assert [saved.value.cycle_count for saved in store.battery_saves] == [0, 1]
+
+
+async def test_the_lane_survives_a_database_outage(autojump_clock: trio.testing.MockClock) -> None:
+    store = MemoryVehicleStore()
+    store.fail_next("save_battery_health", 2, StorageUnavailableError("connection refused"))
+    with trio.fail_after(HANG_GUARD):
+        async with open_lane(store) as lane:
+            await lane.report(reading(0, 90.0))  # save fails: logged, the report still answered
+            await lane.report(reading(1, 80.0))  # fails again
+            await lane.flush()
+            health = await lane.health()
+    assert len(store.calls_of("save_battery_health")) == 3
+    [saved] = store.battery_saves
+    assert saved.value.discharge_accumulated_percent == pytest.approx(10.0)
+    assert battery_health_body(health)["discharge_accumulated_percent"] == 10.0
+
+
+async def test_a_resent_reading_is_not_counted_twice_by_the_lane(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = MemoryVehicleStore()
+    with trio.fail_after(HANG_GUARD):
+        async with open_lane(store) as lane:
+            await lane.report(reading(0, 90.0))
+            first = await lane.report(reading(1, 80.0))
+            again = await lane.report(reading(1, 80.0))
+            health = await lane.health()
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert health.discharge_accumulated_percent == pytest.approx(10.0)
+
+
+# --- SaveSchedule: when a changed state is saved ------------------------------------------
+
+
+def counted(
+    state: BatteryHealthState, schedule: SaveSchedule, item: BatteryUpdate, now: float
+) -> bool:
+    """Count a reading as the lane does; whether the schedule says to save now."""
+    cycles = state.cycle_count
+    last_day = state.resting_voltage[-1].day if state.resting_voltage else None
+    assert observe(state, item)
+    return schedule.observed(cycles_before=cycles, last_day_before=last_day, state=state, now=now)
+
+
+def test_a_state_never_saved_is_saved_at_once() -> None:
+    schedule = SaveSchedule(interval=60.0)
+    assert (schedule.saved_at, schedule.unsaved) == (-math.inf, False)
+    assert counted(BatteryHealthState("v1"), schedule, reading(0, 90.0), now=5.0)
+    assert schedule.unsaved
+
+
+@pytest.mark.parametrize(("seconds", "due"), [(59.999, False), (60.0, True), (61.0, True)])
+def test_a_changed_state_waits_until_the_interval_is_up(seconds: float, due: bool) -> None:
+    state, schedule = BatteryHealthState("v1"), SaveSchedule(interval=60.0)
+    counted(state, schedule, reading(0, 90.0), now=0.0)
+    schedule.saved(0.0)
+    assert not schedule.unsaved
+    assert counted(state, schedule, reading(1, 89.0), now=seconds) is due
+    assert schedule.unsaved
+
+
+def test_a_completed_cycle_or_a_new_resting_day_is_saved_at_once() -> None:
+    state, schedule = BatteryHealthState("v1"), SaveSchedule(interval=60.0)
+    counted(state, schedule, reading(0, 100.0, current=0.0), now=0.0)  # day 1 at rest
+    schedule.saved(0.0)
+    assert counted(state, schedule, reading(1, 60.0), now=1.0) is False
+    assert counted(state, schedule, reading(2, 0.0), now=2.0) is True  # cycle 1 completes
+    schedule.saved(2.0)
+    assert counted(state, schedule, reading(3, 0.0, current=0.0), now=3.0) is False  # same day
+    assert counted(state, schedule, reading(24 * 60, 0.0, current=0.0), now=4.0) is True

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
 from actors.router.actor import (
+    ROUTER_KEY,
+    ROUTER_KIND,
     Attach,
+    PublishEvent,
     ReplayLimits,
     RouterState,
     SessionHandle,
     Subscribe,
-    start_router,
 )
+from actors.router.sink import RouterSink, start_router
 from hub.contract import ws_events
 from hub.runtime.testing import open_registry
 
 GUARD = 600.0  # virtual seconds: every test runs on autojump_clock
 MINUTE = 60.0
+TIME = "2025-12-16T10:30:45.123Z"
 
 
 def FROZEN() -> float:
@@ -28,17 +33,21 @@ def FROZEN() -> float:
 
 
 class Peer:
-    """A session as the Router sees it: a deliver function that records frames."""
+    """A session as the Router sees it: deliver and close functions that record what they get."""
 
     def __init__(self, session_id: str, role: str = "viewer") -> None:
         self.frames: list[dict[str, Any]] = []
+        self.closed: list[tuple[int, str]] = []
         self.alive = True
-        self.handle = SessionHandle(session_id, role, self.deliver)
+        self.handle = SessionHandle(session_id, role, self.deliver, self.close)
 
     def deliver(self, frame: dict[str, Any]) -> bool:
         if self.alive:
             self.frames.append(frame)
         return self.alive
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed.append((code, reason))
 
     def types(self) -> list[str]:
         return [frame["type"] for frame in self.frames]
@@ -330,7 +339,9 @@ async def test_a_full_mailbox_drops_telemetry_but_keeps_statuses_in_order(
 ) -> None:
     with trio.fail_after(GUARD):
         async with open_registry() as registry:
-            sink = await start_router(registry, mailbox_size=3)
+            sink = await start_router(
+                registry, lambda: RouterState(seq_origin=1000), mailbox_size=3
+            )
             peer = Peer("s1", "operator")
             await sink.ref.ask(lambda reply: Attach(peer.handle, reply))
             await sink.ref.ask(lambda reply: Subscribe("s1", ("v1",), None, reply))
@@ -351,5 +362,91 @@ async def test_a_full_mailbox_drops_telemetry_but_keeps_statuses_in_order(
             assert sink.dropped == 2
             assert peer.types() == [*["command_status"] * 5, "vehicle_connection", "alert"]
             assert [f["command_id"] for f in peer.frames[:5]] == [f"cmd_{n}" for n in range(5)]
-            assert [f["seq"] for f in peer.frames[5:]] == [1, 2]
+            assert [f["seq"] for f in peer.frames[5:]] == [1001, 1002]
             assert registry.snapshot()[0]["overflow"] == 0
+
+
+async def attached(sink: RouterSink, *peers: Peer) -> None:
+    for peer in peers:
+        handle = peer.handle
+        await sink.ref.ask(lambda reply: Attach(handle, reply))  # noqa: B023  # asked at once
+
+
+async def test_the_router_answers_whether_staff_is_online_and_which_vehicles_are_connected(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(GUARD):
+        async with open_registry() as registry:
+            sink = await start_router(registry)
+            viewer, operator = Peer("s1", "viewer"), Peer("s2", "operator")
+            await attached(sink, viewer)
+            assert await sink.staff_online() is False  # a viewer does not handle alerts
+            await attached(sink, operator)
+            assert await sink.staff_online() is True
+            sink.detach("s2")
+            assert await sink.staff_online() is False
+
+            for vehicle_id, connected in (("v1", True), ("v2", True), ("v1", False)):
+                sink.vehicle_event(
+                    vehicle_id, ws_events.vehicle_connection(vehicle_id, connected, TIME, seq=0)
+                )
+            assert await sink.connected_vehicles() == {"v2"}
+
+
+async def test_a_router_that_does_not_answer_means_no_staff_online(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(GUARD):
+        async with open_registry() as registry:
+            sink = await start_router(registry)
+            await attached(sink, Peer("s1", "admin"))
+            await registry.supervisor.stop_child(ROUTER_KIND, ROUTER_KEY)
+            started = trio.current_time()
+            assert await sink.staff_online() is False
+            assert await sink.connected_vehicles() == frozenset()
+            assert trio.current_time() == started  # a stopped Router answers at once
+
+
+async def test_a_stopped_router_closes_every_session_with_1001(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(GUARD):
+        async with open_registry() as registry:
+            sink = await start_router(registry)
+            first, second = Peer("s1", "operator"), Peer("s2")
+            await attached(sink, first, second)
+            await registry.supervisor.stop_child(ROUTER_KIND, ROUTER_KEY)
+            assert first.closed == second.closed == [(1001, "server going away")]
+
+
+async def test_a_crashed_router_closes_every_session_with_1011_and_restarts_knowing_none(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    origins = iter([1000, 5000])
+    with trio.fail_after(GUARD):
+        async with open_registry() as registry:
+            sink = await start_router(registry, lambda: RouterState(seq_origin=next(origins)))
+            old = Peer("s1", "operator")
+            await attached(sink, old)
+            await sink.ref.ask(lambda reply: Subscribe("s1", ("v1",), None, reply))
+            sink.vehicle_event("v1", location("v1"))
+            await trio.testing.wait_all_tasks_blocked()
+            assert old.seqs() == [1001]
+
+            sink.ref.tell_nowait(PublishEvent("v1", None))  # type: ignore[arg-type]  # a bug
+            await trio.testing.wait_all_tasks_blocked()
+            assert old.closed == [(1011, "internal error")]
+
+            await trio.sleep(1)  # past the restart backoff
+            [router] = registry.supervisor.children()
+            assert (router.restarts, router.running) == (1, True)
+            with pytest.raises(LookupError):  # its sessions must attach again
+                await sink.ref.ask(lambda reply: Subscribe("s1", ("v1",), None, reply))
+            assert await sink.staff_online() is False
+            again = Peer("s1", "operator")
+            await attached(sink, again)
+            await sink.ref.ask(lambda reply: Subscribe("s1", ("v1",), {"v1": 1001}, reply))
+            sink.vehicle_event("v1", location("v1"))
+            await trio.testing.wait_all_tasks_blocked()
+            assert again.seqs() == [5001]  # numbered above anything the old one gave
+            assert old.seqs() == [1001]

@@ -17,18 +17,25 @@ import pytest
 import trio
 import trio.testing
 
-from actors.router.actor import RouterSink, start_router
-from actors.session.actor import SESSION_KIND, SessionActor, SessionIdentity, frame_handler
+from actors.router.actor import RouterState
+from actors.router.sink import RouterSink, start_router
+from actors.session.actor import (
+    SESSION_KIND,
+    Inbound,
+    SessionActor,
+    SessionIdentity,
+    SessionMessage,
+    frame_handler,
+)
 from actors.session.conflation import SessionLink
 from actors.sockets.connection import FrameHandler
-from actors.vehicle.command_desk import PendingCommand
-from actors.vehicle.messages import CommandOrigin
-from actors.vehicle.offline_queue import QueuedCommand
+from actors.vehicle.messages import CommandOrigin, CommandStatus
 from hub.contract import ws_events
 from hub.contract.commands import AnyCommand
 from hub.errors import ConflictError, ContractError, UnavailableError, UnknownVehicleError
-from hub.runtime import Registry
+from hub.runtime import ActorRef, Registry
 from hub.runtime.testing import open_registry
+from tests.unit.fakes import closed_with
 
 GUARD = 600.0  # virtual seconds: every test runs on autojump_clock
 SESSION = "sess_0123456789abcdef"
@@ -62,21 +69,21 @@ class FakeDirectory:
 
     async def send_command(
         self, vehicle_id: str, command: AnyCommand, origin: CommandOrigin
-    ) -> PendingCommand:
+    ) -> CommandStatus:
         self.sent.append((vehicle_id, command, origin))
         if self.hold is not None and command.type != "emergency_stop":
             await self.hold.wait()
         if self.error is not None:
             raise self.error
         assert command.command_id is not None and command.timestamp is not None
-        queued = QueuedCommand(command.command_id, command.type, {}, command.timestamp)
-        return PendingCommand(queued, origin.session_id)
+        return CommandStatus(command.command_id, vehicle_id, "sent", None, settled=False)
 
 
 @dataclass
 class Harness:
     registry: Registry
     router: RouterSink
+    session: ActorRef[SessionMessage]
     link: SessionLink
     on_frame: FrameHandler
     directory: FakeDirectory
@@ -108,7 +115,7 @@ async def open_session(
     snapshot: FakeSnapshot | None = None,
 ) -> AsyncIterator[Harness]:
     async with open_registry() as registry:
-        router = await start_router(registry)
+        router = await start_router(registry, lambda: RouterState(seq_origin=0))
         link = SessionLink(label=SESSION)
         identity = SessionIdentity(SESSION, "alice", role, bound_vehicle_id)
         directory = FakeDirectory()
@@ -121,7 +128,7 @@ async def open_session(
 
         session = await registry.get_or_start(SESSION_KIND, SESSION, new_session)
         on_frame = frame_handler(session, link, bound_vehicle_id=bound_vehicle_id)
-        yield Harness(registry, router, link, on_frame, directory)
+        yield Harness(registry, router, session, link, on_frame, directory)
 
 
 def location(vehicle_id: str) -> dict[str, Any]:
@@ -395,3 +402,21 @@ async def test_describe_shows_the_session_and_its_subscriptions_die_with_it(
 
             router = harness.registry.snapshot()[0]
             assert (router["kind"], router["sessions"], router["subscriptions"]) == ("router", 0, 0)
+
+
+async def test_a_stopped_session_closes_its_socket_with_1001(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(GUARD):
+        async with open_session("operator") as harness:
+            await harness.registry.supervisor.stop_child(SESSION_KIND, SESSION)
+            assert await closed_with(harness.link) == (1001, "server going away")
+
+
+async def test_a_crashed_session_closes_its_socket_with_1011(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(GUARD):
+        async with open_session("operator") as harness:
+            await harness.session.tell(Inbound(object()))  # type: ignore[arg-type]  # a bug
+            assert await closed_with(harness.link) == (1011, "internal_error")
