@@ -16,6 +16,7 @@ import trio
 import trio.testing
 
 from actors.retention.job import RetentionJob, RetentionPolicy, RetentionSummary, next_run
+from tests.unit.waiting import waiting_for
 
 DAY = 86_400.0
 HANG_GUARD = 10 * DAY  # virtual seconds: the autojump clock gets there only if a test is stuck
@@ -77,12 +78,13 @@ class ScriptedJob(RetentionJob):
 async def run_until(job: ScriptedJob, passes: int) -> datetime:
     """Run the job until it has started ``passes`` passes; return its first due time."""
     job.wanted = passes
-    with trio.fail_after(HANG_GUARD):
+    with waiting_for(f"{passes} passes to start", lambda: job.wall_times, HANG_GUARD):
         async with trio.open_nursery() as nursery:
             first_due: datetime = await nursery.start(job.run)
             await job.enough.wait()
             nursery.cancel_scope.cancel()
-    return first_due
+        return first_due
+    raise AssertionError("unreachable")
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,10 @@ from hub.simulator.hub_api import Credentials, HubApi
 from hub.simulator.reports import telemetry
 from hub.simulator.stats import SimStats
 from hub.simulator.testing import TrioWallClock, dispatch_frame, make_model
+from tests.unit.waiting import waiting_for
 
 HANG_GUARD = 3600.0  # virtual seconds: the autojump clock gets there only if a test is stuck
+FRAME_WAIT = HANG_GUARD / 2  # virtual seconds frame_with waits before it says what it saw
 URL = "http://hub.test"
 
 
@@ -66,11 +68,15 @@ async def running(rig: Rig, vehicle: SimulatedVehicle) -> AsyncIterator[FakeConn
 
 
 async def frame_with(connection: FakeConnection, **expected: object) -> dict[str, object]:
-    """The next frame from the vehicle that has all of ``expected``."""
-    while True:
-        frame = await connection.receive()
-        if all(frame.get(key) == value for key, value in expected.items()):
-            return frame
+    """The next frame from the vehicle that has all of ``expected`` (the others are skipped)."""
+    skipped: list[dict[str, object]] = []
+    with waiting_for(f"a frame with {expected}", lambda: skipped, FRAME_WAIT):
+        while True:
+            frame = await connection.receive()
+            if all(frame.get(key) == value for key, value in expected.items()):
+                return frame
+            skipped.append(frame)
+    raise AssertionError("unreachable")
 
 
 # --- REST ------------------------------------------------------------------------------------
