@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from api.context import HubServices
 from api.edge import install_cors
 from api.errors import install_error_handlers
 from api.request_body import MAX_BULK_BODY, settle_unread_body
+from api.request_ids import request_id_from
 from api.routes import (
     admin,
     alerts,
@@ -40,7 +40,6 @@ from hub.contract.text import unstorable_path
 from hub.errors import InvalidInputError
 from hub.logs import bind_log_context
 
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
 _DOC_ASSETS = "/docs/assets"
 
@@ -151,8 +150,7 @@ def create_app(services: HubServices) -> Quart:
 
 
 async def _assign_request_id() -> None:
-    offered = request.headers.get("X-Request-ID", "")
-    g.request_id = offered if _SANE_REQUEST_ID.match(offered) else uuid.uuid4().hex
+    g.request_id = request_id_from(request.headers.get("X-Request-ID"))
     g.started_at = trio.current_time()
     bind_log_context(request_id=g.request_id)
 

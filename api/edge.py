@@ -71,6 +71,25 @@ class RedirectInsecure:
         return str(urlunsplit(("https", netloc, path, query, "")))
 
 
+CORS_EXPOSED = (
+    "X-Request-ID, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
+)
+
+
+def cors_headers(origin: str | None, method: str, allowed: frozenset[str]) -> dict[str, str]:
+    """The CORS headers for a request from ``origin`` (none for an origin not allowed)."""
+    if origin is None or origin not in allowed:
+        return {}
+    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    if method == "OPTIONS":
+        headers["Access-Control-Allow-Methods"] = CORS_METHODS
+        headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+        headers["Access-Control-Max-Age"] = CORS_MAX_AGE
+    else:
+        headers["Access-Control-Expose-Headers"] = CORS_EXPOSED
+    return headers
+
+
 def install_cors(app: Quart, origins: Iterable[str]) -> None:
     """Answer CORS only for ``origins``; other origins get no CORS headers (browsers block)."""
     allowed = frozenset(origins)
@@ -78,19 +97,10 @@ def install_cors(app: Quart, origins: Iterable[str]) -> None:
         return
 
     async def add_cors_headers(response: Response) -> Response:
-        origin = request.headers.get("Origin")
-        if origin is not None and origin in allowed:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
-            if request.method == "OPTIONS":
-                response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
-                response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
-                response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE
-            else:
-                response.headers["Access-Control-Expose-Headers"] = (
-                    "X-Request-ID, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, "
-                    "X-RateLimit-Reset"
-                )
+        for name, value in cors_headers(
+            request.headers.get("Origin"), request.method, allowed
+        ).items():
+            response.headers[name] = value
         return response
 
     app.after_request(add_cors_headers)

@@ -48,6 +48,7 @@ from actors.vehicle.store import PostgresVehicleStore
 from api.app import create_app
 from api.context import HubServices
 from api.edge import ASGIApp, RedirectInsecure
+from api.fast_telemetry import TelemetryFastPath
 from hub.config import RateLimit, Settings
 from hub.runtime import Registry, ServiceActor, Supervisor
 from hub.security import TokenCodec
@@ -206,6 +207,8 @@ async def serve_hub(
             services = await start_services(settings, database, writer, actors)
             app = create_app(services)
             served: ASGIApp = app  # type: ignore[assignment]
+            if settings.fast_telemetry:
+                served = TelemetryFastPath(served, services)
             if settings.tls_enabled and settings.http_redirect_port is not None:
                 served = RedirectInsecure(served, https_port=settings.port or 443)
 

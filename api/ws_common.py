@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
-import uuid
 
 import trio
 from quart import websocket
 
 from api.errors import answer_for
+from api.request_ids import request_id_from
 from hub.contract import ws_events
 from hub.errors import ContractError, NotAuthenticatedError
 from hub.logs import bind_log_context
 from hub.security import Principal, TokenCodec
 
 REFUSED = 1008  # policy violation: a refusal the table gives no close code of its own
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def socket_token() -> str:
@@ -31,8 +29,7 @@ def socket_token() -> str:
 
 def socket_request_id() -> str:
     """The id of the socket's opening request: the client's ``X-Request-ID`` if sane."""
-    offered = websocket.headers.get("X-Request-ID", "")
-    request_id = offered if _SANE_REQUEST_ID.match(offered) else uuid.uuid4().hex
+    request_id = request_id_from(websocket.headers.get("X-Request-ID"))
     bind_log_context(request_id=request_id)
     return request_id
 

@@ -165,6 +165,17 @@ def database_url(postgres_server_url: str, migrated_template: str) -> Iterator[s
 
 
 @pytest.fixture
+def second_database_url(postgres_server_url: str, migrated_template: str) -> Iterator[str]:
+    """Another fresh database with the full schema (a second hub's, in the same test)."""
+    name = f"tvm_test_{secrets.token_hex(6)}"
+    url = create_database(postgres_server_url, name, template=migrated_template)
+    try:
+        yield url
+    finally:
+        drop_database(postgres_server_url, name)
+
+
+@pytest.fixture
 def empty_database_url(postgres_server_url: str) -> Iterator[str]:
     """URL of a new database with no schema at all (for migration tests); dropped afterwards."""
     name = f"tvm_test_{secrets.token_hex(6)}"
