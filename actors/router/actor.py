@@ -4,16 +4,14 @@
   plain synchronous methods. Fan-out hands an event to each session's ``deliver`` (its
   :class:`~actors.session.conflation.SessionLink`) with no await, so it reaches every session queue
   as soon as the Router takes it.
-- :class:`Router` — the actor (``"router"``/``"main"``) applying its mailbox to the state. State
-  and overflow outlive a crash: a restarted Router keeps its sessions and counters.
-- :class:`RouterSink` — the :class:`~actors.events.EventSink` actors publish to. It never blocks:
-  with the mailbox full, telemetry is dropped (counted, logged) and any other message waits in
-  an overflow deque that the Router drains, in order, once its mailbox is empty.
+- :class:`Router` — the actor (``"router"``/``"main"``) applying its mailbox to its state. Each
+  incarnation starts from a fresh state and closes every session it knew when it ends.
+- :class:`Overflow` — the bounded lane for must-deliver messages sent while the mailbox is full
+  (see :mod:`actors.router.sink` for how publishers use it).
 
-``seq`` starts at ``seq_origin + 1`` per vehicle and only grows while the hub runs; a restart
-starts it again, which frontends notice because a ``since`` beyond the current ``seq`` answers
-``replayed: false``. A ``seq_origin`` above any earlier ``seq`` (the wall clock in µs) makes
-every ``since`` from before a restart answer false.
+``seq`` starts at ``seq_origin + 1`` per vehicle and only grows; a new incarnation (or hub)
+numbers from a new origin (the wall clock in µs), above any earlier ``seq``, so every
+``since`` from before answers ``replayed: false``.
 """
 
 from __future__ import annotations

@@ -211,7 +211,7 @@ class SessionActor:
             if ended_by_cancellation(exc):
                 self.link.close(GOING_AWAY, "server going away")
             else:
-                self.link.close(INTERNAL_ERROR, "internal_error")
+                self.link.close(INTERNAL_ERROR, "internal error")
             raise
 
     async def handle(self, message: SessionMessage) -> None:

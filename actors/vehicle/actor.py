@@ -473,13 +473,22 @@ class VehicleActor:
         progress = {"stored": False, "audited": False}
 
         async def attempt() -> None:
+            # An outage (StorageUnavailableError) leaves the step to the next attempt; a
+            # refusal of the row's data gives the row up but still audits the stop.
             if not progress["stored"]:
                 try:
                     await self._store.insert_command(row)
                 except UniqueViolationError:
                     logger.error("emergency stop id %s collided", row.command_id)
+                except StorageUnavailableError:
+                    raise
+                except StorageError as exc:
+                    logger.error(
+                        "emergency stop %s refused by the database: %s", row.command_id, exc
+                    )
+                else:
+                    await self._tell_self(StopRecorded(row.command_id))
                 progress["stored"] = True
-                await self._tell_self(StopRecorded(row.command_id))
             if not progress["audited"]:
                 await self._store.audit(audit)
                 progress["audited"] = True
@@ -518,13 +527,20 @@ class VehicleActor:
         return record_stop
 
     def _stop_recorded(self, command_id: str) -> None:
-        """The stop's row exists now: write the status it has reached since."""
+        """The stop's row exists now: write what happened to the stop meanwhile (the writes
+        made before the row existed changed nothing): its status, sends, send time and ack."""
+        pending = self.desk.pending.get(command_id)
         status = self.desk.status_of(command_id)
-        if status is not None and status.status not in ("queued", "sent"):
-            ids = [command_id]
-            self._persist(
-                lambda: self._store.set_command_status(ids, status.status, ack=status.ack)
+        if status is None:
+            return
+        ids = [command_id]
+        sends = None if pending is None else pending.sends or None
+        sent_at = None if pending is None else pending.sent_wall
+        self._persist(
+            lambda: self._store.set_command_status(
+                ids, status.status, sends=sends, ack=status.ack, sent_at=sent_at
             )
+        )
 
     def _restore_command(self, stored: StoredCommand) -> None:
         queued = QueuedCommand(

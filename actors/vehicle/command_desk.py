@@ -19,7 +19,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from actors.alerts import rules as alert_rules
@@ -76,6 +76,8 @@ class PendingCommand:
     """The link of the current send."""
     first_sent_at: float | None = None
     """trio time of the first send on the current connection (for the latency metric)."""
+    sent_wall: datetime | None = None
+    """Wall-clock time of the first send on the current connection (the row's ``sent_at``)."""
     absorbed: list[PendingCommand] = field(default_factory=list)
     """Older queued configures merged into this one: they end with its status."""
     waiters: list[Reply[CommandStatus]] = field(default_factory=list)
@@ -190,6 +192,7 @@ class CommandDesk:
         pending.acked = False
         pending.link = self.link
         pending.first_sent_at = now
+        pending.sent_wall = utc_now()
         pending.resend_at = now + self._ack_timeout
         self.last_delivered_type = pending.queued.type
         self._report(pending, "sent", None)

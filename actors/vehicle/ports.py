@@ -100,8 +100,10 @@ class VehicleStore(Protocol):
         sends: int | None = None,
         ack: Mapping[str, Any] | None = None,
         sent: bool = False,
+        sent_at: datetime | None = None,
     ) -> None:
-        """Move command rows to ``status``."""
+        """Move command rows to ``status``; ``sent`` stamps the send time now, ``sent_at``
+        gives it (a row written after its command went out)."""
         ...
 
     async def set_mission_status(self, mission_id: str, status: str) -> None:

@@ -107,6 +107,7 @@ class PostgresVehicleStore:
         sends: int | None = None,
         ack: Mapping[str, Any] | None = None,
         sent: bool = False,
+        sent_at: datetime | None = None,
     ) -> None:
         """Move command rows to ``status``."""
         await command_queries.set_status(
@@ -116,6 +117,7 @@ class PostgresVehicleStore:
             attempts=sends,
             ack=None if ack is None else dict(ack),
             sent=sent,
+            sent_at=sent_at,
         )
 
     async def set_mission_status(self, mission_id: str, status: str) -> None:

@@ -53,14 +53,17 @@ async def set_status(
     ack: dict[str, Any] | None = None,
     sent: bool = False,
     payload: dict[str, Any] | None = None,
+    sent_at: datetime | None = None,
 ) -> None:
-    """Move commands to ``status``; record the ack, the send count and times as given."""
+    """Move commands to ``status``; record the ack, the send count and times as given
+    (``sent``: sent now; ``sent_at``: sent then)."""
     await database.execute(
         "UPDATE commands SET status = $2, updated_at = now(),"
         " attempts = COALESCE($3, attempts),"
         " ack = COALESCE($4::jsonb, ack),"
         " acked_at = CASE WHEN $4::jsonb IS NULL THEN acked_at ELSE now() END,"
-        " sent_at = CASE WHEN $5 THEN now() ELSE sent_at END,"
+        " sent_at = CASE WHEN $7::timestamptz IS NOT NULL THEN $7"
+        " WHEN $5 THEN now() ELSE sent_at END,"
         " payload = COALESCE($6::jsonb, payload),"
         " queue_position = CASE WHEN $2 = 'queued' THEN queue_position ELSE NULL END"
         " WHERE command_id = ANY($1::text[])",
@@ -70,6 +73,7 @@ async def set_status(
         None if ack is None else json.dumps(ack),
         sent,
         None if payload is None else json.dumps(payload),
+        sent_at,
     )
 
 

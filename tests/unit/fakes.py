@@ -175,6 +175,7 @@ class MemoryVehicleStore:
         sends: int | None = None,
         ack: Mapping[str, Any] | None = None,
         sent: bool = False,
+        sent_at: datetime | None = None,
     ) -> None:
         await self._enter("set_command_status", command_ids, status)
         written = None if ack is None else copy.deepcopy(dict(ack))
@@ -188,7 +189,9 @@ class MemoryVehicleStore:
                 row["ack"] = written
             if sends is not None:
                 row["attempts"] = sends
-            if sent:
+            if sent_at is not None:
+                row["sent_at"] = sent_at
+            elif sent:
                 row["sent_at"] = trio.current_time()
 
     async def set_mission_status(self, mission_id: str, status: str) -> None:

@@ -419,4 +419,4 @@ async def test_a_crashed_session_closes_its_socket_with_1011(
     with trio.fail_after(GUARD):
         async with open_session("operator") as harness:
             await harness.session.tell(Inbound(object()))  # type: ignore[arg-type]  # a bug
-            assert await closed_with(harness.link) == (1011, "internal_error")
+            assert await closed_with(harness.link) == (1011, "internal error")

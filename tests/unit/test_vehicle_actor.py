@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -419,8 +419,11 @@ async def test_a_stop_whose_row_the_database_refuses_is_sent_and_not_retried(
             await trio.sleep(30)
             assert store.calls_of("insert_command") == [vehicle.start]  # one attempt
             assert store.commands == []
-            # Unacknowledged, it ends "timeout" at 15 s; its own audit record is never written.
-            assert [landed.value.action for landed in store.audits] == ["emergency_stop_result"]
+            # Unacknowledged, it ends "timeout" at 15 s; the stop is audited all the same.
+            assert [landed.value.action for landed in store.audits] == [
+                "emergency_stop",
+                "emergency_stop_result",
+            ]
     assert "emergency stop cmd_ESTOP_1 refused by the database" in caplog.text
 
 
@@ -512,3 +515,26 @@ async def test_a_command_id_used_before_is_refused_and_not_sent_again(
             await trio.testing.wait_all_tasks_blocked()
             assert link.depth() == 0
             assert vehicle.store.command_ids() == [first.command_id]
+
+
+async def test_a_stop_row_that_lands_late_still_says_when_the_stop_was_sent(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = MemoryVehicleStore()
+    store.fail_next("insert_command", 3, StorageUnavailableError("down"), only=is_stop)
+    with trio.fail_after(GUARD):
+        async with open_vehicle(store) as vehicle:
+            await vehicle.connect()
+            await vehicle.send(stop())  # sent on the link at t = 0
+            await until(
+                lambda: "cmd_ESTOP_1" in store.command_rows,
+                what="the stop's row",
+                seen=lambda: store.command_rows,
+                seconds=WAIT,
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            row = store.command_rows["cmd_ESTOP_1"]
+            # Sent once, at acceptance: the row that landed 3 s later says so.
+            assert (row["status"], row["attempts"]) == ("sent", 1)
+            assert isinstance(row["sent_at"], datetime)
+            assert abs((utc_now() - row["sent_at"]).total_seconds()) < 60
