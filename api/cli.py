@@ -24,7 +24,7 @@ from hub.config import ConfigError, Settings, load_settings
 from hub.contract.roles import PEOPLE_ROLES
 from hub.errors import ContractError
 from hub.logs import configure_logging
-from hub.security import TokenCodec
+from hub.security import TokenCodec, configure_hashing
 from hub.simulator import options as simulator_options
 from storage import migrate
 from storage.database import StorageError, open_asyncio_bridge, open_database
@@ -187,6 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(
         settings.log_level, log_dir=settings.log_dir, files_kept=settings.log_files_kept
+    )
+    configure_hashing(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
     )
     try:
         match arguments.command:

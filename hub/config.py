@@ -20,6 +20,8 @@ HOURS = 60 * MINUTES
 DAYS = 24 * HOURS
 
 MIN_JWT_SECRET_BYTES = 32
+ARGON2_PRODUCTION_MINIMUM = (2, 19 * 1024)
+"""Time cost and memory (KiB) below which production refuses to hash secrets (OWASP)."""
 ENVIRONMENTS = ("development", "production")
 
 T = TypeVar("T")
@@ -71,6 +73,9 @@ class Settings:
     rate_limits: dict[str, RateLimit] = field(default_factory=_default_rate_limits)
     rate_limit_enabled: bool = True
     login_attempts_per_minute: int = 10
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * 1024
+    argon2_parallelism: int = 4
     bulk_max_age: float = 30 * DAYS
     bulk_max_messages: int = 1000
     log_level: str = "INFO"
@@ -268,6 +273,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"TVM_LOG_LEVEL={log_level!r} is invalid: DEBUG, INFO, WARNING or ERROR")
     jwt_secret = _jwt_secret(env, environment, data_dir)
+    argon2_time = _parse(env, "TVM_ARGON2_TIME_COST", _positive_int, DEFAULTS.argon2_time_cost)
+    argon2_memory = _parse(
+        env, "TVM_ARGON2_MEMORY_KIB", _positive_int, DEFAULTS.argon2_memory_kib
+    )
+    if environment == "production" and (argon2_time, argon2_memory) < ARGON2_PRODUCTION_MINIMUM:
+        minimum_time, minimum_memory = ARGON2_PRODUCTION_MINIMUM
+        if argon2_time < minimum_time or argon2_memory < minimum_memory:
+            raise ConfigError(
+                f"TVM_ARGON2_TIME_COST >= {minimum_time} and TVM_ARGON2_MEMORY_KIB >="
+                f" {minimum_memory} are required in production"
+            )
     cert, key, proxy = _tls_files(env, environment)
     d = DEFAULTS
     return Settings(
@@ -296,6 +312,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_enabled=_parse(env, "TVM_RATE_LIMIT_ENABLED", _bool, d.rate_limit_enabled),
         login_attempts_per_minute=_parse(
             env, "TVM_LOGIN_ATTEMPTS_PER_MINUTE", _positive_int, d.login_attempts_per_minute
+        ),
+        argon2_time_cost=argon2_time,
+        argon2_memory_kib=argon2_memory,
+        argon2_parallelism=_parse(
+            env, "TVM_ARGON2_PARALLELISM", _positive_int, d.argon2_parallelism
         ),
         bulk_max_age=_parse(env, "TVM_BULK_MAX_AGE_DAYS", _positive_float, d.bulk_max_age / DAYS)
         * DAYS,

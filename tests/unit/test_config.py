@@ -116,3 +116,17 @@ def test_retention_settings_reach_the_policy(tmp_path: Path) -> None:
         timedelta(days=14),
         timedelta(days=365),
     )
+
+
+def test_production_refuses_cheap_secret_hashes(tmp_path: Path) -> None:
+    production = {
+        "TVM_ENV": "production",
+        "JWT_SECRET": "p" * 40,
+        "TVM_TLS_TERMINATED_BY_PROXY": "true",
+    }
+    with pytest.raises(ConfigError, match="TVM_ARGON2"):
+        load_settings(_env(tmp_path, **production, TVM_ARGON2_MEMORY_KIB="1024"))
+    settings = load_settings(_env(tmp_path, **production))
+    assert (settings.argon2_time_cost, settings.argon2_memory_kib) == (3, 65536)
+    cheap = load_settings(_env(tmp_path, TVM_ARGON2_TIME_COST="1", TVM_ARGON2_MEMORY_KIB="1024"))
+    assert (cheap.argon2_time_cost, cheap.argon2_memory_kib) == (1, 1024)
