@@ -222,7 +222,6 @@ def _existing_file(text: str) -> Path:
     return path
 
 
-
 def _list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
@@ -274,16 +273,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(f"TVM_LOG_LEVEL={log_level!r} is invalid: DEBUG, INFO, WARNING or ERROR")
     jwt_secret = _jwt_secret(env, environment, data_dir)
     argon2_time = _parse(env, "TVM_ARGON2_TIME_COST", _positive_int, DEFAULTS.argon2_time_cost)
-    argon2_memory = _parse(
-        env, "TVM_ARGON2_MEMORY_KIB", _positive_int, DEFAULTS.argon2_memory_kib
-    )
-    if environment == "production" and (argon2_time, argon2_memory) < ARGON2_PRODUCTION_MINIMUM:
-        minimum_time, minimum_memory = ARGON2_PRODUCTION_MINIMUM
-        if argon2_time < minimum_time or argon2_memory < minimum_memory:
-            raise ConfigError(
-                f"TVM_ARGON2_TIME_COST >= {minimum_time} and TVM_ARGON2_MEMORY_KIB >="
-                f" {minimum_memory} are required in production"
-            )
+    argon2_memory = _parse(env, "TVM_ARGON2_MEMORY_KIB", _positive_int, DEFAULTS.argon2_memory_kib)
+    minimum_time, minimum_memory = ARGON2_PRODUCTION_MINIMUM
+    if environment == "production" and (
+        argon2_time < minimum_time or argon2_memory < minimum_memory
+    ):
+        raise ConfigError(
+            f"TVM_ARGON2_TIME_COST >= {minimum_time} and TVM_ARGON2_MEMORY_KIB >="
+            f" {minimum_memory} are required in production"
+        )
     cert, key, proxy = _tls_files(env, environment)
     d = DEFAULTS
     return Settings(
