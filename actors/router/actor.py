@@ -40,17 +40,8 @@ STAFF_ROLES = frozenset(STAFF)
 _NOBODY: frozenset[str] = frozenset()
 
 Event = dict[str, Any]
-Deliver = Callable[[Event], bool]  # queue a frame without blocking; False: the session is gone
+Deliver = Callable[[Frame], bool]  # queue a frame without blocking; False: the session is gone
 Close = Callable[[int, str], None]  # end the session's socket with this code (never blocks)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayLimits:
-    """Per vehicle, keep events younger than ``min_seconds`` or among the last ``min_events``."""
-
-    min_events: int = 1000
-    min_seconds: float = 300.0
-    max_events: int = 10_000  # bounds memory at any rate (reached only above ~33 events/s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +156,7 @@ class RouterState:
         self._everything: set[str] = set()  # sessions subscribed to "*"
         self._staff: set[str] = set()  # admin and operator sessions: every alert
         self._seq: dict[str, int] = {}
-        self._buffers: dict[str, deque[tuple[float, int, Event]]] = {}
+        self._replays: dict[str, VehicleReplay] = {}
         self._gone: list[str] = []
         self.connected: set[str] = set()  # vehicles whose last connection event said connected
         self.delivered = 0
@@ -273,29 +264,37 @@ class RouterState:
             "subscriptions": sum(len(subs) for subs in self._subscriptions.values()),
             "vehicles_followed": len(self._followers),
             "vehicles_numbered": len(self._seq),
-            "replay_events": sum(len(buffer) for buffer in self._buffers.values()),
+            "replay_events": sum(len(replay) for replay in self._replays.values()),
             "delivered": self.delivered,
         }
 
-    def _number(self, vehicle_id: str, event: Event) -> Event:
+    def _number(self, vehicle_id: str, event: Event) -> EncodedEvent:
+        """Give the event the vehicle's next ``seq``, encode it once, keep it for replay."""
         seq = self._seq[vehicle_id] = self._seq.get(vehicle_id, self.seq_origin) + 1
-        numbered = {**event, "seq": seq}  # the publisher may still hold its dict
-        buffer = self._buffers.get(vehicle_id) or self._buffers.setdefault(vehicle_id, deque())
-        now = self._clock()
-        buffer.append((now, seq, numbered))
-        limits, horizon = self.limits, now - self.limits.min_seconds
-        while len(buffer) > limits.max_events or (
-            len(buffer) > limits.min_events and buffer[0][0] < horizon
-        ):
-            buffer.popleft()
+        numbered = encode_numbered(event, seq)
+        replay = self._replays.get(vehicle_id)
+        if replay is None:
+            replay = self._replays[vehicle_id] = VehicleReplay()
+        replay.add(numbered, self._clock(), self.limits)
         return numbered
 
-    def _replay(self, vehicle_id: str, last_seq: int, into: list[Event]) -> bool:
+    def expire_replays(self) -> None:
+        """Forget replay events past their age, of vehicles gone quiet too (periodic)."""
+        now = self._clock()
+        for vehicle_id, replay in list(self._replays.items()):
+            replay.expire(now, self.limits)
+            if not replay:
+                del self._replays[vehicle_id]
+
+    def _replay(self, vehicle_id: str, last_seq: int, into: list[Frame]) -> bool:
         current = self.current_seq(vehicle_id)
-        buffer = self._buffers.get(vehicle_id)
-        if last_seq >= current or not buffer or buffer[0][1] > last_seq + 1:
-            return last_seq == current  # nothing missed, or a gap the buffer cannot fill
-        into.extend(event for _, _, event in islice(buffer, last_seq + 1 - buffer[0][1], None))
+        if last_seq >= current:
+            return last_seq == current  # nothing missed, or a position from the future
+        replay = self._replays.get(vehicle_id)
+        events = None if replay is None else replay.after(last_seq, vehicle_id)
+        if events is None:
+            return False  # a gap the buffer cannot fill
+        into.extend(events)
         return True
 
     def _fan_out(self, vehicle_id: str | None, event: Event, first: Collection[str]) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 
 import trio
 
+from actors.sockets.encoded import Frame
 from actors.sockets.outbound import OVERLOADED, OutboundLink
 
 CONFLATABLE_TYPES = frozenset(
@@ -47,7 +48,6 @@ DEFAULT_LIMIT = 10_000
 SLOW_CONSUMER = "slow_consumer"
 """Close reason sent with code 1013 when a session's must-deliver backlog passes the limit."""
 
-Frame = dict[str, Any]
 
 
 class SlowConsumerError(Exception):
@@ -253,7 +253,7 @@ class SessionLink(OutboundLink):
         """Frames waiting to be written."""
         return self.queue.depth
 
-    def send_nowait(self, frame: dict[str, Any], *, urgent: bool = False) -> bool:
+    def send_nowait(self, frame: Frame, *, urgent: bool = False) -> bool:
         """Queue a frame; False if the link is closed, or closes now as a slow consumer."""
         if self.closed:
             return False
@@ -278,7 +278,7 @@ class SessionLink(OutboundLink):
         super().close(code, reason)
         self.queue.close()
 
-    async def next_frame(self) -> dict[str, Any]:
+    async def next_frame(self) -> Frame:
         """The next frame to write; waits while none is ready.
 
         Raises :class:`~actors.sockets.outbound.LinkClosedError` once the link is closed.

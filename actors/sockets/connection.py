@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from actors.sockets.encoded import EncodedEvent, Frame, frame_text
 from actors.sockets.outbound import LinkClosedError, OutboundLink
 from hub.clock import now_timestamp
 from hub.contract import ws_events
@@ -185,17 +186,20 @@ _ENCODED_CACHE_SIZE = 4096
 _encoded: dict[int, tuple[dict[str, Any], str]] = {}
 
 
-def encode_frame(frame: dict[str, Any]) -> str:
-    """The JSON text of a frame, encoded once however many sessions it fans out to.
+def encode_frame(frame: Frame) -> str:
+    """The JSON text of a frame, encoded once however many sessions it goes to.
 
-    The Router hands the same dict to every subscribed session, so the text is cached by the
-    dict's identity (the cache holds the dict, so the identity cannot be reused meanwhile).
-    Frames are never changed after they are queued.
+    Numbered vehicle events come encoded already (:class:`EncodedEvent`). Other frames the
+    Router hands to several sessions (command statuses, alerts) are dicts: their text is
+    cached by the dict's identity (the cache holds the dict, so the identity cannot be
+    reused meanwhile). Frames are never changed after they are queued.
     """
+    if isinstance(frame, EncodedEvent):
+        return frame.text
     hit = _encoded.get(id(frame))
     if hit is not None and hit[0] is frame:
         return hit[1]
-    text = json.dumps(frame, separators=(",", ":"))
+    text = frame_text(frame)
     if len(_encoded) >= _ENCODED_CACHE_SIZE:
         _encoded.clear()
     _encoded[id(frame)] = (frame, text)

@@ -14,6 +14,8 @@ from typing import Any
 
 import trio
 
+from actors.sockets.encoded import Frame
+
 OVERLOADED = 1013
 _link_ids = itertools.count(1)
 
@@ -33,8 +35,8 @@ class OutboundLink:
     def __init__(self, *, capacity: int = 1000, label: str = "") -> None:
         self.link_id = f"{label}#{next(_link_ids)}"
         self._capacity = capacity
-        self._urgent: deque[dict[str, Any]] = deque()
-        self._normal: deque[dict[str, Any]] = deque()
+        self._urgent: deque[Frame] = deque()
+        self._normal: deque[Frame] = deque()
         self._wakeup = trio.Event()
         self._close: LinkClosedError | None = None
         self.opened_at = trio.current_time()
@@ -49,7 +51,7 @@ class OutboundLink:
         """Frames waiting to be written."""
         return len(self._urgent) + len(self._normal)
 
-    def send_nowait(self, frame: dict[str, Any], *, urgent: bool = False) -> bool:
+    def send_nowait(self, frame: Frame, *, urgent: bool = False) -> bool:
         """Queue a frame; False if the link is closed. Closes the link when the peer lags."""
         if self._close is not None:
             return False
@@ -68,7 +70,7 @@ class OutboundLink:
             self._normal.clear()
             self._wakeup.set()
 
-    async def next_frame(self) -> dict[str, Any]:
+    async def next_frame(self) -> Frame:
         """The next frame to write; waits while there is none.
 
         Raises :class:`LinkClosedError` once the link is closed.
