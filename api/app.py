@@ -17,7 +17,7 @@ from quart_schema import QuartSchema, hide
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
 
-from api import ws_fleet, ws_vehicle
+from api import openapi, ws_fleet, ws_vehicle
 from api.context import HubServices
 from api.edge import install_cors
 from api.errors import install_error_handlers
@@ -86,16 +86,18 @@ def create_app(services: HubServices) -> Quart:
     QuartSchema(
         app,
         info={
-            "title": "TVM Hub",
-            "version": "1.0",
-            "description": "Vehicle telemetry, fleet state and commands for the TVM fleet.",
+            "title": openapi.TITLE,
+            "version": openapi.VERSION,
+            "description": openapi.DESCRIPTION,
         },
-        openapi_path="/openapi.json",
-        swagger_ui_path="/docs",
+        tags=openapi.TAGS,
+        openapi_path=openapi.OPENAPI_PATH,
+        swagger_ui_path=openapi.DOCS_PATH,
         redoc_ui_path=None,
         scalar_ui_path=None,
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
         security=[{"bearer": []}],
+        openapi_provider_class=openapi.HubOpenAPIProvider,
     )
     app.before_request(_assign_request_id)
     app.after_request(_send_request_id)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict
 from quart import Quart, Response, request
-from quart_schema import document_response, tag
+from quart_schema import document_querystring, document_response, tag
 
 from actors.fleet_reads import parse_limit
 from api.context import HubServices
@@ -15,6 +15,7 @@ from api.errors import json_response
 from api.guard import OPERATORS, VIEWERS, require_role
 from hub.contract import responses
 from hub.contract.base import VEHICLE_ID_PATTERN, ResponseModel
+from hub.contract.queries import AlertQuery
 from hub.contract.timestamps import EXAMPLE_TIMESTAMP, WireTimestamp
 from hub.errors import bad_request
 
@@ -118,12 +119,16 @@ def register(app: Quart, services: HubServices) -> None:
     """Add ``GET /api/v1/alerts`` and ``POST /api/v1/alerts/{alert_id}/ack``."""
 
     @tag(["alerts"])
+    @document_querystring(AlertQuery)
     @document_response(AlertPage, 200)
     @document_response(responses.ErrorBody, 400)
     async def list_alerts() -> Response:
-        """Alerts newest first. ``open=true`` for unacknowledged ones only (``false``: only
-        acknowledged ones); filters ``vehicle_id``, ``severity``; ``limit`` (≤ 10 000, default
-        100) and ``cursor`` (the previous page's ``next_cursor``)."""
+        """Alerts, newest first.
+
+        ``open=true`` for unacknowledged ones only (``false``: only acknowledged ones);
+        filters ``vehicle_id``, ``severity``; ``limit`` (≤ 10 000, default 100) and
+        ``cursor`` (the previous page's ``next_cursor``).
+        """
         require_role(services, VIEWERS)
         args = request.args
         page = await services.alerts.list_alerts(
@@ -140,8 +145,11 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(responses.ErrorBody, 403)
     @document_response(responses.ErrorBody, 404)
     async def acknowledge_alert(alert_id: str) -> Response:
-        """Acknowledge an alert (operator or admin): records who and when, and stops its
-        escalation. Acknowledging again answers 200 with the first acknowledgement."""
+        """Acknowledge an alert (operator or admin).
+
+        Records who and when, and stops its escalation. Acknowledging again answers 200
+        with the first acknowledgement.
+        """
         principal = require_role(services, OPERATORS)
         return json_response(await services.alerts.acknowledge(alert_id, principal.subject))
 

@@ -8,7 +8,7 @@ Viewers read; operators and admins book, change and cancel reservations.
 from __future__ import annotations
 
 from quart import Quart, Response, g, request
-from quart_schema import document_request, document_response, tag
+from quart_schema import document_querystring, document_request, document_response, tag
 
 from actors.accounts import storage_guard
 from actors.fleet_reads import parse_limit, parse_query_timestamp
@@ -18,6 +18,7 @@ from api.errors import json_response
 from api.guard import OPERATORS, VIEWERS, require_role
 from api.request_body import json_body
 from hub.contract import responses
+from hub.contract.queries import MissionQuery, ReservationQuery
 from hub.contract.reservations import (
     BatteryHealth,
     Mission,
@@ -42,7 +43,10 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(BatteryHealth, 200)
     @document_response(responses.ErrorBody, 404)
     async def battery_health(vehicle_id: str) -> Response:
-        """Charge cycles (100 % of SoC discharged = one) and the resting-voltage trend."""
+        """Charge cycles (100 % of SoC discharged = one) and the resting-voltage trend.
+
+        Counted from the stored battery reports; `updated_at` is the newest one counted.
+        """
         require_role(services, VIEWERS)
         services.registry.require(vehicle_id)
         async with storage_guard():
@@ -50,10 +54,16 @@ def register(app: Quart, services: HubServices) -> None:
         return json_response(body)
 
     @tag(["missions"])
+    @document_querystring(MissionQuery)
     @document_response(MissionPage, 200)
     @document_response(responses.ErrorBody, 400)
     async def list_missions() -> Response:
-        """Missions newest first: ``vehicle_id``, ``status``, ``limit`` (≤ 10 000), ``cursor``."""
+        """Missions, newest first.
+
+        Filters ``vehicle_id``, ``status``; ``limit`` (≤ 10 000) and ``cursor``.
+
+        A dispatch command creates its mission; acks and status reports move it on.
+        """
         require_role(services, VIEWERS)
         args = request.args
         page = await services.missions.missions(
@@ -68,7 +78,10 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(Mission, 200)
     @document_response(responses.ErrorBody, 404)
     async def get_mission(mission_id: str) -> Response:
-        """One mission and its reservation, if it carries one out."""
+        """One mission and its reservation, if it carries one out.
+
+        404 `not_found` for a mission id never dispatched.
+        """
         require_role(services, VIEWERS)
         return json_response(await services.missions.mission(mission_id))
 
@@ -77,7 +90,11 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(Reservation, 201)
     @document_response(responses.ErrorBody, 400)
     async def create_reservation() -> Response:
-        """Book a transport; the answer's ``mission_id`` is the id to dispatch it with."""
+        """Book a transport; the answer's ``mission_id`` is the id to dispatch it with.
+
+        A new reservation is `pending`. The scheduled time must be between 5 minutes ago
+        and a year ahead (400 `invalid_timestamp`); a `vehicle_id` must be registered.
+        """
         principal = require_role(services, OPERATORS)
         body = parse_model(ReservationCreate, await json_body())
         item = await services.missions.create(body, _caller(principal))
@@ -85,11 +102,15 @@ def register(app: Quart, services: HubServices) -> None:
         return json_response(item, status=201, headers=headers)
 
     @tag(["reservations"])
+    @document_querystring(ReservationQuery)
     @document_response(ReservationPage, 200)
     @document_response(responses.ErrorBody, 400)
     async def list_reservations() -> Response:
-        """Reservations soonest first: ``status``, ``vehicle_id``, ``from``/``to`` (scheduled
-        time), ``limit`` (≤ 10 000), ``cursor``."""
+        """Reservations, soonest first.
+
+        Filters ``status``, ``vehicle_id``, ``from``/``to`` (scheduled time); ``limit``
+        (≤ 10 000) and ``cursor``.
+        """
         require_role(services, VIEWERS)
         args = request.args
         page = await services.missions.reservations(
@@ -106,7 +127,10 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(Reservation, 200)
     @document_response(responses.ErrorBody, 404)
     async def get_reservation(reservation_id: str) -> Response:
-        """One reservation, with its mission's status once dispatched."""
+        """One reservation, with its mission's status once dispatched.
+
+        404 `not_found` for an unknown id.
+        """
         require_role(services, VIEWERS)
         return json_response(await services.missions.reservation(reservation_id))
 
@@ -115,8 +139,13 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(Reservation, 200)
     @document_response(responses.ErrorBody, 400)
     async def update_reservation(reservation_id: str) -> Response:
-        """Change the time, the vehicle (null unassigns) or the status: pending → confirmed →
-        completed, cancelled from either; confirmed → pending reopens it."""
+        """Change a reservation's time, vehicle or status.
+
+        `vehicle_id: null` unassigns the vehicle. Status moves pending → confirmed →
+        completed, cancelled from either; confirmed → pending reopens it (400
+        `invalid_state_transition` otherwise). A cancelled or completed reservation cannot
+        change. 409 `conflict` if it keeps changing under concurrent edits.
+        """
         principal = require_role(services, OPERATORS)
         body = parse_model(ReservationUpdate, await json_body())
         item = await services.missions.update(reservation_id, body, _caller(principal))
@@ -126,7 +155,11 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(Reservation, 200)
     @document_response(responses.ErrorBody, 400)
     async def cancel_reservation(reservation_id: str) -> Response:
-        """Cancel a reservation (the row is kept, with status ``cancelled``)."""
+        """Cancel a reservation (the row is kept, with status ``cancelled``).
+
+        DELETE does not remove anything: the reservation stays readable with status
+        `cancelled`. Cancelling again answers the same; a completed one cannot be cancelled.
+        """
         principal = require_role(services, OPERATORS)
         return json_response(await services.missions.cancel(reservation_id, _caller(principal)))
 

@@ -84,7 +84,10 @@ def register(app: Quart, services: HubServices) -> None:
 
     @_documented(BulkUpload, responses.BulkAccepted)
     async def post_bulk(vehicle_id: str) -> Response:
-        """Upload what the vehicle recorded while offline: 1–1000 messages, all or nothing."""
+        """Upload what the vehicle recorded while offline: 1–1000 messages, all or nothing.
+
+        Each message is one report (`type`, `timestamp`, and that kind's body as `data`).
+        """
         require_vehicle(services, vehicle_id)
         decision = services.telemetry.admit(vehicle_id, "bulk")
         settings = services.settings
