@@ -17,10 +17,11 @@ from quart_schema import QuartSchema, hide
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
 
-from api import openapi, ws_fleet, ws_vehicle
+from api import asyncapi, openapi, ws_fleet, ws_vehicle
 from api.context import HubServices
 from api.edge import install_cors
 from api.errors import install_error_handlers
+from api.options import options_response
 from api.request_body import MAX_BULK_BODY, settle_unread_body
 from api.routes import (
     admin,
@@ -68,9 +69,13 @@ class _HTTPConnection(TrioASGIHTTPConnection):
 
 
 class _HubApp(QuartTrio):
-    """QuartTrio with the connection class above."""
+    """QuartTrio with the connection class above and exact ``OPTIONS`` answers."""
 
     asgi_http_class = _HTTPConnection
+
+    async def make_default_options_response(self) -> Response:
+        """204 with the path's real methods in ``Allow`` (:mod:`api.options`)."""
+        return options_response(self)
 
 
 def create_app(services: HubServices) -> Quart:
@@ -117,6 +122,7 @@ def create_app(services: HubServices) -> Quart:
         metrics_route,
         ws_vehicle,
         ws_fleet,
+        asyncapi,
     ):
         area.register(app, services)
 
