@@ -15,7 +15,7 @@ import copy
 from datetime import datetime, timedelta
 from typing import Any
 
-from api.openapi.schemas import walk
+from api.openapi.schemas_walk import walk
 from hub.clock import TIMESTAMP_PATTERN, format_timestamp, parse_timestamp
 from hub.contract.timestamps import EXAMPLE_TIMESTAMP
 

@@ -19,6 +19,7 @@ from api.openapi.errors import RATE_LIMIT_HEADERS, REQUEST_ID_HEADER, header_ref
 from api.openapi.schemas import ComponentSet, model_schema
 from hub.contract.commands import COMMAND_MODELS
 from hub.contract.records import HISTORY_PAGES
+from hub.contract.telemetry import DockingUpdate
 
 _TELEMETRY_LIMITS: dict[str, str] = {
     "location": "1 per second, burst 5",
@@ -113,6 +114,25 @@ def add_note(operation: dict[str, Any], handler: str) -> None:
         operation["description"] = f"{described}\n\n{note}".strip()
 
 
+def document_union_examples(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Name the examples of each alternative of a body that is a union of models.
+
+    Swagger UI shows media-type examples in a drop-down; the alternatives' own examples sit
+    in their component schemas, where "Try it out" would not offer them.
+    """
+    content = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if not content or "examples" in content:
+        return
+    options = content["schema"].get("oneOf") or content["schema"].get("anyOf") or []
+    examples: dict[str, Any] = {}
+    for option in options:
+        name = str(option.get("$ref", "")).rsplit("/", 1)[-1]
+        for index, body in enumerate(schemas.get(name, {}).get("examples", []), start=1):
+            examples[f"{name}{index}"] = {"summary": name, "value": copy.deepcopy(body)}
+    if examples:
+        content["examples"] = examples
+
+
 def document_command_examples(operation: dict[str, Any]) -> None:
     """One named request example per command type, without ``command_id``.
 
@@ -129,6 +149,32 @@ def document_command_examples(operation: dict[str, Any]) -> None:
         examples[kind] = {"summary": kind, "value": body}
     content = operation["requestBody"]["content"]["application/json"]
     content["examples"] = examples
+
+
+def document_docking_examples(operation: dict[str, Any]) -> None:
+    """A first docking report starts at ``approaching``; the contract's example is a later one.
+
+    Phases only move forward, so the contract's ``visual_servoing`` example is refused as a
+    vehicle's first docking report; the examples go in an order the hub accepts.
+    """
+    extra = DockingUpdate.model_config.get("json_schema_extra")
+    assert isinstance(extra, dict)
+    later = copy.deepcopy(extra["examples"][0])  # type: ignore[index]
+    assert isinstance(later, dict)
+    first = {
+        **later,
+        "phase": "approaching",
+        "marker_id": None,
+        "distance_to_marker_meters": 3.2,
+        "alignment_error_degrees": None,
+        "details": {"marker_visible": False},
+    }
+    first = {key: value for key, value in first.items() if value is not None}
+    content = operation["requestBody"]["content"]["application/json"]
+    content["examples"] = {
+        "approaching": {"summary": "first report of a docking", "value": first},
+        str(later["phase"]): {"summary": "a later phase", "value": later},
+    }
 
 
 def expand_history(paths: dict[str, Any], components: ComponentSet) -> None:

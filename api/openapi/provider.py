@@ -27,8 +27,10 @@ from api.openapi.examples import with_live_examples
 from api.openapi.operations import (
     add_note,
     document_command_examples,
+    document_docking_examples,
     document_metrics,
     document_success_headers,
+    document_union_examples,
     expand_history,
 )
 from api.openapi.parameters import PATH_PARAMETERS, path_parameter
@@ -138,8 +140,11 @@ class HubOpenAPIProvider(OpenAPIProvider):
             add_note(operation, handler)
             if handler == "post_command":
                 document_command_examples(operation)
+            if handler == "post_docking":
+                document_docking_examples(operation)
             if handler == "prometheus_metrics":
                 document_metrics(operation)
+            document_union_examples(operation, self._components.schemas)
         expand_history(document["paths"], self._components)
         document["paths"] = dict(sorted(document["paths"].items()))
         document["components"]["schemas"] = dict(sorted(self._components.schemas.items()))

@@ -11,11 +11,14 @@ and building it fails loudly instead of publishing the wrong schema.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import TypeAdapter
 from pydantic.json_schema import CoreModeRef, DefsRef, GenerateJsonSchema
+
+from api.openapi.schema_rules import apply_rules
+from api.openapi.schemas_walk import walk
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 REF_PREFIX = "#/components/schemas/"
@@ -55,6 +58,7 @@ def model_schema(
     )
     definitions = schema.pop("$defs", {})
     require_discriminators(schema, definitions)
+    apply_rules(schema, definitions)
     return schema, definitions
 
 
@@ -74,18 +78,6 @@ def require_discriminators(schema: JsonSchema, definitions: Mapping[str, JsonSch
             target = definitions.get(str(option.get("$ref", "")).removeprefix(REF_PREFIX))
             if target is not None and name not in target.setdefault("required", []):
                 target["required"].insert(0, name)
-
-
-def walk(*roots: Any) -> Iterator[dict[str, Any]]:
-    """Every JSON object inside ``roots`` (depth first, roots included)."""
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            yield node
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
 
 
 def simplify_parameter_schema(schema: JsonSchema) -> JsonSchema:

@@ -10,6 +10,7 @@ from api.errors import json_response
 from api.request_body import json_body
 from hub.contract import auth as auth_models
 from hub.contract import responses
+from hub.contract.auth_forms import LoginBody
 from hub.contract.validation import parse_model
 
 
@@ -18,7 +19,7 @@ def register(app: Quart, services: HubServices) -> None:
 
     @tag(["auth"])
     @security_scheme([])
-    @document_request(auth_models.TokenRequest)
+    @document_request(LoginBody)
     @document_response(auth_models.TokenResponse, 200)
     @document_response(auth_models.OAuthErrorBody, 401)
     @document_response(responses.ErrorBody, 429)

@@ -17,7 +17,8 @@ from api.guard import require_vehicle
 from api.request_body import MAX_BULK_BODY, json_body
 from hub.clock import utc_now
 from hub.contract import responses
-from hub.contract.bulk import BulkUpload, parse_bulk
+from hub.contract.bulk import parse_bulk
+from hub.contract.bulk_forms import BulkBody
 from hub.contract.telemetry import (
     BatteryUpdate,
     DockingUpdate,
@@ -82,7 +83,7 @@ def register(app: Quart, services: HubServices) -> None:
     live_endpoint("error", ErrorReport, responses.ErrorReportAccepted)
     live_endpoint("docking", DockingUpdate, responses.TelemetryAccepted)
 
-    @_documented(BulkUpload, responses.BulkAccepted)
+    @_documented(BulkBody, responses.BulkAccepted)
     async def post_bulk(vehicle_id: str) -> Response:
         """Upload what the vehicle recorded while offline: 1–1000 messages, all or nothing.
 

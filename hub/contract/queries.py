@@ -20,11 +20,13 @@ from hub.contract.timestamps import EXAMPLE_TIMESTAMP
 PAGE_LIMIT_MAX = 10_000
 PAGE_LIMIT_DEFAULT = 100
 MISSION_STATUS_FILTER_PATTERN = r"^[a-z_]{1,32}$"
-AUDIT_CURSOR_PATTERN = r"^[0-9]{1,18}$"
+AUDIT_CURSOR_PATTERN = r"^[0-9]{0,18}$"
+OPEN_PATTERN = r"^(|[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0|[Yy][Ee][Ss]|[Nn][Oo])$"
+"""``open``: true/false, 1/0 or yes/no in any case; empty means absent."""
 
 _CURSOR_DESCRIPTION = (
-    "The `next_cursor` of the previous page, unchanged (opaque); any other value answers "
-    "400 `validation_error`."
+    "The `next_cursor` of the previous page, unchanged (opaque; empty means the first page); "
+    "any other value answers 400 `validation_error`."
 )
 
 
@@ -56,7 +58,7 @@ class LimitQuery(_Query):
 class PageQuery(LimitQuery):
     """Keyset pagination: ``limit`` and the previous page's ``cursor``."""
 
-    cursor: str | None = Field(default=None, min_length=1, description=_CURSOR_DESCRIPTION)
+    cursor: str | None = Field(default=None, description=_CURSOR_DESCRIPTION)
 
 
 class AuditQuery(LimitQuery):
@@ -65,7 +67,7 @@ class AuditQuery(LimitQuery):
     cursor: str | None = Field(
         default=None,
         pattern=AUDIT_CURSOR_PATTERN,
-        description="The `next_cursor` of the previous page (a record id)",
+        description="The `next_cursor` of the previous page (a record id; empty: first page)",
     )
 
 
@@ -86,17 +88,21 @@ class HistoryQuery(PageQuery):
 
 
 class AlertQuery(PageQuery):
-    """``GET /api/v1/alerts``: filters, newest first."""
+    """``GET /api/v1/alerts``: filters, newest first; an empty filter is no filter."""
 
-    open: bool | None = Field(
+    open: str | None = Field(
         default=None,
-        description="true: unacknowledged alerts only; false: acknowledged ones only; absent: "
-        "all. `1`/`0` and `yes`/`no` (any case) are read the same way.",
+        pattern=OPEN_PATTERN,
+        description="true: unacknowledged alerts only; false: acknowledged ones only; absent "
+        "or empty: all. `1`/`0` and `yes`/`no` are read the same way, in any case.",
+        examples=["true"],
     )
     vehicle_id: str | None = Field(
-        default=None, pattern=VEHICLE_ID_PATTERN, description="Alerts of this vehicle only"
+        default=None,
+        pattern=r"^([A-Za-z0-9_-]{1,64})?$",
+        description="Alerts of this vehicle only",
     )
-    severity: Literal["info", "warning", "error", "critical"] | None = Field(
+    severity: Literal["", "info", "warning", "error", "critical"] | None = Field(
         default=None, description="Alerts of this severity only"
     )
 
