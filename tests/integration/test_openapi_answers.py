@@ -390,6 +390,10 @@ async def operations(check: Checker, hub: RunningHub) -> None:
     for probe in ("/health", "/health/live", "/health/ready", "/metrics"):
         await check.call("GET", probe, 200)
     await check.call("GET", "/debug/actors", 200, headers=hub.admin_headers)
+    options = await hub.client.options("/api/v1/reservations")
+    assert options.status_code == 204
+    assert options.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    assert "content-type" not in options.headers and options.content == b""
 
 
 async def refusals(check: Checker, hub: RunningHub, vehicle: Vehicle, viewer: str) -> None:
