@@ -554,3 +554,37 @@ async def test_the_request_examples_are_accepted_by_the_live_hub(database_url: s
                         )
                     if handler == "create_reservation":
                         reservation_id = answer.json()["reservation_id"]
+
+
+async def test_a_rate_limited_answer_is_as_documented(database_url: str) -> None:
+    """429 with ``retry_after`` and the limit headers, for telemetry and for logins."""
+    with trio.fail_after(60):
+        async with running_hub(database_url, rate_limit_enabled=True) as hub:
+            document = (await hub.client.get("/openapi.json")).json()
+            check = Checker(hub, document)
+            vehicle = await hub.register_vehicle(VEHICLE_ID)
+            path = {"vehicle_id": VEHICLE_ID}
+            template = "/api/v1/vehicle/{vehicle_id}/battery"
+            statuses = []
+            for offset in range(4):  # battery: burst 2, then one per 5 s
+                answer = await hub.client.post(
+                    template.format(**path),
+                    json=battery_body(ts=timestamp(-10 + offset)),
+                    headers=vehicle.headers,
+                )
+                statuses.append(answer.status_code)
+            assert statuses[:2] == [200, 200] and 429 in statuses, statuses
+            limited = await check.call(
+                "POST",
+                template,
+                429,
+                path=path,
+                json=battery_body(ts=timestamp()),
+                headers=vehicle.headers,
+            )
+            assert int(limited.headers["Retry-After"]) == limited.json()["retry_after"] >= 1
+            login = {"client_id": "veh_nobody", "client_secret": "wrong"}
+            for _ in range(10):
+                refused = await hub.client.post("/api/v1/auth/token", json=login)
+                assert refused.status_code == 401
+            await check.call("POST", "/api/v1/auth/token", 429, json=login)
