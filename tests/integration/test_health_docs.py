@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
 
+import swagger_ui_bundle
 import trio
 
 from actors.fleet_reads import HISTORY_PATHS
 from api.app import create_app
 from tests.integration.harness import running_hub
+
+# The Swagger UI the hub serves at /docs (its assets come from this folder).
+SWAGGER_UI_MAJOR = int(
+    Path(swagger_ui_bundle.swagger_ui_path).name.removeprefix("swagger-ui-").split(".")[0]
+)
 
 # Endpoints every integrator relies on; the full list is taken from the app itself below.
 REQUIRED_OPERATIONS = {
@@ -166,3 +173,9 @@ async def test_docs_page_needs_no_internet(database_url: str) -> None:
 
             # The page loads the API description from the hub too.
             assert '"/openapi.json"' in html or "'/openapi.json'" in html
+
+            # Swagger UI renders OpenAPI 3.1 from version 5 on; an older one shows only
+            # "The provided definition does not specify a valid version field."
+            document = (await hub.client.get("/openapi.json")).json()
+            assert document["openapi"].startswith("3.1.")
+            assert SWAGGER_UI_MAJOR >= 5, f"Swagger UI {SWAGGER_UI_MAJOR} cannot show OpenAPI 3.1"
