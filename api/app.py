@@ -17,10 +17,11 @@ from quart_schema import QuartSchema, hide
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
 
-from api import ws_fleet, ws_vehicle
+from api import asyncapi, openapi, ws_fleet, ws_vehicle
 from api.context import HubServices
 from api.edge import install_cors
 from api.errors import install_error_handlers
+from api.options import options_response
 from api.request_body import MAX_BULK_BODY, settle_unread_body
 from api.request_ids import request_id_from
 from api.routes import (
@@ -89,9 +90,13 @@ class _HTTPConnection(TrioASGIHTTPConnection):
 
 
 class _HubApp(QuartTrio):
-    """QuartTrio with the connection class above."""
+    """QuartTrio with the connection class above and exact ``OPTIONS`` answers."""
 
     asgi_http_class = _HTTPConnection
+
+    async def make_default_options_response(self) -> Response:
+        """204 with the path's real methods in ``Allow`` (:mod:`api.options`)."""
+        return options_response(self)
 
 
 def create_app(services: HubServices) -> Quart:
@@ -107,16 +112,18 @@ def create_app(services: HubServices) -> Quart:
     QuartSchema(
         app,
         info={
-            "title": "TVM Hub",
-            "version": "1.0",
-            "description": "Vehicle telemetry, fleet state and commands for the TVM fleet.",
+            "title": openapi.TITLE,
+            "version": openapi.VERSION,
+            "description": openapi.DESCRIPTION,
         },
-        openapi_path="/openapi.json",
-        swagger_ui_path="/docs",
+        tags=openapi.TAGS,
+        openapi_path=openapi.OPENAPI_PATH,
+        swagger_ui_path=openapi.DOCS_PATH,
         redoc_ui_path=None,
         scalar_ui_path=None,
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
         security=[{"bearer": []}],
+        openapi_provider_class=openapi.HubOpenAPIProvider,
     )
     app.before_request(_assign_request_id)
     app.before_request(_refuse_unstorable_parameters)
@@ -137,6 +144,7 @@ def create_app(services: HubServices) -> Quart:
         metrics_route,
         ws_vehicle,
         ws_fleet,
+        asyncapi,
     ):
         area.register(app, services)
 

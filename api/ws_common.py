@@ -8,14 +8,17 @@ import json
 import trio
 from quart import websocket
 
-from api.errors import answer_for
+from api.errors import ANSWERS, answer_for
 from api.request_ids import request_id_from
 from hub.contract import ws_events
-from hub.errors import ContractError, NotAuthenticatedError
+from hub.errors import ContractError, ForbiddenError, NotAuthenticatedError, UnknownVehicleError
 from hub.logs import bind_log_context
 from hub.security import Principal, TokenCodec
 
 REFUSED = 1008  # policy violation: a refusal the table gives no close code of its own
+AUTH_FAILED = ANSWERS[NotAuthenticatedError].close_code or REFUSED
+FORBIDDEN = ANSWERS[ForbiddenError].close_code or REFUSED
+UNKNOWN_VEHICLE = ANSWERS[UnknownVehicleError].close_code or REFUSED
 
 
 def socket_token() -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import trio
 from quart import Quart, Response, g, request
-from quart_schema import document_request, document_response, tag
+from quart_schema import document_querystring, document_request, document_response, tag
 
 from actors.vehicle.command_desk import MAX_SENDS
 from actors.vehicle.messages import CommandOrigin, CommandStatus
@@ -18,12 +18,15 @@ from api.paging import parse_limit
 from api.request_body import json_body
 from api.responses import json_response
 from hub.contract import responses
+from hub.contract.command_answers import CommandOutcome, FleetStopRequest, FleetStopResults
 from hub.contract.commands import (
-    DispatchCommand,
+    Command,
     EmergencyStopCommand,
     FleetEmergencyStop,
     parse_command,
 )
+from hub.contract.queries import CommandWaitQuery, LimitQuery
+from hub.contract.records import CommandList, CommandRecord
 from hub.contract.roles import READERS, STAFF
 from hub.contract.validation import parse_json_object, validate_model
 from hub.errors import ContractError, InvalidInputError
@@ -69,11 +72,22 @@ def register(app: Quart, services: HubServices) -> None:
     """Add the command endpoints."""
 
     @tag(["commands"])
-    @document_request(DispatchCommand)
+    @document_querystring(CommandWaitQuery)
+    @document_request(Command)
+    @document_response(CommandOutcome, 200)
+    @document_response(CommandOutcome, 202)
     @document_response(responses.ErrorBody, 409)
     async def post_command(vehicle_id: str) -> Response:
-        """Send a command. Waits for the vehicle's answer unless ``?wait=false``; 202 when the
-        vehicle is offline and the command is queued."""
+        """Send a command to a vehicle.
+
+        Waits for the vehicle's answer unless ``?wait=false``; 202 when the vehicle is
+        offline and the command is queued.
+
+        200 once the command settled (the vehicle accepted, rejected, executed or applied it,
+        or three sends went unanswered: `timeout`); 202 while it is still `queued` (vehicle
+        offline; delivered in order when it reconnects) or `sent` and unanswered. A body
+        `vehicle_id`, if any, must equal the path's.
+        """
         principal = require_role(services, STAFF)
         command = parse_command(await json_body())
         if command.vehicle_id is not None and command.vehicle_id != vehicle_id:
@@ -90,23 +104,40 @@ def register(app: Quart, services: HubServices) -> None:
         return json_response(command_answer(status), status=200 if status.settled else 202)
 
     @tag(["commands"])
+    @document_querystring(LimitQuery)
+    @document_response(CommandList, 200)
     async def list_commands(vehicle_id: str) -> Response:
-        """A vehicle's commands, newest first (``limit``)."""
+        """A vehicle's commands, newest first (``limit``).
+
+        Each with its payload, status, the vehicle's latest ack and when it was sent.
+        """
         require_role(services, READERS)
         limit = parse_limit(request.args.get("limit"))
         rows = await services.reads.commands(vehicle_id, limit=limit)
         return json_response({"items": [command_item(row) for row in rows]})
 
     @tag(["commands"])
+    @document_response(CommandRecord, 200)
     @document_response(responses.ErrorBody, 404)
     async def get_command(command_id: str) -> Response:
-        """One command and its status."""
+        """One command and its status.
+
+        404 `not_found` for an id the hub never recorded.
+        """
         require_role(services, READERS)
         return json_response(command_item(await services.reads.command(command_id)))
 
     @tag(["commands"])
+    @document_request(FleetStopRequest)
+    @document_response(FleetStopResults, 200)
     async def fleet_emergency_stop() -> Response:
-        """Stop every vehicle named (``["*"]``: all): each answers executed, queued or timeout."""
+        """Emergency-stop many vehicles at once.
+
+        Stops every vehicle named (``["*"]``: all): each answers executed, queued or timeout.
+
+        Every stop goes out at once; the answer comes when each has settled (up to 16 s).
+        A vehicle that has not confirmed after three sends also raises a critical alert.
+        """
         principal = require_role(services, STAFF)
         body = validate_model(
             FleetEmergencyStop, parse_json_object(await json_body(), clean_text=True)

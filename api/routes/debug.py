@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from quart import Quart, Response
-from quart_schema import tag
+from quart_schema import document_response, tag
 
 from api.context import HubServices
 from api.guard import require_role
 from api.responses import json_response
+from hub.contract import responses
 from hub.contract.roles import ADMINS
 
 
@@ -15,9 +16,13 @@ def register(app: Quart, services: HubServices) -> None:
     """Add the actor-state debug endpoint."""
 
     @tag(["operations"])
+    @document_response(responses.ActorList, 200)
     async def debug_actors() -> Response:
-        """Kind, id, mailbox and queue depth, connection state, last heartbeat, restarts,
-        subscriptions of every live actor."""
+        """Every live actor and what it holds (admin).
+
+        Kind, id, mailbox and queue depth, connection state, last heartbeat, restarts,
+        subscriptions of every live actor.
+        """
         require_role(services, ADMINS)
         return json_response({"actors": services.actors.snapshot()})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quart import Quart, Response
-from quart_schema import document_response, tag
+from quart_schema import document_response, security_scheme, tag
 
 from api.context import HubServices
 from api.responses import json_response
@@ -14,21 +14,37 @@ def register(app: Quart, services: HubServices) -> None:
     """Add ``/health``, ``/health/live`` and ``/health/ready``."""
 
     @tag(["operations"])
+    @security_scheme([])
     @document_response(responses.Health, 200)
     @document_response(responses.Health, 503)
     async def health() -> Response:
-        """Component status: 200 ok, 503 down when the database is unreachable."""
+        """Component status: 200 ok, 503 down when the database is unreachable.
+
+        `degraded` (still 200) when an optional part is away: Redis unreachable (rate
+        limiting is then off) or actors restarting. No token needed.
+        """
         status, body = await services.health.report()
         return json_response(body, status=status)
 
     @tag(["operations"])
+    @security_scheme([])
+    @document_response(responses.Liveness, 200)
     async def live() -> Response:
-        """200 while the process serves requests at all."""
+        """200 while the process serves requests at all.
+
+        For an orchestrator's liveness probe: it checks nothing else. No token needed.
+        """
         return json_response({"status": "ok"})
 
     @tag(["operations"])
+    @security_scheme([])
+    @document_response(responses.Readiness, 200)
+    @document_response(responses.Readiness, 503)
     async def ready() -> Response:
-        """200 when requests can be served (database reachable, not shutting down), else 503."""
+        """200 when requests can be served (database reachable, not shutting down), else 503.
+
+        For an orchestrator's readiness probe or a load balancer. No token needed.
+        """
         database = await services.health.database_status()
         ready = database["status"] == "ok" and services.accepting
         return json_response(

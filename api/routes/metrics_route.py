@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 
 from quart import Quart, Response
-from quart_schema import tag
+from quart_schema import security_scheme, tag
 
 from api.context import HubServices
 from hub import metrics
@@ -40,9 +40,13 @@ def register(app: Quart, services: HubServices) -> None:
     """Add ``/metrics``."""
 
     @tag(["operations"])
+    @security_scheme([])
     async def prometheus_metrics() -> Response:
-        """Prometheus text format: requests, latency, connections, pool, telemetry, commands,
-        mailboxes, offline queues, alerts."""
+        """Prometheus metrics of the hub.
+
+        Text exposition format: requests, latency, connections, pool, telemetry, commands,
+        mailboxes, offline queues, alerts. No token needed (keep it off the public network).
+        """
         refresh_gauges(services)
         return Response(
             metrics.exposition(), mimetype="text/plain", content_type="text/plain; version=0.0.4"

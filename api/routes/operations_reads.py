@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from quart import Quart, Response, g, request
-from quart_schema import document_request, document_response, tag
+from quart_schema import document_querystring, document_request, document_response, tag
 
 from actors.missions import Caller
 from api.bodies.reads import battery_health_body, mission_item, reservation_item
@@ -21,6 +21,7 @@ from api.paging import optional_cursor, page_body, parse_limit, parse_query_time
 from api.request_body import json_body
 from api.responses import json_response
 from hub.contract import responses
+from hub.contract.queries import MissionQuery, ReservationQuery
 from hub.contract.reservations import (
     BatteryHealth,
     Mission,
@@ -46,16 +47,25 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(BatteryHealth, 200)
     @document_response(responses.ErrorBody, 404)
     async def battery_health(vehicle_id: str) -> Response:
-        """Charge cycles (100 % of SoC discharged = one) and the resting-voltage trend."""
+        """Charge cycles (100 % of SoC discharged = one) and the resting-voltage trend.
+
+        Counted from the stored battery reports; `updated_at` is the newest one counted.
+        """
         require_role(services, READERS)
         state = await services.vehicles.battery_health(vehicle_id)
         return json_response(battery_health_body(state))
 
     @tag(["missions"])
+    @document_querystring(MissionQuery)
     @document_response(MissionPage, 200)
     @document_response(responses.ErrorBody, 400)
     async def list_missions() -> Response:
-        """Missions newest first: ``vehicle_id``, ``status``, ``limit`` (≤ 10 000), ``cursor``."""
+        """Missions, newest first.
+
+        Filters ``vehicle_id``, ``status``; ``limit`` (≤ 10 000) and ``cursor``.
+
+        A dispatch command creates its mission; acks and status reports move it on.
+        """
         require_role(services, READERS)
         args = request.args
         limit = parse_limit(args.get("limit"))
@@ -74,7 +84,10 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(Mission, 200)
     @document_response(responses.ErrorBody, 404)
     async def get_mission(mission_id: str) -> Response:
-        """One mission and its reservation, if it carries one out."""
+        """One mission and its reservation, if it carries one out.
+
+        404 `not_found` for a mission id never dispatched.
+        """
         require_role(services, READERS)
         return json_response(mission_item(await services.missions.mission(mission_id)))
 
@@ -83,7 +96,11 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(Reservation, 201)
     @document_response(responses.ErrorBody, 400)
     async def create_reservation() -> Response:
-        """Book a transport; the answer's ``mission_id`` is the id to dispatch it with."""
+        """Book a transport; the answer's ``mission_id`` is the id to dispatch it with.
+
+        A new reservation is `pending`. The scheduled time must be between 5 minutes ago
+        and a year ahead (400 `invalid_timestamp`); a `vehicle_id` must be registered.
+        """
         principal = require_role(services, STAFF)
         body = parse_model(ReservationCreate, await json_body())
         item = reservation_item(await services.missions.create(body, _caller(principal)))
@@ -91,11 +108,15 @@ def register(app: Quart, services: HubServices) -> None:
         return json_response(item, status=201, headers=headers)
 
     @tag(["reservations"])
+    @document_querystring(ReservationQuery)
     @document_response(ReservationPage, 200)
     @document_response(responses.ErrorBody, 400)
     async def list_reservations() -> Response:
-        """Reservations soonest first: ``status``, ``vehicle_id``, ``from``/``to`` (scheduled
-        time), ``limit`` (≤ 10 000), ``cursor``."""
+        """Reservations, soonest first.
+
+        Filters ``status``, ``vehicle_id``, ``from``/``to`` (scheduled time); ``limit``
+        (≤ 10 000) and ``cursor``.
+        """
         require_role(services, READERS)
         args = request.args
         limit = parse_limit(args.get("limit"))
@@ -119,7 +140,10 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(Reservation, 200)
     @document_response(responses.ErrorBody, 404)
     async def get_reservation(reservation_id: str) -> Response:
-        """One reservation, with its mission's status once dispatched."""
+        """One reservation, with its mission's status once dispatched.
+
+        404 `not_found` for an unknown id.
+        """
         require_role(services, READERS)
         return json_response(reservation_item(await services.missions.reservation(reservation_id)))
 
@@ -128,8 +152,13 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(Reservation, 200)
     @document_response(responses.ErrorBody, 400)
     async def update_reservation(reservation_id: str) -> Response:
-        """Change the time, the vehicle (null unassigns) or the status: pending → confirmed →
-        completed, cancelled from either; confirmed → pending reopens it."""
+        """Change a reservation's time, vehicle or status.
+
+        `vehicle_id: null` unassigns the vehicle. Status moves pending → confirmed →
+        completed, cancelled from either; confirmed → pending reopens it (400
+        `invalid_state_transition` otherwise). A cancelled or completed reservation cannot
+        change. 409 `conflict` if it keeps changing under concurrent edits.
+        """
         principal = require_role(services, STAFF)
         body = parse_model(ReservationUpdate, await json_body())
         row = await services.missions.update(reservation_id, body, _caller(principal))
@@ -139,7 +168,11 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(Reservation, 200)
     @document_response(responses.ErrorBody, 400)
     async def cancel_reservation(reservation_id: str) -> Response:
-        """Cancel a reservation (the row is kept, with status ``cancelled``)."""
+        """Cancel a reservation (the row is kept, with status ``cancelled``).
+
+        DELETE does not remove anything: the reservation stays readable with status
+        `cancelled`. Cancelling again answers the same; a completed one cannot be cancelled.
+        """
         principal = require_role(services, STAFF)
         row = await services.missions.cancel(reservation_id, _caller(principal))
         return json_response(reservation_item(row))

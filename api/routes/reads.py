@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from quart import Quart, Response, request
-from quart_schema import document_response, tag
+from quart_schema import document_querystring, document_response, tag
 
 from actors.fleet_reads import HISTORY_PATHS
 from api.bodies.reads import history_item, vehicle_summary
@@ -14,6 +14,7 @@ from api.guard import require_role
 from api.paging import optional_cursor, page_body, parse_limit, parse_query_timestamp
 from api.responses import json_response
 from hub.contract import responses
+from hub.contract.queries import HistoryQuery
 from hub.contract.roles import READERS
 from hub.errors import NotFoundError
 
@@ -24,7 +25,10 @@ def register(app: Quart, services: HubServices) -> None:
     @tag(["fleet"])
     @document_response(responses.VehicleList, 200)
     async def list_vehicles() -> Response:
-        """Every registered vehicle with its latest state."""
+        """Every registered vehicle with its latest state.
+
+        Disabled vehicles are left out. `connected` says whether its socket is open now.
+        """
         require_role(services, READERS)
         rows = await services.reads.fleet()
         connected = await services.router.connected_vehicles()
@@ -35,17 +39,26 @@ def register(app: Quart, services: HubServices) -> None:
     @document_response(responses.VehicleSummary, 200)
     @document_response(responses.ErrorBody, 404)
     async def get_vehicle(vehicle_id: str) -> Response:
-        """One vehicle with its latest state."""
+        """One vehicle with its latest state.
+
+        404 `unknown_vehicle` for a vehicle that is not registered or is disabled.
+        """
         require_role(services, READERS)
         row = await services.reads.vehicle(vehicle_id)
         connected = vehicle_id in await services.router.connected_vehicles()
         return json_response(vehicle_summary(row, connected=connected))
 
     @tag(["fleet"])
+    @document_querystring(HistoryQuery)
     @document_response(responses.HistoryPage, 200)
     @document_response(responses.ErrorBody, 400)
     async def history(vehicle_id: str, kind: str) -> Response:
-        """History newest first: ``from``, ``to``, ``limit`` (≤ 10 000), ``cursor``."""
+        """A vehicle's history, newest first.
+
+        Filters ``from``, ``to``; ``limit`` (≤ 10 000) and ``cursor``.
+        Each item is one stored record, its columns at the top level. Follow `next_cursor`
+        for older records; it is null on the last page.
+        """
         require_role(services, READERS)
         telemetry_kind = HISTORY_PATHS.get(kind)
         if telemetry_kind is None:

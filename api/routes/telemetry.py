@@ -19,7 +19,8 @@ from api.request_body import MAX_BULK_BODY, json_body
 from api.responses import json_response
 from hub.clock import utc_now
 from hub.contract import responses
-from hub.contract.bulk import BulkUpload, parse_bulk
+from hub.contract.bulk import parse_bulk
+from hub.contract.bulk_forms import BulkBody
 from hub.contract.telemetry import (
     BatteryUpdate,
     DockingUpdate,
@@ -86,9 +87,12 @@ def register(app: Quart, services: HubServices) -> None:
     live_endpoint("error", ErrorReport, responses.ErrorReportAccepted)
     live_endpoint("docking", DockingUpdate, responses.TelemetryAccepted)
 
-    @_documented(BulkUpload, responses.BulkAccepted)
+    @_documented(BulkBody, responses.BulkAccepted)
     async def post_bulk(vehicle_id: str) -> Response:
-        """Upload what the vehicle recorded while offline: 1–1000 messages, all or nothing."""
+        """Upload what the vehicle recorded while offline: 1–1000 messages, all or nothing.
+
+        Each message is one report (`type`, `timestamp`, and that kind's body as `data`).
+        """
         require_vehicle(services, vehicle_id)
         services.registry.require(vehicle_id)
         settings = services.settings

@@ -17,6 +17,7 @@ from hub.contract.telemetry import (
     BATTERY_EXAMPLE,
     LOCATION_EXAMPLE,
     Battery,
+    DockingPhase,
     Location,
     VehicleState,
 )
@@ -68,6 +69,30 @@ class ErrorBody(ResponseModel):
     retry_after: int | None = Field(
         default=None, exclude_if=_omit_none, description="429 only: seconds to wait"
     )
+
+
+class RateLimitedBody(ResponseModel):
+    """The 429 body (CONTRACT §5): the flat error body, with ``retry_after`` always present."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "rate_limit_exceeded",
+                    "message": "Too many requests. Please wait 1 seconds.",
+                    "retry_after": 1,
+                    "timestamp": EXAMPLE_TIMESTAMP,
+                    "request_id": "3f1c2a9e8d7b4c6a9e210b5d4f7a8c31",
+                }
+            ]
+        }
+    )
+
+    error: Literal["rate_limit_exceeded"]
+    message: str
+    retry_after: int = Field(ge=0, description="Seconds to wait (also in `Retry-After`)")
+    timestamp: WireTimestamp
+    request_id: str | None = Field(default=None, exclude_if=_omit_none)
 
 
 class TelemetryAccepted(ResponseModel):
@@ -183,6 +208,7 @@ _SUMMARY_EXAMPLE: JsonDict = {
     "mission_id": "mission_12345",
     "location": LOCATION_EXAMPLE,
     "battery": BATTERY_EXAMPLE,
+    "docking_phase": None,
     "open_alerts": 0,
 }
 
@@ -200,7 +226,10 @@ class VehicleSummary(ResponseModel):
     mission_id: str | None
     location: Location | None
     battery: Battery | None
-    open_alerts: int
+    docking_phase: DockingPhase | None = Field(
+        description="Phase of the latest docking report; null before the first one"
+    )
+    open_alerts: int = Field(ge=0, description="Unacknowledged alerts of this vehicle")
 
 
 class VehicleList(ResponseModel):
@@ -249,3 +278,60 @@ class Health(ResponseModel):
 
     status: Literal["ok", "degraded", "down"]
     components: dict[str, Any]
+
+
+class Liveness(ResponseModel):
+    """``GET /health/live``: the process answers at all."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: Literal["ok"]
+
+
+class Readiness(ResponseModel):
+    """``GET /health/ready``: ``ok`` when requests can be served, ``down`` otherwise (503)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ok", "database": "ok"}, {"status": "down", "database": "down"}]
+        }
+    )
+
+    status: Literal["ok", "down"]
+    database: str = Field(description="The database's status: ok, or why it is not")
+
+
+class VehicleDisabled(ResponseModel):
+    """``DELETE /api/v1/admin/vehicles/{id}``: the vehicle is disabled; its history is kept."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"vehicle_id": "wheelchair_001", "enabled": False}]}
+    )
+
+    vehicle_id: str
+    enabled: Literal[False]
+
+
+class ActorList(ResponseModel):
+    """``GET /debug/actors``: every live actor; the keys beyond ``kind`` depend on the kind."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "actors": [
+                        {
+                            "kind": "vehicle",
+                            "key": "wheelchair_001",
+                            "mailbox_depth": 0,
+                            "restarts": 0,
+                            "connected": True,
+                            "queue_depth": 0,
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    actors: list[dict[str, Any]]

@@ -116,6 +116,11 @@ class ErrorFrame(ResponseModel):
     )
     details: dict[str, Any] | None = Field(default=None, exclude_if=_omit_none)
     retry_after: int | None = Field(default=None, exclude_if=_omit_none)
+    command_id: str | None = Field(
+        default=None,
+        exclude_if=_omit_none,
+        description="On a frontend socket: the `command_id` of the refused command, if it had one",
+    )
 
 
 class TelemetryAckFrame(ResponseModel):
