@@ -59,7 +59,7 @@ def severity_filter(value: str | None) -> str | None:
 
 def mission_status_filter(value: str | None) -> str | None:
     """A mission ``status`` filter (``dispatched``, ``completed``…)."""
-    if value is None:
+    if value is None or value == "":
         return None
     if not MISSION_STATUS.fullmatch(value):
         raise InvalidInputError(
@@ -73,7 +73,7 @@ def mission_status_filter(value: str | None) -> str | None:
 
 def reservation_status_filter(value: str | None) -> str | None:
     """A reservation ``status`` filter: one of the reservation statuses."""
-    if value is None:
+    if value is None or value == "":
         return None
     if value not in RESERVATION_STATUSES:
         raise InvalidInputError(

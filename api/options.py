@@ -1,36 +1,20 @@
 """``OPTIONS``: 204 with an ``Allow`` header naming exactly the methods the path serves.
 
-Quart's automatic answer is an empty ``text/html`` 200 whose ``Allow`` comes from every rule
-whose pattern matches the path. One rule, ``/api/v1/vehicle/<vehicle_id>/<kind>``, matches
-more paths than it serves: its handler answers 404 unless ``kind`` is a history segment, so
-``OPTIONS …/location`` would advertise a GET that does not exist. :data:`SERVED_VALUES`
-lists what such rules really accept, and a method is allowed only when the rule it routes to
-serves the path.
+Quart's automatic answer is an empty ``text/html`` 200. This one asks the URL map which
+methods route the path to an HTTP rule (the history rule only matches its five kinds, so
+``OPTIONS …/location`` does not advertise a GET that does not exist).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from quart import Quart, Response, request
 from quart.globals import request_ctx
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import MapAdapter, Rule
-
-from actors.fleet_reads import HISTORY_PATHS
-
-SERVED_VALUES: dict[str, dict[str, frozenset[str]]] = {
-    "history": {"kind": frozenset(HISTORY_PATHS)},
-}
-"""Endpoint → path variable → the values its handler serves (others answer 404)."""
+from werkzeug.routing import MapAdapter
 
 _ALWAYS = ("OPTIONS",)
-
-
-def served(rule: Rule, values: Mapping[str, object]) -> bool:
-    """Whether the rule's handler serves these path values (see :data:`SERVED_VALUES`)."""
-    limits = SERVED_VALUES.get(str(rule.endpoint), {})
-    return all(values.get(name) in accepted for name, accepted in limits.items())
 
 
 def allowed_methods(adapter: MapAdapter, path: str, methods: Iterable[str]) -> list[str]:
@@ -38,10 +22,10 @@ def allowed_methods(adapter: MapAdapter, path: str, methods: Iterable[str]) -> l
     allowed = set(_ALWAYS)
     for method in methods:
         try:
-            rule, values = adapter.match(path, method=method, return_rule=True)
+            rule, _ = adapter.match(path, method=method, return_rule=True)
         except HTTPException:
             continue
-        if not getattr(rule, "websocket", False) and served(rule, values):
+        if not getattr(rule, "websocket", False):
             allowed.add(method)
     if "GET" in allowed:
         allowed.add("HEAD")

@@ -45,7 +45,11 @@ def decode_cursor(cursor: str, shape: Sequence[type]) -> tuple[Any, ...]:
                 if moment is None or moment.tzinfo is None:
                     raise ValueError("not a timestamp")
                 key.append(moment)
-            elif isinstance(part, kind) and not isinstance(part, bool):
+            elif kind is int and (isinstance(part, bool) or not isinstance(part, int)):
+                raise ValueError("not an integer")
+            elif kind is int and not -(2**63) < part < 2**63:
+                raise ValueError("out of range")
+            elif isinstance(part, kind):
                 key.append(part)
             else:
                 raise ValueError("wrong type")

@@ -49,6 +49,7 @@ from api.app import create_app
 from api.context import HubServices
 from api.edge import ASGIApp, RedirectInsecure
 from api.fast_telemetry import TelemetryFastPath
+from hub import metrics
 from hub.config import RateLimit, Settings
 from hub.runtime import Registry, ServiceActor, Supervisor
 from hub.security import TokenCodec
@@ -233,6 +234,7 @@ async def serve_hub(
                 service_nursery.cancel_scope.cancel()  # HTTP is done: stop every actor
 
             binds = await service_nursery.start(serve_http)
+            metrics.watch_garbage_collector()
             base = binds[0]
             logger.info(
                 "TVM Hub listening on %s — API docs %s/docs, WebSocket protocol %s/asyncapi.json,"

@@ -37,9 +37,7 @@ def configure_hashing(*, time_cost: int, memory_kib: int, parallelism: int) -> N
     """Set the argon2id cost of new hashes (at start; hashes already stored keep their own
     parameters and verify as before). The defaults are argon2-cffi's (3, 64 MiB, 4)."""
     global _hasher, _DUMMY_HASH
-    _hasher = PasswordHasher(
-        time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
-    )
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
     _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(32))
 
 

@@ -56,6 +56,13 @@ class UnsafeDurabilityError(StorageError):
     """The server runs with ``fsync`` or ``synchronous_commit`` off: a commit could be lost."""
 
 
+class PoolBusyError(StorageUnavailableError):
+    """Every pooled connection stayed busy for the pool timeout: our own load, not an outage.
+
+    The database is not marked down; the request answers 503 and may be retried.
+    """
+
+
 class UniqueViolationError(StorageError):
     """An insert collided with a unique key (a name or id already taken)."""
 
@@ -104,6 +111,32 @@ async def _detached(make: Callable[[], Awaitable[T]]) -> T:
         task.cancel()
         task.add_done_callback(_discard_outcome)
         raise
+
+
+async def _acquire_detached(pool: asyncpg.Pool, wait_seconds: float) -> asyncpg.Connection:
+    """A pooled connection within ``wait_seconds`` (:class:`PoolBusyError` after), acquired
+    in a task of its own: if the trio caller gives up meanwhile, a connection acquired after
+    all is put back into the pool, never lost."""
+    task = asyncio.ensure_future(asyncio.wait_for(pool.acquire(), wait_seconds))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(partial(_release_unclaimed, pool))
+        raise
+    except TimeoutError:
+        raise PoolBusyError(f"no free database connection within {wait_seconds:g} s") from None
+
+
+_RELEASES: set[asyncio.Future[None]] = set()
+"""Releases of connections nobody claimed, held until done (asyncio keeps weak references)."""
+
+
+def _release_unclaimed(pool: asyncpg.Pool, task: asyncio.Future[Any]) -> None:
+    if task.cancelled() or task.exception() is not None:
+        return
+    release = asyncio.ensure_future(pool.release(task.result()))
+    _RELEASES.add(release)
+    release.add_done_callback(_RELEASES.discard)
 
 
 def _discard_outcome(task: asyncio.Future[Any]) -> None:
@@ -161,33 +194,38 @@ class Database:
         return await self.availability.call(partial(self._attempt, work), even_if_down=even_if_down)
 
     async def _attempt(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """One bounded try on a pooled connection, without the availability books."""
-        acquired = False
+        """One bounded try on a pooled connection, without the availability books.
 
-        async def on_connection() -> T:
-            nonlocal acquired
-            async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
-                acquired = True
+        Waiting for a free connection is not the database's silence: it is bounded by the
+        pool timeout and ends in :class:`PoolBusyError` (503, the database stays up). Only
+        the statement itself is bounded by the call timeout, whose expiry means the database
+        is down.
+        """
+        pool = self._pool
+        try:
+            connection = await trio_asyncio.aio_as_trio(_acquire_detached)(
+                pool, self._acquire_timeout
+            )
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise translate_error(exc) from exc
+
+        async def use() -> T:
+            try:
                 return await work(connection)
+            finally:
+                await pool.release(connection)
 
         with trio.move_on_after(self._call_timeout):
             try:
-                result: T = await trio_asyncio.aio_as_trio(_detached)(on_connection)
+                result: T = await trio_asyncio.aio_as_trio(_detached)(use)
                 return result
             except StorageError:
                 raise
             except Exception as exc:
                 raise translate_error(exc) from exc
-        if not acquired and self._pool_exhausted():
-            # Every connection is busy on a server that answers: our load, not an outage.
-            raise StorageUnavailableError(
-                f"no free database connection within {self._call_timeout:g} s"
-            )
         raise DatabaseDownError(f"no answer from the database within {self._call_timeout:g} s")
-
-    def _pool_exhausted(self) -> bool:
-        usage = self.pool_usage()
-        return usage["size"] >= usage["max"] and usage["idle"] == 0
 
     async def _probe(self) -> None:
         """``SELECT 1`` on a fresh connection (not the pool's, which may all be busy)."""

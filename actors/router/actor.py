@@ -20,14 +20,15 @@ import logging
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 import trio
 
+from actors.router.replay import ReplayLimits, VehicleReplay, encode_numbered
+from actors.sockets.encoded import EncodedEvent, Frame
 from hub.contract.roles import STAFF
 from hub.logs import reset_log_context
-from hub.runtime import Inbox, Reply
+from hub.runtime import Inbox, Reply, ended_by_cancellation
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ ROUTER_KIND = "router"
 ROUTER_KEY = "main"
 ROUTER_MAILBOX_SIZE = 50_000
 OVERFLOW_CAPACITY = 10_000
+EXPIRE_INTERVAL = 30.0  # seconds between sweeps of replay events past their age
+DEFAULT_REPLAY = ReplayLimits()
 ALL_VEHICLES = "*"
 STAFF_ROLES = frozenset(STAFF)
 _NOBODY: frozenset[str] = frozenset()
@@ -61,7 +64,7 @@ class Attached:  # answer to Attach; resumed: the session was attached already (
 @dataclass(frozen=True, slots=True)
 class Subscribed:  # answer to Subscribe: every subscription now held, and what to replay
     subscriptions: frozenset[str]
-    replay: tuple[Event, ...]
+    replay: tuple[Frame, ...]
     replayed: dict[str, bool]
 
 
@@ -142,7 +145,7 @@ class RouterState:
 
     def __init__(
         self,
-        limits: ReplayLimits = ReplayLimits(),
+        limits: ReplayLimits = DEFAULT_REPLAY,
         *,
         seq_origin: int = 0,
         clock: Callable[[], float] = trio.current_time,
@@ -197,7 +200,7 @@ class RouterState:
                 self._everything.add(session_id)
             else:
                 self._followers.setdefault(vehicle_id, set()).add(session_id)
-        replay: list[Event] = []
+        replay: list[Frame] = []
         replayed: dict[str, bool] = {}
         watches_all = ALL_VEHICLES in subscriptions
         for vehicle_id, last_seq in (since or {}).items():
@@ -237,8 +240,7 @@ class RouterState:
         """
         vehicle_id = event.get("vehicle_id")
         if isinstance(vehicle_id, str):
-            event = self._number(vehicle_id, event)
-            self._fan_out(vehicle_id, event, self._staff)
+            self._fan_out(vehicle_id, self._number(vehicle_id, event), self._staff)
         else:
             self._fan_out(None, event, self._staff)
 
@@ -297,7 +299,7 @@ class RouterState:
         into.extend(events)
         return True
 
-    def _fan_out(self, vehicle_id: str | None, event: Event, first: Collection[str]) -> None:
+    def _fan_out(self, vehicle_id: str | None, event: Frame, first: Collection[str]) -> None:
         """To ``first``, then the vehicle's followers and "*" sessions: each session once."""
         for session_id in first:
             self._send(session_id, event)
@@ -314,7 +316,7 @@ class RouterState:
                 self.detach(session_id)
             self._gone.clear()
 
-    def _send(self, session_id: str, event: Event) -> None:
+    def _send(self, session_id: str, event: Frame) -> None:
         handle = self.sessions.get(session_id)
         if handle is None:
             return
@@ -352,19 +354,27 @@ class Router:
         self._overflow = overflow
 
     async def run(self, inbox: Inbox[RouterMessage], *, task_status: trio.TaskStatus[None]) -> None:
-        """Handle messages until cancelled; drain the overflow whenever the mailbox is empty."""
+        """Handle messages until cancelled; drain the overflow whenever the mailbox is empty;
+        every :data:`EXPIRE_INTERVAL` seconds forget replay events past their age."""
         reset_log_context()
         task_status.started()
+        next_expiry = trio.current_time() + EXPIRE_INTERVAL
         try:
-            async for message in inbox:
-                self.handle(message)
-                # The overflow only holds messages sent after the mailbox filled up: next in line.
-                while self._overflow.messages and inbox.depth() == 0:
-                    self.handle(self._overflow.messages.popleft())
+            while True:
+                with trio.move_on_at(next_expiry):
+                    try:
+                        message = await inbox.receive()
+                    except trio.ClosedResourceError:
+                        return
+                    self.handle(message)
+                    # The overflow holds messages sent after the mailbox filled up: next in line.
+                    while self._overflow.messages and inbox.depth() == 0:
+                        self.handle(self._overflow.messages.popleft())
+                    continue
+                self.state.expire_replays()
+                next_expiry = trio.current_time() + EXPIRE_INTERVAL
         except BaseException as exc:
-            stopping = isinstance(exc, trio.Cancelled) or (
-                isinstance(exc, BaseExceptionGroup) and exc.split(trio.Cancelled)[1] is None
-            )
+            stopping = ended_by_cancellation(exc)
             self.state.close_all(
                 *((1001, "server going away") if stopping else (1011, "internal error"))
             )

@@ -26,9 +26,8 @@ class ReplayLimits:
 
 
 def encode_numbered(event: dict[str, Any], seq: int) -> EncodedEvent:
-    """Number ``event`` (the Router owns it once published) and encode it once."""
-    event["seq"] = seq
-    text = json.dumps(event, separators=(",", ":"), allow_nan=False)
+    """``event`` with its ``seq``, encoded once (the publisher's dict is left as it was)."""
+    text = json.dumps({**event, "seq": seq}, separators=(",", ":"), allow_nan=False)
     return EncodedEvent(
         text, type=str(event.get("type")), vehicle_id=str(event.get("vehicle_id")), seq=seq
     )

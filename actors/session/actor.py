@@ -42,7 +42,7 @@ from actors.router.actor import (
 from actors.router.sink import RouterSink
 from actors.session.conflation import SessionLink
 from actors.sockets.connection import FrameHandler
-from actors.vehicle.actor import ended_by_cancellation
+from actors.sockets.encoded import Frame
 from actors.vehicle.messages import CommandOrigin, CommandStatus
 from hub.clock import now_timestamp, utc_now
 from hub.contract import ws_events
@@ -56,7 +56,7 @@ from hub.contract.ws import (
 )
 from hub.errors import ContractError
 from hub.logs import reset_log_context
-from hub.runtime import ActorCrashedError, ActorRef, ActorStoppedError, Inbox
+from hub.runtime import ActorCrashedError, ActorRef, ActorStoppedError, Inbox, ended_by_cancellation
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ class SessionActor:
         Events for these vehicles that arrive meanwhile wait behind the answer in the queue.
         """
         reservation = self.link.queue.reserve()
-        frames: list[dict[str, Any]] = []
+        frames: list[Frame] = []
         try:
             session_id = self.identity.session_id
             try:
@@ -277,7 +277,7 @@ class SessionActor:
         await self._router.ref.tell(Unsubscribe(self.identity.session_id, vehicle_ids))
 
     async def _snapshot_of(
-        self, vehicle_ids: tuple[str, ...], errors: list[dict[str, Any]]
+        self, vehicle_ids: tuple[str, ...], errors: list[Frame]
     ) -> list[dict[str, Any]]:
         """The snapshot rows, or [] with an error frame appended when it cannot be read."""
         wanted = None if ALL_VEHICLES in vehicle_ids else list(vehicle_ids)

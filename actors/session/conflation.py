@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
 
 import trio
 
@@ -47,7 +46,6 @@ DEFAULT_LIMIT = 10_000
 
 SLOW_CONSUMER = "slow_consumer"
 """Close reason sent with code 1013 when a session's must-deliver backlog passes the limit."""
-
 
 
 class SlowConsumerError(Exception):

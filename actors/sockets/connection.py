@@ -10,7 +10,6 @@ passes in ``receive``/``send`` callables, and tests pass fakes on trio's MockClo
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field

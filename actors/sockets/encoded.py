@@ -49,3 +49,10 @@ def frame_text(frame: Frame) -> str:
     if isinstance(frame, EncodedEvent):
         return frame.text
     return json.dumps(frame, separators=(",", ":"), allow_nan=False)
+
+
+def frame_dict(frame: Frame) -> dict[str, Any]:
+    """``frame`` as a dict, decoding it if it is encoded already (tests, debug views)."""
+    if isinstance(frame, EncodedEvent):
+        return frame.decoded()
+    return frame

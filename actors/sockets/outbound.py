@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from typing import Any
 
 import trio
 

@@ -17,7 +17,7 @@ The lanes tell the control task what it needs to know by message (:class:`StateS
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,6 +27,7 @@ import trio
 from actors.rate_limit import RateLimiter
 from actors.sockets.outbound import OutboundLink
 from actors.vehicle.command_desk import CommandDesk, PendingCommand, PersistJob
+from actors.vehicle.command_rows import StopRecorder, duplicate_command, new_row, row_writer
 from actors.vehicle.messages import (
     AckReceived,
     AwaitOutcome,
@@ -48,7 +49,7 @@ from actors.vehicle.messages import (
     VehicleMessage,
 )
 from actors.vehicle.offline_queue import QueuedCommand
-from actors.vehicle.ports import AuditEntry, NewCommand, Publisher, StoredCommand, VehicleStore
+from actors.vehicle.ports import Publisher, StoredCommand, VehicleStore
 from actors.vehicle.state import STATE_MEMORY
 from actors.vehicle.telemetry import (
     LANE_SIZE,
@@ -63,18 +64,16 @@ from hub import metrics
 from hub.clock import format_timestamp, now_timestamp, utc_now
 from hub.config import RateLimit
 from hub.contract import ws_events
-from hub.contract.commands import AnyCommand, DispatchCommand, vehicle_payload, with_defaults
+from hub.contract.commands import AnyCommand, vehicle_payload, with_defaults
 from hub.contract.validation import check_live_timestamp
-from hub.errors import ConflictError, ContractError, InternalError, UnavailableError
+from hub.errors import ConflictError, ContractError, UnavailableError
 from hub.logs import log_context, reset_log_context
-from hub.runtime import Inbox, Reply
-from storage.database import StorageError, StorageUnavailableError, UniqueViolationError
+from hub.runtime import Inbox, Reply, ended_by_cancellation
+from storage.database import StorageError
 
 logger = logging.getLogger(__name__)
 
 PERSIST_LANE_SIZE = 10_000
-STOP_RECORD_RETRY = 1.0  # seconds between attempts to record an emergency stop
-STOP_RECORD_ATTEMPTS = 300
 DRAIN_FLUSH_TIMEOUT = 5.0
 GOING_AWAY = 1001
 INTERNAL_ERROR = 1011
@@ -84,16 +83,6 @@ REPLACED = 4009
 def resume_allowed(last_state: str | None, last_delivered: str | None) -> bool:
     """CONTRACT §6.3: resume only after an emergency stop (state or last delivered command)."""
     return last_state == "emergency_stop" or last_delivered == "emergency_stop"
-
-
-def ended_by_cancellation(exc: BaseException) -> bool:
-    """True when ``exc`` is trio.Cancelled, or a group of nothing but Cancelled (a stop)."""
-    if isinstance(exc, trio.Cancelled):
-        return True
-    if isinstance(exc, BaseExceptionGroup):
-        _, rest = exc.split(trio.Cancelled)
-        return rest is None
-    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +336,7 @@ class VehicleActor:
         command = with_defaults(command, utc_now())
         assert command.command_id is not None and command.timestamp is not None
         if self.desk.knows(command.command_id) or command.command_id in self._awaiting_rows:
-            reply.fail(_duplicate(command.command_id))
+            reply.fail(duplicate_command(command.command_id))
             return
         if command.type == "resume" and not resume_allowed(
             self._known_state(now), self.desk.last_delivered_type
@@ -373,62 +362,26 @@ class VehicleActor:
             ),
             origin.session_id,
         )
-        row = self._new_row(command, pending, origin, is_stop=is_stop)
+        link = self.desk.link
+        row = new_row(
+            self.vehicle_id,
+            command,
+            pending,
+            origin,
+            queue_position=-self._queue_position if is_stop else self._queue_position,
+            will_send=is_stop and link is not None and not link.closed,
+        )
         if is_stop:
             # The row is written first in the lane, but the stop goes out now: no validation
             # delay, no queueing behind others, never refused for its storage.
             self._stop_epoch += 1
-            self._persist(self._stop_recorder(row, origin), must_run=True)
+            recorder = StopRecorder(self._store, row, origin, self._tell_self, self._start_soon)
+            self._persist(recorder.record, must_run=True)
             self.desk.deliver(pending, now)
             reply.send(self._status_now(command.command_id))
             return
         self._awaiting_rows[command.command_id] = _AwaitingRow(pending, reply, self._stop_epoch)
-        self._persist(self._row_writer(row))
-
-    def _new_row(
-        self, command: AnyCommand, pending: PendingCommand, origin: CommandOrigin, *, is_stop: bool
-    ) -> NewCommand:
-        assert command.command_id is not None
-        link = self.desk.link
-        will_send = is_stop and link is not None and not link.closed
-        mission = None
-        if isinstance(command, DispatchCommand):
-            mission = {
-                "mission_id": command.mission.mission_id,
-                "pickup": command.mission.pickup.model_dump(mode="json"),
-                "destination": command.mission.destination.model_dump(mode="json"),
-                "scheduled_time": command.mission.scheduled_time,
-            }
-        return NewCommand(
-            command_id=command.command_id,
-            vehicle_id=self.vehicle_id,
-            type=command.type,
-            payload=pending.queued.payload,
-            status="sent" if will_send else "queued",
-            priority=getattr(command, "priority", "normal"),
-            sender=origin.username,
-            created_at=pending.queued.created_at,
-            queue_position=-self._queue_position if is_stop else self._queue_position,
-            mission=mission,
-        )
-
-    def _row_writer(self, row: NewCommand) -> PersistJob:
-        """The lane job that writes an ordinary command's row and tells the control task."""
-
-        async def write_row() -> None:
-            error: ContractError | None = None
-            try:
-                await self._store.insert_command(row)
-            except UniqueViolationError:
-                error = _duplicate(row.command_id)
-            except StorageUnavailableError:
-                error = UnavailableError()
-            except StorageError as exc:
-                logger.error("the database refused command %s: %s", row.command_id, exc)
-                error = InternalError("The command could not be recorded")
-            await self._tell_self(CommandStored(row.command_id, error))
-
-        return write_row
+        self._persist(row_writer(self._store, row, self._tell_self))
 
     def _command_stored(self, command_id: str, error: ContractError | None, now: float) -> None:
         awaiting = self._awaiting_rows.pop(command_id, None)
@@ -454,77 +407,9 @@ class VehicleActor:
         self.desk.deliver(awaiting.pending, now)
         awaiting.reply.send(self._status_now(command_id))
 
-    def _stop_recorder(self, row: NewCommand, origin: CommandOrigin) -> PersistJob:
-        """The lane job that records an emergency stop and audits it.
-
-        One attempt in order in the lane; if the database is away, the rest of the attempts
-        (every second, for up to five minutes) run in a task of their own, so the stop never
-        holds up the writes of other commands. A refusal of the data itself is not retried.
-        """
-        audit = AuditEntry(
-            "emergency_stop",
-            origin.username,
-            origin.role,
-            self.vehicle_id,
-            row.status,
-            {"command_id": row.command_id, "payload": row.payload},
-            origin.request_id,
-        )
-        progress = {"stored": False, "audited": False}
-
-        async def attempt() -> None:
-            # An outage (StorageUnavailableError) leaves the step to the next attempt; a
-            # refusal of the row's data gives the row up but still audits the stop.
-            if not progress["stored"]:
-                try:
-                    await self._store.insert_command(row)
-                except UniqueViolationError:
-                    logger.error("emergency stop id %s collided", row.command_id)
-                except StorageUnavailableError:
-                    raise
-                except StorageError as exc:
-                    logger.error(
-                        "emergency stop %s refused by the database: %s", row.command_id, exc
-                    )
-                else:
-                    await self._tell_self(StopRecorded(row.command_id))
-                progress["stored"] = True
-            if not progress["audited"]:
-                await self._store.audit(audit)
-                progress["audited"] = True
-
-        async def retry_until_recorded() -> None:
-            for _ in range(STOP_RECORD_ATTEMPTS):
-                await trio.sleep(STOP_RECORD_RETRY)
-                try:
-                    await attempt()
-                    return
-                except StorageUnavailableError:
-                    continue
-                except StorageError as exc:
-                    logger.error(
-                        "emergency stop %s refused by the database: %s", row.command_id, exc
-                    )
-                    return
-            logger.error(
-                "emergency stop %s could not be recorded in %d s",
-                row.command_id,
-                STOP_RECORD_ATTEMPTS,
-            )
-
-        async def record_stop() -> None:
-            try:
-                await attempt()
-            except StorageUnavailableError as exc:
-                logger.warning(
-                    "emergency stop %s not recorded yet, retrying: %s", row.command_id, exc
-                )
-                assert self._lanes is not None
-                self._lanes.start_soon(retry_until_recorded)
-            except StorageError as exc:
-                logger.error("emergency stop %s refused by the database: %s", row.command_id, exc)
-
-        return record_stop
+    def _start_soon(self, task: Callable[[], Awaitable[None]]) -> None:
+        assert self._lanes is not None
+        self._lanes.start_soon(task)
 
     def _stop_recorded(self, command_id: str) -> None:
         """The stop's row exists now: write what happened to the stop meanwhile (the writes
@@ -593,12 +478,3 @@ class VehicleActor:
 
 def _delivery_order(stored: StoredCommand) -> tuple[bool, int]:
     return (stored.type != "emergency_stop", stored.queue_position)
-
-
-def _duplicate(command_id: str) -> ConflictError:
-    return ConflictError(
-        "duplicate_command",
-        f"command_id {command_id} was already used",
-        field="command_id",
-        received_value=command_id,
-    )

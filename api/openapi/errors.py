@@ -121,6 +121,7 @@ OPERATION_ERRORS: dict[str, tuple[int, ...]] = {
     "create_vehicle": (*_BODY, *_TOKEN, 409, *_STORE),
     "rotate_secret": (*_TOKEN, 404, *_STORE),
     "disable_vehicle": (*_TOKEN, 404, *_STORE),
+    "enable_vehicle": (*_TOKEN, 404, *_STORE),
     "create_user": (*_BODY, *_TOKEN, 409, *_STORE),
     "audit_log": (400, *_TOKEN, *_STORE),
     "debug_actors": _TOKEN,

@@ -77,10 +77,14 @@ def register(app: Quart, services: HubServices) -> None:
         return json_response({"vehicle_id": vehicle_id, "enabled": False})
 
     @tag(["admin"])
+    @document_response(responses.VehicleEnabled, 200)
     @document_response(responses.ErrorBody, 404)
     async def enable_vehicle(vehicle_id: str) -> Response:
-        """Enable a disabled vehicle again: it may log in (with its client secret) and report.
-        Enabling an enabled vehicle changes nothing."""
+        """Enable a disabled vehicle again: it may log in and report.
+
+        Its client secret is the one it had; rotate it if it may have leaked. Enabling an
+        enabled vehicle changes nothing.
+        """
         require_role(services, ADMINS)
         await services.accounts.enable_vehicle(vehicle_id)
         return json_response({"vehicle_id": vehicle_id, "enabled": True})

@@ -13,6 +13,7 @@ from actors.vehicle.command_desk import MAX_SENDS
 from actors.vehicle.messages import CommandOrigin, CommandStatus
 from api.bodies.reads import command_item
 from api.context import HubServices
+from api.filters import flag
 from api.guard import require_role
 from api.paging import parse_limit
 from api.request_body import json_body
@@ -89,6 +90,7 @@ def register(app: Quart, services: HubServices) -> None:
         `vehicle_id`, if any, must equal the path's.
         """
         principal = require_role(services, STAFF)
+        wait = flag("wait", request.args.get("wait")) is not False  # refused before any send
         command = parse_command(await json_body())
         if command.vehicle_id is not None and command.vehicle_id != vehicle_id:
             raise InvalidInputError(
@@ -98,7 +100,6 @@ def register(app: Quart, services: HubServices) -> None:
                 received_value=command.vehicle_id,
             )
         status = await services.vehicles.send_command(vehicle_id, command, _origin(principal))
-        wait = request.args.get("wait", "true").lower() not in ("false", "0", "no")
         if wait:
             status = await settled(services, status)
         return json_response(command_answer(status), status=200 if status.settled else 202)

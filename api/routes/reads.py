@@ -16,7 +16,6 @@ from api.responses import json_response
 from hub.contract import responses
 from hub.contract.queries import HistoryQuery
 from hub.contract.roles import READERS
-from hub.errors import NotFoundError
 
 
 def register(app: Quart, services: HubServices) -> None:
@@ -60,9 +59,7 @@ def register(app: Quart, services: HubServices) -> None:
         for older records; it is null on the last page.
         """
         require_role(services, READERS)
-        telemetry_kind = HISTORY_PATHS.get(kind)
-        if telemetry_kind is None:
-            raise NotFoundError()
+        telemetry_kind = HISTORY_PATHS[kind]  # the rule matches only these
         args = request.args
         limit = parse_limit(args.get("limit"))
         before = optional_cursor(args.get("cursor"), (datetime,))
@@ -79,4 +76,11 @@ def register(app: Quart, services: HubServices) -> None:
 
     app.add_url_rule("/api/v1/vehicles", view_func=list_vehicles, methods=["GET"])
     app.add_url_rule("/api/v1/vehicle/<vehicle_id>", view_func=get_vehicle, methods=["GET"])
-    app.add_url_rule("/api/v1/vehicle/<vehicle_id>/<kind>", view_func=history, methods=["GET"])
+    kinds = ",".join(HISTORY_PATHS)
+    # ``string:`` spelled out: quart-schema's path renderer would otherwise read
+    # ``<vehicle_id>/<any(…):kind>`` as one parameter.
+    app.add_url_rule(
+        f"/api/v1/vehicle/<string:vehicle_id>/<any({kinds}):kind>",
+        view_func=history,
+        methods=["GET"],
+    )

@@ -114,7 +114,7 @@ class TokenResponse(ResponseModel):
 
 
 class OAuthErrorBody(ResponseModel):
-    """The OAuth-style error the token endpoints answer with (not the flat §1.1 body)."""
+    """The OAuth-style error the token endpoints answer with (not the flat error body)."""
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 
 class WireModel(BaseModel):
@@ -28,4 +30,16 @@ class ResponseModel(BaseModel):
 
 
 VEHICLE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-"""A vehicle id (CONTRACT §1), e.g. ``wheelchair_001``."""
+"""A vehicle id: 1 to 64 letters, digits, ``_`` or ``-``, e.g. ``wheelchair_001``."""
+
+
+def _integral(value: Any) -> Any:
+    """``916.0`` → ``916``: JSON (and JSON Schema) count a number without a fraction as an
+    integer however it is written; ``916.5`` stays a float and is refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_integral)]
+"""An integer field: a JSON integer, or a number with no fractional part (``12.0``)."""

@@ -308,6 +308,8 @@ _AUDIT_ROW: JsonDict = {
     "outcome": "executed",
     "details": {"command_id": "cmd_ESTOP_34567"},
     "request_id": "3f1c2a9e8d7b4c6a9e210b5d4f7a8c31",
+    "repeat_count": 1,
+    "last_at": None,
 }
 
 
@@ -325,6 +327,14 @@ class AuditRecord(ResponseModel):
     outcome: str | None
     details: dict[str, Any] | None
     request_id: str | None
+    repeat_count: int = Field(
+        ge=1,
+        description="How many times this happened: the same refusal of the same actor again "
+        "within a minute of this record is counted here, not written again",
+    )
+    last_at: WireTimestamp | None = Field(
+        description="When the last repeat happened; null for a record that happened once"
+    )
 
 
 class AuditPage(ResponseModel):

@@ -33,7 +33,7 @@ _DUPLICATE_DESCRIPTION = "true when this exact record was already stored (nothin
 
 
 class ErrorBody(ResponseModel):
-    """The flat REST error body of CONTRACT §1.1 (for OpenAPI; ContractError.body builds it)."""
+    """The flat error body of every REST refusal: ``error``, ``message``, ``field``, ``received_value``."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -72,7 +72,7 @@ class ErrorBody(ResponseModel):
 
 
 class RateLimitedBody(ResponseModel):
-    """The 429 body (CONTRACT §5): the flat error body, with ``retry_after`` always present."""
+    """The 429 body: the flat error body, with ``retry_after`` (seconds) always present."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -310,6 +310,17 @@ class VehicleDisabled(ResponseModel):
 
     vehicle_id: str
     enabled: Literal[False]
+
+
+class VehicleEnabled(ResponseModel):
+    """``POST /api/v1/admin/vehicles/{id}/enable``: the vehicle may log in and report again."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"vehicle_id": "wheelchair_001", "enabled": True}]}
+    )
+
+    vehicle_id: str
+    enabled: Literal[True]
 
 
 class ActorList(ResponseModel):

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal, NoReturn
 from pydantic import ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from hub.contract.base import VEHICLE_ID_PATTERN, WireModel
+from hub.contract.base import VEHICLE_ID_PATTERN, WholeNumber, WireModel
 from hub.contract.command_acks import CommandAck
 from hub.contract.commands import COMMAND_MODELS, AnyCommand, parse_command
 from hub.contract.errors import InvalidInputError
@@ -95,7 +95,7 @@ _SUBSCRIPTION_ID_PATTERN = r"^(\*|[A-Za-z0-9_-]{1,64})$"
 _VEHICLE_ID = re.compile(VEHICLE_ID_PATTERN)
 
 SubscriptionId = Annotated[str, Field(pattern=_SUBSCRIPTION_ID_PATTERN)]
-Seq = Annotated[int, Field(ge=0, le=SEQ_MAX)]
+Seq = Annotated[WholeNumber, Field(ge=0, le=SEQ_MAX)]
 
 
 # --- frames from vehicles --------------------------------------------------------------------
@@ -225,6 +225,8 @@ def parse_frontend_frame(raw: str | bytes, *, bound_vehicle_id: str | None = Non
     id is refused with ``vehicle_id_mismatch``. Returned commands always carry ``vehicle_id``.
     """
     data = _decode_frame(raw)
+    if "type" not in data and "vehicle_ids" in data:
+        data = {"type": "subscribe", **data}  # CONTRACT §6.2: {"vehicle_ids": ["*"]} subscribes
     frame_type = _frame_type(data, FRONTEND_FRAME_TYPES)
     model = _FRONTEND_MODELS.get(frame_type)
     if model is not None:

@@ -218,7 +218,7 @@ class VehicleConnectionFrame(ResponseModel):
 
 
 class AlertFrame(ResponseModel):
-    """An alert (CONTRACT §7); to every admin and operator whatever their subscriptions."""
+    """An alert; to every admin and operator whatever their subscriptions."""
 
     model_config = _examples(
         {

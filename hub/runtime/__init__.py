@@ -17,6 +17,7 @@ from hub.runtime.errors import (
     ActorStoppedError,
     EscalationError,
     MailboxFullError,
+    ended_by_cancellation,
 )
 from hub.runtime.mailbox import Mailbox
 from hub.runtime.policy import RestartPolicy
@@ -43,5 +44,6 @@ __all__ = [
     "Service",
     "ServiceActor",
     "Supervisor",
+    "ended_by_cancellation",
     "reply_of",
 ]

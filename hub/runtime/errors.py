@@ -48,3 +48,13 @@ class EscalationError(Exception):
     (at the top, the process exits non-zero and its orchestrator restarts it). ``__cause__``
     is the child's last exception.
     """
+
+
+def ended_by_cancellation(exc: BaseException) -> bool:
+    """True when ``exc`` is trio.Cancelled, or a group of nothing but Cancelled (a stop)."""
+    if isinstance(exc, trio.Cancelled):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        _, rest = exc.split(trio.Cancelled)
+        return rest is None
+    return False

@@ -350,6 +350,13 @@ async def administration(check: Checker, hub: RunningHub, vehicle: Vehicle) -> N
     )
     await check.call(
         "POST",
+        "/api/v1/admin/vehicles/{vehicle_id}/enable",
+        200,
+        path={"vehicle_id": "wheelchair_002"},
+        headers=admin,
+    )
+    await check.call(
+        "POST",
         "/api/v1/admin/users",
         201,
         headers=admin,

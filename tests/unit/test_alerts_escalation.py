@@ -31,6 +31,7 @@ from actors.alerts.channels import AlertChannel, alert_email
 from actors.alerts.publisher import HubPublisher
 from actors.router.actor import Attach, RouterState, SessionHandle, Subscribe
 from actors.router.sink import start_router
+from actors.sockets.encoded import Frame, frame_dict
 from api.bodies.reads import alert_item
 from api.errors import answer_for
 from api.paging import decode_cursor, encode_cursor, optional_cursor, page_body
@@ -471,8 +472,8 @@ async def test_the_publisher_sends_events_to_the_router_and_alerts_through_the_a
     store, channel = FakeStore(), RecordingChannel()
     frames: list[dict[str, Any]] = []
 
-    def deliver(frame: dict[str, Any]) -> bool:
-        frames.append(frame)
+    def deliver(frame: Frame) -> bool:
+        frames.append(frame_dict(frame))
         return True
 
     with trio.fail_after(GUARD):

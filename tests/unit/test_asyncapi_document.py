@@ -7,11 +7,14 @@ the message the document gives it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from unittest.mock import MagicMock
 
 import pytest
 
 from actors.sockets.connection import SocketPolicy
+from api.app import create_app
 from api.asyncapi import build_document, with_server
 from hub.clock import utc_now
 from hub.contract import ws_events
@@ -20,7 +23,7 @@ from hub.contract.commands import COMMAND_MODELS, DispatchCommand, vehicle_paylo
 from hub.contract.ws import SubscribeFrame, UnsubscribeFrame
 from hub.contract.ws_frames import FRAME_MODELS
 from hub.contract.ws_inbound import TELEMETRY_FRAME_MODELS
-from hub.errors import bad_request
+from hub.errors import InvalidInputError
 from tests.published_schemas import resolve, schema_errors
 from tests.unit.wire_examples import example
 
@@ -172,7 +175,7 @@ def test_the_frames_the_hub_builds_are_valid_for_what_it_sends(document: dict[st
             timestamp=NOW,
         ),
         {
-            **ws_events.contract_error_frame(bad_request("invalid_command", "bad")),
+            **ws_events.contract_error_frame(InvalidInputError("invalid_command", "bad")),
             "command_id": "cmd_1",
         },
         ws_events.ping(NOW),
@@ -190,3 +193,12 @@ def test_the_frames_the_hub_builds_are_valid_for_what_it_sends(document: dict[st
         assert matching(document, to_vehicle, frame), frame
     # The hub never sends a vehicle the routing field; the schema says so.
     assert not matching(document, to_vehicle, {**vehicle_payload(command), "vehicle_id": "x"})
+
+
+@pytest.mark.parametrize("internal", ["CONTRACT", "§", "../shared", "ARCHITECTURE.md"])
+def test_the_published_documents_point_to_nothing_a_user_cannot_read(internal: str) -> None:
+    app = create_app(MagicMock())
+    rest = app.extensions["QUART_SCHEMA"].openapi_provider.schema()
+    sockets = build_document(SocketPolicy())
+    for published in (rest, sockets):
+        assert internal not in json.dumps(published, ensure_ascii=False)

@@ -19,6 +19,7 @@ from actors.router.actor import (
     Subscribe,
 )
 from actors.router.sink import RouterSink, start_router
+from actors.sockets.encoded import Frame, frame_dict
 from hub.contract import ws_events
 from hub.runtime.testing import open_registry
 
@@ -41,9 +42,9 @@ class Peer:
         self.alive = True
         self.handle = SessionHandle(session_id, role, self.deliver, self.close)
 
-    def deliver(self, frame: dict[str, Any]) -> bool:
+    def deliver(self, frame: Frame) -> bool:
         if self.alive:
-            self.frames.append(frame)
+            self.frames.append(frame_dict(frame))
         return self.alive
 
     def close(self, code: int, reason: str) -> None:
@@ -183,7 +184,7 @@ def test_replay_after_since_when_the_buffer_covers_the_gap() -> None:
 
     result = state.subscribe("s1", ["v1", "v2", "v3"], {"v1": 2, "v2": 1, "v3": 0, "v9": 0})
 
-    assert [(e["vehicle_id"], e["seq"]) for e in result.replay] == [
+    assert [(e["vehicle_id"], e["seq"]) for e in map(frame_dict, result.replay)] == [
         ("v1", 3),
         ("v1", 4),
         ("v1", 5),
@@ -195,7 +196,7 @@ def test_replay_after_since_when_the_buffer_covers_the_gap() -> None:
 
 
 def test_replay_says_false_for_a_gap_it_cannot_fill_or_a_seq_it_never_gave() -> None:
-    state = RouterState(ReplayLimits(min_events=3, max_events=3), clock=FROZEN)
+    state = RouterState(ReplayLimits(max_events=3), clock=FROZEN)
     for _ in range(10):
         state.publish_event("v1", location("v1"))
     attach(state, Peer("s1"))
@@ -204,16 +205,16 @@ def test_replay_says_false_for_a_gap_it_cannot_fill_or_a_seq_it_never_gave() -> 
     gap = state.subscribe("s1", ["*"], {"v1": 6})
     after_restart = state.subscribe("s1", ["*"], {"v1": 11})
 
-    assert (covered.replayed, [e["seq"] for e in covered.replay]) == ({"v1": True}, [8, 9, 10])
+    assert (covered.replayed, [e.get("seq") for e in covered.replay]) == ({"v1": True}, [8, 9, 10])
     assert (gap.replayed, gap.replay) == ({"v1": False}, ())
     assert (after_restart.replayed, after_restart.replay) == ({"v1": False}, ())
 
 
-async def test_the_buffer_keeps_five_minutes_even_beyond_the_event_count(
+async def test_the_buffer_keeps_the_events_of_the_last_five_minutes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     with trio.fail_after(GUARD):
-        state = RouterState(ReplayLimits(min_events=5, min_seconds=5 * MINUTE))
+        state = RouterState(ReplayLimits(max_age=5 * MINUTE))
         attach(state, Peer("s1"))
         for _ in range(20):  # one every 10 s: the last 200 s
             state.publish_event("v1", location("v1"))
@@ -228,25 +229,39 @@ async def test_the_buffer_keeps_five_minutes_even_beyond_the_event_count(
         assert state.subscribe("s1", ["v1"], {"v1": 0}).replayed == {"v1": False}
 
 
-async def test_the_buffer_keeps_the_last_events_by_count_when_they_are_older(
+async def test_the_buffer_keeps_at_most_max_events_even_within_five_minutes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     with trio.fail_after(GUARD):
-        state = RouterState(ReplayLimits(min_events=5, min_seconds=5 * MINUTE, max_events=8))
+        state = RouterState(ReplayLimits(max_age=5 * MINUTE, max_events=8))
         attach(state, Peer("s1"))
         for _ in range(4):
             state.publish_event("v1", location("v1"))
         await trio.sleep(6 * MINUTE)
         state.publish_event("v1", location("v1"))
-        state.publish_event("v1", location("v1"))  # seq 6: seq 1 is old and beyond 5 events
+        state.publish_event("v1", location("v1"))  # seq 1..4 are over 5 minutes old now
 
-        assert state.subscribe("s1", ["v1"], {"v1": 1}).replayed == {"v1": True}  # 2..6
-        assert state.subscribe("s1", ["v1"], {"v1": 0}).replayed == {"v1": False}
+        assert state.subscribe("s1", ["v1"], {"v1": 4}).replayed == {"v1": True}  # 5, 6
+        assert state.subscribe("s1", ["v1"], {"v1": 3}).replayed == {"v1": False}
 
         for _ in range(20):  # a burst: more than max_events within 5 minutes
             state.publish_event("v1", location("v1"))
         assert state.subscribe("s1", ["v1"], {"v1": 18}).replayed == {"v1": True}  # 19..26
         assert state.subscribe("s1", ["v1"], {"v1": 17}).replayed == {"v1": False}
+
+
+async def test_a_quiet_vehicles_events_expire_without_new_ones(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(GUARD):
+        state = RouterState(ReplayLimits(max_age=5 * MINUTE))
+        attach(state, Peer("s1"))
+        state.publish_event("v1", location("v1"))
+        await trio.sleep(6 * MINUTE)
+        state.expire_replays()
+
+        assert state.describe()["replay_events"] == 0
+        assert state.subscribe("s1", ["v1"], {"v1": 0}).replayed == {"v1": False}
 
 
 def test_subscriptions_die_with_the_session() -> None:

@@ -29,6 +29,7 @@ from actors.session.actor import (
 )
 from actors.session.conflation import SessionLink
 from actors.sockets.connection import FrameHandler
+from actors.sockets.encoded import frame_dict
 from actors.vehicle.messages import CommandOrigin, CommandStatus
 from hub.contract import ws_events
 from hub.contract.commands import AnyCommand
@@ -98,7 +99,7 @@ class Harness:
         frames = []
         while True:
             try:
-                frames.append(self.link.queue.pop_nowait())
+                frames.append(frame_dict(self.link.queue.pop_nowait()))
             except trio.WouldBlock:
                 return frames
 
@@ -205,7 +206,7 @@ async def test_live_events_wait_behind_the_answer_while_the_snapshot_loads(
             async def writer() -> None:
                 while True:
                     frame = await harness.link.next_frame()
-                    written.append((trio.current_time() - start, frame["type"]))
+                    written.append((trio.current_time() - start, frame.get("type")))
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(writer)

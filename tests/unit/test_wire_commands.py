@@ -153,7 +153,7 @@ CONFIG_REFUSED = [
     ("max_speed", None),
     ("audio_volume", -1),
     ("audio_volume", 101),
-    ("audio_volume", 75.0),
+    ("audio_volume", 75.5),
     ("audio_volume", 75.5),
     ("audio_volume", True),
     ("telemetry_frequency", math.nextafter(0.1, -math.inf)),

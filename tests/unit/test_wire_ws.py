@@ -202,7 +202,7 @@ def test_an_unknown_frontend_frame_type_is_invalid_message(frame_type: Any) -> N
 def test_a_frame_without_type_is_invalid_message() -> None:
     for refusal in (
         vehicle_refusal(frame_text({"timestamp": TS})),
-        frontend_refusal(frame_text({"vehicle_ids": ["*"]})),
+        frontend_refusal(frame_text({"command_id": "cmd_1"})),
     ):
         assert (refusal.error, refusal.field, refusal.has_received_value) == (
             "invalid_message",
