@@ -12,6 +12,9 @@ cases go out exactly as generated, so every refusal the hub owes is still checke
 - ``before_call`` also gives a positive command or bulk body that names a ``vehicle_id`` the
   path's (the hub refuses a mismatch, 400 ``vehicle_id_mismatch``; the schema cannot tie a
   body field to a path parameter).
+- ``before_call`` replaces U+0000 and unpaired surrogates in a positive case's body and
+  query strings by U+FFFD: the hub refuses them (400 ``validation_error``, they cannot be
+  stored), a rule the document states in words but no JSON Schema keyword can.
 - ``filter_failure`` drops three kinds of failure, each only in its exact form:
 
   - ``positive_data_acceptance`` on a 400 ``invalid_state_transition`` or
@@ -31,6 +34,7 @@ Loaded by ``scripts/api_fuzz.py`` through the ``hooks`` setting of ``api_fuzz.to
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,6 +60,20 @@ def _operation_id(case: Any) -> str:
     return str(case.operation.definition.raw.get("operationId", ""))
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with U+0000 and unpaired surrogates in every string replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
 def _valid_timestamp(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 24 and value.endswith("Z")
 
@@ -67,6 +85,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         return
     if isinstance(case.query, dict):
         case.query.pop("cursor", None)
+        case.query = _storable(case.query)
+    case.body = _storable(case.body)
     body = case.body
     if not isinstance(body, dict):
         return

@@ -145,9 +145,9 @@ def hub_server(
 
 
 @contextmanager
-def hub_process(*, rate_limits: bool = False) -> Iterator[str]:
+def hub_process(*, rate_limits: bool = False, log_level: str = "WARNING") -> Iterator[str]:
     """A ``tvm-hub serve`` subprocess on a free port (rate limits off unless asked for)."""
-    with hub_server(rate_limits=rate_limits) as hub:
+    with hub_server(rate_limits=rate_limits, extra_env={"TVM_LOG_LEVEL": log_level}) as hub:
         yield hub.url
 
 

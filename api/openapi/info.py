@@ -29,6 +29,11 @@ admins also register vehicles and users.
 token endpoints' 401 is OAuth's `{{"error", "error_description"}}`; 429 adds
 `retry_after`. Every answer carries `X-Request-ID`.
 
+**Text** may hold any Unicode character but U+0000 and unpaired surrogates (`\\ud800`
+alone), which cannot be stored: a body, query or path holding one is refused with 400
+`validation_error` naming the field. The emergency stops alone never refuse it: their
+`reason` and `message` keep the rest of the text, with U+FFFD in its place.
+
 **Timestamps** are UTC with milliseconds, like `2025-12-16T10:30:45.123Z`. Live telemetry
 must be at most 300 s old; the examples here are set to the moment this page was loaded, so
 reload the page if "Try it out" answers `invalid_timestamp`.

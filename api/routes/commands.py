@@ -19,7 +19,7 @@ from api.paging import parse_limit
 from api.request_body import json_body
 from api.responses import json_response
 from hub.contract import responses
-from hub.contract.command_answers import CommandOutcome, FleetStopRequest, FleetStopResults
+from hub.contract.command_answers import CommandOutcome, FleetStopResults
 from hub.contract.commands import (
     Command,
     EmergencyStopCommand,
@@ -129,7 +129,7 @@ def register(app: Quart, services: HubServices) -> None:
         return json_response(command_item(await services.reads.command(command_id)))
 
     @tag(["commands"])
-    @document_request(FleetStopRequest)
+    @document_request(FleetEmergencyStop)
     @document_response(FleetStopResults, 200)
     async def fleet_emergency_stop() -> Response:
         """Emergency-stop many vehicles at once.

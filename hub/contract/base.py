@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -41,5 +41,6 @@ def _integral(value: Any) -> Any:
     return value
 
 
-WholeNumber = Annotated[int, BeforeValidator(_integral)]
-"""An integer field: a JSON integer, or a number with no fractional part (``12.0``)."""
+INTEGRAL = BeforeValidator(_integral)
+"""Put after an integer's bounds, ``Annotated[int, Field(ge=0, le=9), INTEGRAL]``: the bounds
+then stay JSON Schema ``minimum``/``maximum`` in the published documents."""

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonDict
 
-from hub.contract.base import ResponseModel, WireModel
+from hub.contract.base import ResponseModel
 from hub.contract.command_acks import CommandStatus
 
 _ESTOP_ACK: JsonDict = {
@@ -49,35 +49,6 @@ class CommandOutcome(ResponseModel):
     vehicle_id: str
     status: CommandStatus
     ack: dict[str, Any] | None
-
-
-class FleetStopRequest(WireModel):
-    """``POST /api/v1/fleet/emergency_stop``: stop every vehicle named.
-
-    Both fields may be left out (every enabled vehicle, reason ``staff_initiated``); other
-    fields are ignored. A reason longer than 200 characters is cut, never refused.
-    """
-
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [
-                {"reason": "fire_alarm", "vehicle_ids": ["*"]},
-                {"reason": "staff_initiated", "vehicle_ids": ["wheelchair_001", "wheelchair_002"]},
-            ]
-        },
-    )
-
-    reason: Any = Field(
-        default=None,
-        description="Why, as text (another JSON value is turned into text); empty or absent "
-        "means `staff_initiated`",
-        examples=["fire_alarm"],
-    )
-    vehicle_ids: list[str] = Field(
-        default=["*"],
-        description='Vehicle ids, or `["*"]` for every enabled vehicle; repeated ids count once',
-    )
 
 
 class FleetStopFailure(ResponseModel):

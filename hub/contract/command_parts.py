@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PlainValidator, WithJsonSchema, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from hub.contract.base import WholeNumber, WireModel
+from hub.contract.base import INTEGRAL, WireModel
 from hub.contract.telemetry import MISSION_ID_PATTERN
 from hub.contract.timestamps import WireTimestamp
 
@@ -81,7 +81,9 @@ class ConfigUpdates(WireModel):
     """Settings a ``configure`` command changes: at least one key, none null, none unknown."""
 
     max_speed: float | None = Field(default=None, ge=0.1, le=1.5, description="m/s")
-    audio_volume: WholeNumber | None = Field(default=None, ge=0, le=100, description="percent")
+    audio_volume: Annotated[int, Field(ge=0, le=100), INTEGRAL] | None = Field(
+        default=None, description="percent"
+    )
     ehmi_language: EhmiLanguage | None = Field(
         default=None, description="Language of the external display and announcements"
     )

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.config import JsonDict
 
 from hub.contract.base import VEHICLE_ID_PATTERN, WireModel
@@ -170,11 +170,32 @@ def _cut_message(value: Any) -> Any:
 
 
 StopReason = Annotated[
-    str, BeforeValidator(_reason_or_default), Field(max_length=REASON_MAX_LENGTH)
+    str,
+    Field(max_length=REASON_MAX_LENGTH),
+    BeforeValidator(_reason_or_default),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string"}, {"type": "null"}],
+            "description": "Why; missing, null or empty means `staff_initiated`, and a reason "
+            f"over {REASON_MAX_LENGTH} characters is cut to them, never refused",
+            "examples": ["fire_alarm"],
+        }
+    ),
 ]
 """An emergency stop's ``reason``: empty means ``staff_initiated``; a long one is cut."""
 
-StopMessage = Annotated[str, BeforeValidator(_cut_message), Field(max_length=MESSAGE_MAX_LENGTH)]
+StopMessage = Annotated[
+    str,
+    Field(max_length=MESSAGE_MAX_LENGTH),
+    BeforeValidator(_cut_message),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "Shown to the people on board; over "
+            f"{MESSAGE_MAX_LENGTH} characters it is cut to them, never refused",
+        }
+    ),
+]
 """An emergency stop's ``message``: a long one is cut, never refused."""
 
 VEHICLE_SELECTOR_PATTERN = r"^(\*|[A-Za-z0-9_-]{1,64})$"
@@ -212,21 +233,28 @@ class EmergencyStopCommand(CommandModel):
 class FleetEmergencyStop(WireModel):
     """``POST /api/v1/fleet/emergency_stop``: stop every vehicle named (``["*"]``: all).
 
-    Like a single emergency stop, it is refused only when it cannot be addressed: unknown
-    fields are ignored, an empty ``reason`` is ``staff_initiated``, long texts are cut.
+    Like a single emergency stop, it is refused only when it cannot be addressed: every
+    field may be left out (every enabled vehicle, reason ``staff_initiated``), unknown fields
+    are ignored and long texts are cut.
     """
 
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={
-            "examples": [{"reason": "fire_alarm", "message": "Evacuate", "vehicle_ids": ["*"]}]
+            "examples": [
+                {"reason": "fire_alarm", "message": "Evacuate", "vehicle_ids": ["*"]},
+                {"reason": "staff_initiated", "vehicle_ids": ["wheelchair_001", "wheelchair_002"]},
+            ]
         },
     )
 
     reason: StopReason = DEFAULT_ESTOP_REASON
     message: StopMessage | None = None
     vehicle_ids: list[Annotated[str, Field(pattern=VEHICLE_SELECTOR_PATTERN)]] = Field(
-        default_factory=lambda: ["*"], min_length=1, max_length=FLEET_STOP_MAX_VEHICLES
+        default_factory=lambda: ["*"],
+        min_length=1,
+        max_length=FLEET_STOP_MAX_VEHICLES,
+        description='Vehicle ids, or `["*"]` for every enabled vehicle; repeated ids count once',
     )
 
 

@@ -19,10 +19,12 @@ from hub.contract.timestamps import EXAMPLE_TIMESTAMP
 
 PAGE_LIMIT_MAX = 10_000
 PAGE_LIMIT_DEFAULT = 100
-MISSION_STATUS_FILTER_PATTERN = r"^[a-z_]{1,32}$"
+MISSION_STATUS_FILTER_PATTERN = r"^[a-z_]{0,32}$"
+VEHICLE_FILTER_PATTERN = f"^({VEHICLE_ID_PATTERN[1:-1]})?$"
+"""A ``vehicle_id`` filter: a vehicle id, or empty for no filter."""
 AUDIT_CURSOR_PATTERN = r"^[0-9]{0,18}$"
-OPEN_PATTERN = r"^(|[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0|[Yy][Ee][Ss]|[Nn][Oo])$"
-"""``open``: true/false, 1/0 or yes/no in any case; empty means absent."""
+FLAG_PATTERN = r"^(|[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0|[Yy][Ee][Ss]|[Nn][Oo])$"
+"""A true/false parameter: true/false, 1/0 or yes/no in any case; empty means absent."""
 
 _CURSOR_DESCRIPTION = (
     "The `next_cursor` of the previous page, unchanged (opaque; empty means the first page); "
@@ -92,15 +94,15 @@ class AlertQuery(PageQuery):
 
     open: str | None = Field(
         default=None,
-        pattern=OPEN_PATTERN,
+        pattern=FLAG_PATTERN,
         description="true: unacknowledged alerts only; false: acknowledged ones only; absent "
         "or empty: all. `1`/`0` and `yes`/`no` are read the same way, in any case.",
         examples=["true"],
     )
     vehicle_id: str | None = Field(
         default=None,
-        pattern=r"^([A-Za-z0-9_-]{1,64})?$",
-        description="Alerts of this vehicle only",
+        pattern=VEHICLE_FILTER_PATTERN,
+        description="Alerts of this vehicle only (empty: all)",
     )
     severity: Literal["", "info", "warning", "error", "critical"] | None = Field(
         default=None, description="Alerts of this severity only"
@@ -108,10 +110,10 @@ class AlertQuery(PageQuery):
 
 
 class MissionQuery(PageQuery):
-    """``GET /api/v1/missions``: filters, newest first."""
+    """``GET /api/v1/missions``: filters, newest first; an empty filter is no filter."""
 
     vehicle_id: str | None = Field(
-        default=None, pattern=VEHICLE_ID_PATTERN, description="Missions of this vehicle only"
+        default=None, pattern=VEHICLE_FILTER_PATTERN, description="Missions of this vehicle only"
     )
     status: str | None = Field(
         default=None,
@@ -123,13 +125,15 @@ class MissionQuery(PageQuery):
 
 
 class ReservationQuery(PageQuery):
-    """``GET /api/v1/reservations``: filters, soonest first."""
+    """``GET /api/v1/reservations``: filters, soonest first; an empty filter is no filter."""
 
-    status: Literal["pending", "confirmed", "cancelled", "completed"] | None = Field(
+    status: Literal["", "pending", "confirmed", "cancelled", "completed"] | None = Field(
         default=None, description="Reservations in this status only"
     )
     vehicle_id: str | None = Field(
-        default=None, pattern=VEHICLE_ID_PATTERN, description="Reservations of this vehicle only"
+        default=None,
+        pattern=VEHICLE_FILTER_PATTERN,
+        description="Reservations of this vehicle only",
     )
     from_: str | None = Field(
         default=None,
@@ -149,7 +153,9 @@ class CommandWaitQuery(_Query):
 
     wait: str | None = Field(
         default=None,
+        pattern=FLAG_PATTERN,
         description="`false`, `0` or `no` (any case): answer 202 at once, without waiting for "
-        "the vehicle. Absent or any other value: wait up to 16 s for the command to settle.",
+        "the vehicle. `true`, `1`, `yes`, empty or absent: wait up to 16 s for the command to "
+        "settle. Anything else answers 400 `validation_error` and sends nothing.",
         examples=["false"],
     )

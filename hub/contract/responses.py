@@ -33,7 +33,7 @@ _DUPLICATE_DESCRIPTION = "true when this exact record was already stored (nothin
 
 
 class ErrorBody(ResponseModel):
-    """The flat error body of every REST refusal: ``error``, ``message``, ``field``, ``received_value``."""
+    """The flat error body of every REST refusal (``error``, ``message``, ``field``…)."""
 
     model_config = ConfigDict(
         json_schema_extra={

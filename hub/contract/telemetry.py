@@ -6,13 +6,13 @@ Every model starts with ``timestamp`` (a :data:`~hub.contract.timestamps.WireTim
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from hub.contract.base import WholeNumber, WireModel
+from hub.contract.base import INTEGRAL, WireModel
 from hub.contract.timestamps import EXAMPLE_TIMESTAMP, WireTimestamp, wire_text
 
 TelemetryKind = Literal["location", "status", "battery", "error", "docking"]
@@ -112,7 +112,7 @@ class StatusDetails(WireModel):
     """Mission progress attached to a status report; every key optional."""
 
     progress_percent: float | None = Field(default=None, ge=0, le=100)
-    eta_seconds: WholeNumber | None = Field(default=None, ge=0, le=INT32_MAX)
+    eta_seconds: Annotated[int, Field(ge=0, le=INT32_MAX), INTEGRAL] | None = None
     distance_remaining_meters: float | None = Field(default=None, ge=0)
 
 
@@ -158,7 +158,7 @@ class Battery(WireModel):
     current: float = Field(ge=-100, le=100)
     temperature: float = Field(ge=-20, le=80)
     charging: bool
-    estimated_runtime_minutes: WholeNumber | None = Field(default=None, ge=0, le=INT32_MAX)
+    estimated_runtime_minutes: Annotated[int, Field(ge=0, le=INT32_MAX), INTEGRAL] | None = None
     health_percent: float | None = Field(default=None, ge=0, le=100)
 
 
@@ -234,11 +234,11 @@ class DockingUpdate(TelemetryModel):
     )
 
     phase: DockingPhase
-    marker_id: WholeNumber | None = Field(default=None, ge=0, le=999)
+    marker_id: Annotated[int, Field(ge=0, le=999), INTEGRAL] | None = None
     distance_to_marker_meters: float | None = Field(default=None, ge=0, le=10)
     alignment_error_degrees: float | None = Field(default=None, ge=0, le=180)
     docking_success: bool = False
-    attempts: WholeNumber | None = Field(default=None, ge=0, le=INT32_MAX)
+    attempts: Annotated[int, Field(ge=0, le=INT32_MAX), INTEGRAL] | None = None
     details: DockingDetails | None = None
 
     @field_validator("docking_success")

@@ -61,7 +61,7 @@ WireTimestamp = Annotated[
         }
     ),
 ]
-"""A timestamp field (ISO 8601 UTC, milliseconds): ``2025-12-16T10:30:45.123Z`` ↔ aware UTC datetime."""
+"""A timestamp field, ISO 8601 UTC with milliseconds (``2025-12-16T10:30:45.123Z``)."""
 
 
 def wire_text(moment: datetime) -> str:

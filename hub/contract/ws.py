@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal, NoReturn
 from pydantic import ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from hub.contract.base import VEHICLE_ID_PATTERN, WholeNumber, WireModel
+from hub.contract.base import INTEGRAL, VEHICLE_ID_PATTERN, WireModel
 from hub.contract.command_acks import CommandAck
 from hub.contract.commands import COMMAND_MODELS, AnyCommand, parse_command
 from hub.contract.errors import InvalidInputError
@@ -95,7 +95,7 @@ _SUBSCRIPTION_ID_PATTERN = r"^(\*|[A-Za-z0-9_-]{1,64})$"
 _VEHICLE_ID = re.compile(VEHICLE_ID_PATTERN)
 
 SubscriptionId = Annotated[str, Field(pattern=_SUBSCRIPTION_ID_PATTERN)]
-Seq = Annotated[WholeNumber, Field(ge=0, le=SEQ_MAX)]
+Seq = Annotated[int, Field(ge=0, le=SEQ_MAX), INTEGRAL]
 
 
 # --- frames from vehicles --------------------------------------------------------------------

@@ -6,6 +6,7 @@ The app is built around a mock of the services (registering routes does no I/O),
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest.mock import MagicMock
@@ -151,8 +152,8 @@ def test_the_command_body_is_a_union_of_the_five_commands_told_apart_by_type(
 def test_the_fleet_wide_stop_documents_its_body_and_answer(document: dict[str, Any]) -> None:
     stop = document["paths"]["/api/v1/fleet/emergency_stop"]["post"]
     schema = stop["requestBody"]["content"]["application/json"]["schema"]
-    assert set(schema["properties"]) == {"reason", "vehicle_ids"}
-    assert schema["properties"]["vehicle_ids"]["type"] == "array"
+    assert set(resolve(document, schema)["properties"]) == {"reason", "message", "vehicle_ids"}
+    assert resolve(document, schema)["properties"]["vehicle_ids"]["type"] == "array"
     answer = stop["responses"]["200"]["content"]["application/json"]["schema"]
     assert "results" in answer["properties"]
 
@@ -243,3 +244,39 @@ def test_the_front_page_links_the_websocket_document(document: dict[str, Any]) -
     description = document["info"]["description"]
     assert "(/asyncapi.json)" in description
     assert "/ws/v1/fleet" in description and "?token=" in description
+
+
+def schemas_in(value: Any) -> list[dict[str, Any]]:
+    """Every JSON Schema object inside ``value`` (anything with a ``type``, walked deep)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(value, dict):
+        if isinstance(value.get("type"), str):
+            found.append(value)
+        for item in value.values():
+            found.extend(schemas_in(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(schemas_in(item))
+    return found
+
+
+def test_number_bounds_are_json_schema_keywords_a_client_can_read(
+    document: dict[str, Any],
+) -> None:
+    numbers = [s for s in schemas_in(document) if s["type"] in ("integer", "number")]
+    assert numbers
+    for schema in numbers:
+        assert not {"ge", "le", "gt", "lt"} & schema.keys(), schema
+    docking_body = document["paths"]["/api/v1/vehicle/{vehicle_id}/docking"]["post"]["requestBody"]
+    schema = resolve(document, docking_body["content"]["application/json"]["schema"])
+    docking = schema["properties"]["marker_id"]
+    assert {"type": "integer", "minimum": 0, "maximum": 999} in docking["anyOf"]
+
+
+def test_the_emergency_stops_say_a_null_or_long_reason_is_taken(document: dict[str, Any]) -> None:
+    fleet = document["paths"]["/api/v1/fleet/emergency_stop"]["post"]["requestBody"]
+    body = resolve(document, fleet["content"]["application/json"]["schema"])
+    reason = body["properties"]["reason"]
+    assert {"type": "null"} in reason["anyOf"]
+    assert "maxLength" not in json.dumps(reason)
+    assert body["properties"]["vehicle_ids"]["items"]["pattern"]
