@@ -16,7 +16,7 @@ from typing import Any
 from quart import Quart, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from api.refusal_log import log_refusal
+from api.refusal_log import log_failure, log_refusal
 from api.responses import json_text
 from hub.clock import now_timestamp
 from hub.errors import (
@@ -174,9 +174,13 @@ def _principal() -> str | None:
 async def _refused(error: ContractError) -> Response:
     status = answer_for(error).status
     if status >= 500:
-        cause = error.__cause__ or error.__context__
-        logger.error(
-            "%s %s answered %d %s", request.method, _route(), status, error.error, exc_info=cause
+        log_failure(
+            status,
+            error.error,
+            method=request.method,
+            route=_route(),
+            request_id=request_id(),
+            cause=error.__cause__ or error.__context__,
         )
     else:
         log_refusal(

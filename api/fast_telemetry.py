@@ -41,7 +41,7 @@ from api.errors import (
     error_body,
     error_headers,
 )
-from api.refusal_log import log_refusal
+from api.refusal_log import log_failure, log_refusal
 from api.request_body import MAX_BODY, MAX_BULK_BODY, UNREAD_BODY_WAIT
 from api.request_ids import request_id_from
 from api.responses import json_text
@@ -216,7 +216,14 @@ class TelemetryFastPath:
         vehicle_id: str,
     ) -> None:
         if status >= 500:
-            logger.error("POST %s answered %d %s", route, status, error.error)
+            log_failure(
+                status,
+                error.error,
+                method="POST",
+                route=route,
+                request_id=request_id,
+                cause=error.__cause__ or error.__context__,
+            )
             return
         name = None if principal is None else f"{principal.role}:{principal.subject}"
         log_refusal(

@@ -3,8 +3,11 @@
 Every 4xx answer is logged once: INFO for 400–429, WARNING for 401 and 403 (someone may be
 probing), with the request id, method, route, principal and error code. At most
 :data:`LINES_PER_SECOND` such lines are written per second; the rest are counted and one
-summary line says how many were left out. 5xx answers are not handled here: they are logged
-at ERROR with their stack trace by :mod:`api.errors`.
+summary line says how many were left out.
+
+5xx answers (:func:`log_failure`) are logged at ERROR, with the cause's stack trace, under a
+throttle of their own: an outage answers every request 503, and a line per answer would
+cost the loop more than the answers do, just when it has least to spare.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class RefusalThrottle:
 
 
 _throttle = RefusalThrottle()
+_failure_throttle = RefusalThrottle()
 
 
 def log_refusal(
@@ -78,5 +82,32 @@ def log_refusal(
         status,
         code,
         principal or "anonymous",
+        extra={"request_id": request_id, "status": status, "error_code": code, "route": route},
+    )
+
+
+def log_failure(
+    status: int,
+    code: str,
+    *,
+    method: str,
+    route: str,
+    request_id: str | None,
+    cause: BaseException | None = None,
+    throttle: RefusalThrottle = _failure_throttle,
+) -> None:
+    """Log one failed request (5xx) with ``cause``'s traceback, within this second's share."""
+    allowed, suppressed = throttle.allow()
+    if suppressed:
+        logger.error("%d failed requests were not logged (over %d/s)", suppressed, LINES_PER_SECOND)
+    if not allowed:
+        return
+    logger.error(
+        "%s %s answered %d %s",
+        method,
+        route,
+        status,
+        code,
+        exc_info=cause,
         extra={"request_id": request_id, "status": status, "error_code": code, "route": route},
     )

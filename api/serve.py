@@ -49,8 +49,8 @@ from api.app import create_app
 from api.context import HubServices
 from api.edge import ASGIApp, RedirectInsecure
 from api.fast_telemetry import TelemetryFastPath
-from hub import metrics
 from hub.config import RateLimit, Settings
+from hub.gc_policy import tune_garbage_collector
 from hub.runtime import Registry, ServiceActor, Supervisor
 from hub.security import TokenCodec
 from storage import migrate
@@ -234,7 +234,7 @@ async def serve_hub(
                 service_nursery.cancel_scope.cancel()  # HTTP is done: stop every actor
 
             binds = await service_nursery.start(serve_http)
-            metrics.watch_garbage_collector()
+            tune_garbage_collector()
             base = binds[0]
             logger.info(
                 "TVM Hub listening on %s — API docs %s/docs, WebSocket protocol %s/asyncapi.json,"

@@ -7,9 +7,6 @@ hot path pays nothing for them. One hub per process: the instruments are module-
 
 from __future__ import annotations
 
-import gc
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -93,26 +90,6 @@ gc_pause = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
     registry=REGISTRY,
 )
-
-_gc_started: list[float] = []
-
-
-def _time_gc(phase: str, info: dict[str, int]) -> None:
-    if phase == "start":
-        _gc_started[:] = [time.perf_counter()]
-    elif _gc_started:
-        gc_pause.labels(str(info.get("generation", "?"))).observe(
-            time.perf_counter() - _gc_started[0]
-        )
-
-
-def watch_garbage_collector() -> None:
-    """Time every garbage collection into ``gc_pause_seconds`` (the loop stalls meanwhile),
-    and move what exists now (the hub once started: code, settings, pools) out of the
-    collector's way for good (``gc.freeze``), so full collections only walk what runs."""
-    gc.freeze()
-    if _time_gc not in gc.callbacks:
-        gc.callbacks.append(_time_gc)
 
 
 def exposition() -> bytes:

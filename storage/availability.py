@@ -1,13 +1,18 @@
 """Whether the database can be reached, and the probe that notices when it is back.
 
 The first call that finds the database gone (connection refused or lost, server shutting
-down, or no answer within the call's deadline: :class:`~storage.database.DatabaseDownError`)
-marks it *down*. While it is down, calls fail at once with that error instead of each waiting
-for a connection, so a request answers 503 in milliseconds; a background task (:meth:`run`)
-probes the server every second, and the first success, the probe's or any other call's, marks
-it *up* again. Transient errors of a reachable server (deadlock, serialization failure, too
-many connections) do not mark it down: they stay :class:`~storage.database.StorageUnavailableError`
-and are the Writer's to retry.
+down: :class:`~storage.database.DatabaseDownError`) marks it *down*. A call that got no answer
+within its deadline (:class:`~storage.database.DatabaseSilentError`) only makes it *suspect*:
+the probe runs at once, and only if it gets no answer either is the database marked down —
+an event loop saturated by its own load reads every answer late, and answering the whole
+fleet 503 for it would turn an overload into an outage.
+
+While it is down, calls fail at once with that error instead of each waiting for a
+connection, so a request answers 503 in milliseconds; a background task (:meth:`run`) probes
+the server every second, and the first success, the probe's or any other call's, marks it
+*up* again. Transient errors of a reachable server (deadlock, serialization failure, too many
+connections) do not mark it down: they stay
+:class:`~storage.database.StorageUnavailableError` and are the Writer's to retry.
 
 Time is read through trio only, so tests drive the probe on ``MockClock``.
 """
@@ -20,7 +25,7 @@ from typing import TypeVar
 
 import trio
 
-from storage.database import DatabaseDownError, StorageError
+from storage.database import DatabaseDownError, DatabaseSilentError, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +46,15 @@ class DatabaseAvailability:
         self._down_error: DatabaseDownError | None = None
         self._down_since: float | None = None
         self._outages = 0
-        self._became_down = trio.Event()
+        self._attention = trio.Event()
+        self._suspected = False
         self._became_up = trio.Event()
         self._became_up.set()
         self._listeners: list[DownListener] = []
         self.probes = 0
         """Probes tried so far (each a ``SELECT 1`` on a fresh connection)."""
+        self.suspicions = 0
+        """Calls that got no answer in time while the database was up (each one probed)."""
 
     @property
     def is_down(self) -> bool:
@@ -81,7 +89,7 @@ class DatabaseAvailability:
         self._outages += 1
         logger.warning("database unreachable, answering 503 until it is back: %s", error)
         self._became_up = trio.Event()
-        self._became_down.set()
+        self._attention.set()
         for listener in list(self._listeners):
             listener(error)
 
@@ -95,7 +103,6 @@ class DatabaseAvailability:
         )
         self._down_error = None
         self._down_since = None
-        self._became_down = trio.Event()
         self._became_up.set()
 
     async def wait_up(self) -> None:
@@ -115,6 +122,9 @@ class DatabaseAvailability:
         outages_before = self._outages
         try:
             result = await attempt()
+        except DatabaseSilentError:
+            self._suspect()
+            raise
         except DatabaseDownError as exc:
             self.mark_down(exc)
             raise
@@ -122,21 +132,47 @@ class DatabaseAvailability:
             self.mark_up()
         return result
 
+    def _suspect(self) -> None:
+        """A call got no answer in time: have the probe tell at once whether we are down."""
+        if self._down_error is None and not self._suspected:
+            self.suspicions += 1
+            self._suspected = True
+            self._attention.set()
+
+    async def _confirm(self, probe: Callable[[], Awaitable[object]]) -> None:
+        """Probe once after a silent call: no answer marks the database down."""
+        self.probes += 1
+        try:
+            await self.call(probe, even_if_down=True)
+        except StorageError as exc:
+            logger.debug("database probe after a silent call failed: %s", exc)
+        else:
+            logger.info("a database call timed out but the database answers: load, not outage")
+        finally:
+            self._suspected = False
+
     async def run(
         self,
         probe: Callable[[], Awaitable[object]],
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """While the database is down, run ``probe`` every :data:`PROBE_INTERVAL`; until cancelled.
+        """While the database is down, run ``probe`` every :data:`PROBE_INTERVAL`, and once at
+        once after a silent call while it is up; until cancelled.
 
-        The first probe runs one interval after the outage was noticed. ``probe`` must bound
+        The first probe of an outage runs one interval after it was noticed. ``probe`` must bound
         its own wait and raise a :class:`StorageError` when the server does not answer; a probe
         that overruns the interval is followed by the next one at once.
         """
         task_status.started()
         while True:
-            await self._became_down.wait()
+            await self._attention.wait()  # down, or a silent call to check
+            self._attention = trio.Event()
+            if self._suspected and not self.is_down:
+                await self._confirm(probe)
+                continue
+            if not self.is_down:
+                continue
             next_probe = (self._down_since or trio.current_time()) + self._probe_interval
             while self.is_down:
                 await trio.sleep_until(next_probe)

@@ -52,6 +52,16 @@ class DatabaseDownError(StorageUnavailableError):
     """
 
 
+class DatabaseSilentError(StorageUnavailableError):
+    """A statement got no answer within the call's deadline.
+
+    Not proof of an outage: an event loop busy with its own load reads answers late too. The
+    database is marked down only when a probe on a fresh connection gets no answer either
+    (:meth:`~storage.availability.DatabaseAvailability.call`); meanwhile this call answers
+    503 and may be retried.
+    """
+
+
 class UnsafeDurabilityError(StorageError):
     """The server runs with ``fsync`` or ``synchronous_commit`` off: a commit could be lost."""
 
@@ -68,7 +78,11 @@ class UniqueViolationError(StorageError):
 
 
 CALL_TIMEOUT = 1.5
-"""Seconds a call may take before the database counts as down (a request answers in < 2 s)."""
+"""Seconds a call may take before it answers 503 and the database is probed."""
+
+PROBE_TIMEOUT = 0.5
+"""Seconds a probe (``SELECT 1`` on a fresh connection) may take before the database counts
+as down: a silent database is found down within ``CALL_TIMEOUT + PROBE_TIMEOUT`` = 2 s."""
 
 _UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,  # refused, no socket, connect timed out (TimeoutError is an OSError)
@@ -198,8 +212,8 @@ class Database:
 
         Waiting for a free connection is not the database's silence: it is bounded by the
         pool timeout and ends in :class:`PoolBusyError` (503, the database stays up). Only
-        the statement itself is bounded by the call timeout, whose expiry means the database
-        is down.
+        the statement itself is bounded by the call timeout, whose expiry
+        (:class:`DatabaseSilentError`) has a probe tell whether the database is down.
         """
         pool = self._pool
         try:
@@ -225,25 +239,27 @@ class Database:
                 raise
             except Exception as exc:
                 raise translate_error(exc) from exc
-        raise DatabaseDownError(f"no answer from the database within {self._call_timeout:g} s")
+        raise DatabaseSilentError(f"no answer from the database within {self._call_timeout:g} s")
 
     async def _probe(self) -> None:
         """``SELECT 1`` on a fresh connection (not the pool's, which may all be busy)."""
 
+        timeout = min(self._call_timeout, PROBE_TIMEOUT)
+
         async def select_one() -> None:
-            connection = await asyncpg.connect(self._dsn, timeout=self._call_timeout)
+            connection = await asyncpg.connect(self._dsn, timeout=timeout)
             try:
                 await connection.fetchval("SELECT 1")
             finally:
                 connection.terminate()
 
-        with trio.move_on_after(self._call_timeout):
+        with trio.move_on_after(timeout):
             try:
                 await trio_asyncio.aio_as_trio(_detached)(select_one)
                 return
             except Exception as exc:
                 raise translate_error(exc) from exc
-        raise DatabaseDownError(f"no answer from the database within {self._call_timeout:g} s")
+        raise DatabaseDownError(f"no answer from the database within {timeout:g} s")
 
     async def run_probes(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

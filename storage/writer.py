@@ -12,9 +12,10 @@ fail its neighbours.
 
 Outages (TVM-ERR-003): while the database is known down, :meth:`Writer.write` raises
 :class:`DatabaseDownError` at once instead of queueing. When it goes down, every caller still
-waiting (queued or in the batch in flight) gets that error at once; the batch in flight keeps
-its retry schedule in the background, so a short outage still commits it (a resend of those
-rows then reads as a duplicate).
+waiting (queued or in the batch in flight) gets that error at once, and so do the callers of
+a batch whose attempt got no answer in time (:class:`DatabaseSilentError`); the batch in
+flight keeps its retry schedule in the background, so a short outage still commits it (a
+resend of those rows then reads as a duplicate).
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ import asyncpg
 import trio
 
 from hub.contract.telemetry import TelemetryKind
-from storage.database import Database, DatabaseDownError, StorageError, StorageUnavailableError
+from storage.database import (
+    Database,
+    DatabaseDownError,
+    DatabaseSilentError,
+    StorageError,
+    StorageUnavailableError,
+)
 from storage.telemetry_tables import (
     LATEST_COLUMNS,
     TABLES,
@@ -309,7 +316,7 @@ class Writer:
         if not batch:
             return
         try:
-            results = await self._commit_with_retries([p.request for p in batch])
+            results = await self._commit_with_retries(batch)
         except StorageUnavailableError as exc:
             for pending in batch:
                 pending.answer(error=exc)
@@ -327,9 +334,10 @@ class Writer:
             self.rows_committed += result.inserted_count
             pending.answer(result=result)
 
-    async def _commit_with_retries(self, requests: list[WriteRequest]) -> list[WriteResult]:
+    async def _commit_with_retries(self, batch: list[_Pending]) -> list[WriteResult]:
         # even_if_down: this batch was accepted while the database was up; it is retried on
         # schedule even after an outage was noticed (its callers have had their 503 by then).
+        requests = [pending.request for pending in batch]
         for attempt, delay in enumerate((*self._retry_delays, math.inf)):
             try:
                 return await self._database.run_asyncio(
@@ -339,6 +347,11 @@ class Writer:
             except StorageUnavailableError as exc:
                 if delay == math.inf:
                     raise
+                if isinstance(exc, DatabaseSilentError):
+                    # Its callers have waited a whole call timeout: they answer 503 now, as
+                    # in an outage; the batch keeps its retries (a resend is a duplicate).
+                    for pending in batch:
+                        pending.answer(error=exc)
                 logger.warning(
                     "database write failed (attempt %d), retrying in %.0f s: %s",
                     attempt + 1,

@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 from storage.availability import DatabaseAvailability
-from storage.database import DatabaseDownError, StorageUnavailableError
+from storage.database import DatabaseDownError, DatabaseSilentError, StorageUnavailableError
 
 
 class FakeServer:
@@ -147,3 +147,54 @@ async def test_listeners_hear_each_outage_once(
         (2.0, "connection lost"),
     ]
     assert availability.outages == 2
+
+
+async def silent_call() -> None:
+    await trio.sleep(1.5)
+    raise DatabaseSilentError("no answer from the database within 1.5 s")
+
+
+async def test_a_silent_call_under_load_is_probed_at_once_and_an_answer_keeps_it_up(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    availability = DatabaseAvailability()
+    server = FakeServer(back_at=0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(availability.run, server.select_one)
+
+        async def request() -> None:
+            with pytest.raises(DatabaseSilentError):
+                await availability.call(silent_call)
+
+        for _ in range(3):  # four requests time out together: one probe
+            nursery.start_soon(request)
+        await request()
+        await trio.testing.wait_all_tasks_blocked()
+
+        assert not availability.is_down
+        assert (server.attempt_times, availability.suspicions, availability.outages) == (
+            [1.5],
+            1,
+            0,
+        )
+        assert await availability.call(server.select_one) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_silent_call_whose_probe_gets_no_answer_either_marks_the_database_down(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    availability = DatabaseAvailability()
+    server = FakeServer()  # refuses every probe
+    async with trio.open_nursery() as nursery:
+        await nursery.start(availability.run, server.select_one)
+        with pytest.raises(DatabaseSilentError):
+            await availability.call(silent_call)
+        await trio.testing.wait_all_tasks_blocked()
+
+        assert availability.is_down
+        assert availability.down_since == 1.5
+        await trio.sleep(1)  # then the usual probes, every second
+        await trio.testing.wait_all_tasks_blocked()
+        assert server.attempt_times == [1.5, 2.5]
+        nursery.cancel_scope.cancel()

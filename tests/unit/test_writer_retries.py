@@ -11,7 +11,12 @@ import trio
 import trio.testing
 
 from storage.availability import DatabaseAvailability
-from storage.database import DatabaseDownError, StorageError, StorageUnavailableError
+from storage.database import (
+    DatabaseDownError,
+    DatabaseSilentError,
+    StorageError,
+    StorageUnavailableError,
+)
 from storage.writer import TelemetryRow, Writer, WriteRequest, WriteResult
 
 BASE = datetime(2025, 12, 16, 10, 30, tzinfo=UTC)
@@ -273,3 +278,30 @@ async def test_the_writer_recovers_as_soon_as_the_probe_sees_the_database_back(
     assert database.availability.probes == 2
     assert not database.availability.is_down
     assert writer.rows_committed == 2  # the first row committed too: nothing was lost
+
+
+async def test_callers_of_a_batch_that_got_no_answer_in_time_answer_at_once_and_it_commits_later(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    database = FakeDatabase()
+    database.failures = [DatabaseSilentError("no answer from the database within 1.5 s")]
+    writer = _writer(database)
+    outcomes: list[str] = []
+
+    async def write(vehicle_id: str) -> None:
+        try:
+            await writer.write(_request(vehicle_id, 0))
+        except DatabaseSilentError:
+            outcomes.append(f"silent at {trio.current_time():g}")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        async with trio.open_nursery() as clients:
+            clients.start_soon(write, "wheelchair_001")
+            clients.start_soon(write, "wheelchair_002")
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    assert outcomes == ["silent at 0", "silent at 0"]
+    assert database.attempt_times == [0.0, 1.0]  # the retry commits both rows
+    assert writer.rows_committed == 2
+    assert not database.availability.is_down  # no probe saw it gone
