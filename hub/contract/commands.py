@@ -106,33 +106,35 @@ def _examples(body: JsonDict) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": [body]})
 
 
+DISPATCH_EXAMPLE: JsonDict = {
+    "type": "dispatch",
+    "command_id": "cmd_12345",
+    "timestamp": EXAMPLE_TIMESTAMP,
+    "priority": "normal",
+    "mission": {
+        "mission_id": "mission_67890",
+        "pickup": {
+            "waypoint_id": "lobby_entrance",
+            "latitude": 35.6811,
+            "longitude": 139.767,
+            "action": "dock_wheelchair",
+        },
+        "destination": {
+            "waypoint_id": "room_201",
+            "latitude": 35.682456,
+            "longitude": 139.768234,
+            "action": "undock_wheelchair",
+        },
+        "scheduled_time": "2025-12-16T11:00:00.000Z",
+    },
+}
+"""A dispatch as the contract shows it (also the example of a stored command's payload)."""
+
+
 class DispatchCommand(CommandModel):
     """Send the vehicle on a mission (creates or updates the ``missions`` row)."""
 
-    model_config = _examples(
-        {
-            "type": "dispatch",
-            "command_id": "cmd_12345",
-            "timestamp": EXAMPLE_TIMESTAMP,
-            "priority": "normal",
-            "mission": {
-                "mission_id": "mission_67890",
-                "pickup": {
-                    "waypoint_id": "lobby_entrance",
-                    "latitude": 35.6811,
-                    "longitude": 139.767,
-                    "action": "dock_wheelchair",
-                },
-                "destination": {
-                    "waypoint_id": "room_201",
-                    "latitude": 35.682456,
-                    "longitude": 139.768234,
-                    "action": "undock_wheelchair",
-                },
-                "scheduled_time": "2025-12-16T11:00:00.000Z",
-            },
-        }
-    )
+    model_config = _examples(DISPATCH_EXAMPLE)
 
     type: Literal["dispatch"] = "dispatch"
     priority: Priority = "normal"

@@ -17,7 +17,7 @@ from pydantic.config import JsonDict
 from hub.contract.base import ResponseModel
 from hub.contract.command_acks import CommandStatus
 from hub.contract.command_parts import Priority
-from hub.contract.commands import CommandType
+from hub.contract.commands import DISPATCH_EXAMPLE, CommandType
 from hub.contract.telemetry import DockingPhase, Severity, Subsystem, VehicleState
 from hub.contract.timestamps import EXAMPLE_TIMESTAMP, WireTimestamp
 
@@ -238,27 +238,7 @@ _COMMAND_ROW: JsonDict = {
     "status": "accepted",
     "priority": "normal",
     "sender": "op.tanaka",
-    "payload": {
-        "type": "dispatch",
-        "command_id": "cmd_12345",
-        "timestamp": EXAMPLE_TIMESTAMP,
-        "priority": "normal",
-        "mission": {
-            "mission_id": "mission_67890",
-            "pickup": {
-                "waypoint_id": "lobby_entrance",
-                "latitude": 35.6811,
-                "longitude": 139.767,
-                "action": "dock_wheelchair",
-            },
-            "destination": {
-                "waypoint_id": "room_201",
-                "latitude": 35.682456,
-                "longitude": 139.768234,
-                "action": "undock_wheelchair",
-            },
-        },
-    },
+    "payload": DISPATCH_EXAMPLE,
     "ack": {"type": "command_ack", "command_id": "cmd_12345", "status": "accepted"},
     "attempts": 1,
     "created_at": EXAMPLE_TIMESTAMP,
