@@ -259,6 +259,13 @@ async def _close_sessions(actors: Registry) -> int:
     return len(refs)
 
 
+LISTEN_BACKLOG = 4096
+"""Connections the kernel may hold before the hub accepts them (capped by
+``net.core.somaxconn``). A hub restart has the whole fleet reconnect within a second or two;
+with Hypercorn's default of 100 the rest of the SYNs are dropped and retried 1, 3, 7 s later,
+which a vehicle sees as a connect timeout."""
+
+
 def hypercorn_config(settings: Settings) -> HypercornConfig:
     """Hypercorn's configuration: listeners, TLS 1.2+ (Hypercorn's minimum), limits."""
     config = HypercornConfig()
@@ -274,6 +281,7 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.errorlog = logging.getLogger("hypercorn.error")
     config.websocket_max_message_size = settings.websocket_max_message_bytes
     config.h11_max_incomplete_size = 64 * 1024
+    config.backlog = LISTEN_BACKLOG
     return config
 
 
