@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
+import trio
 
 ADMIN = ("bench-admin", "bench-admin-password")
 
@@ -161,18 +162,40 @@ async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
+async def _post_through_unavailable(
+    client: httpx.AsyncClient, path: str, body: dict[str, str], headers: dict[str, str] | None
+) -> httpx.Response:
+    """POST, retried (up to 5 times, after ``Retry-After``) while the hub answers 503."""
+    for _ in range(5):
+        answer = await client.post(path, json=body, headers=headers)
+        if answer.status_code != 503:
+            return answer
+        await trio.sleep(min(float(answer.headers.get("Retry-After", "1")), 5.0))
+    return answer
+
+
 async def vehicle_headers(
     client: httpx.AsyncClient, admin: dict[str, str], vehicle_id: str
 ) -> dict[str, str]:
-    """Register a vehicle and return its Authorization header."""
-    created = await client.post(
-        "/api/v1/admin/vehicles", json={"vehicle_id": vehicle_id, "name": vehicle_id}, headers=admin
+    """Register a vehicle and return its Authorization header.
+
+    A 503 (the hub's database busy) is retried; a registration that committed although its
+    answer was a 503 then reads 409, and the vehicle gets new credentials instead.
+    """
+    created = await _post_through_unavailable(
+        client, "/api/v1/admin/vehicles", {"vehicle_id": vehicle_id, "name": vehicle_id}, admin
     )
+    if created.status_code == 409:
+        created = await _post_through_unavailable(
+            client, f"/api/v1/admin/vehicles/{vehicle_id}/rotate-secret", {}, admin
+        )
     created.raise_for_status()
     credentials = created.json()
-    login = await client.post(
+    login = await _post_through_unavailable(
+        client,
         "/api/v1/auth/token",
-        json={"client_id": credentials["client_id"], "client_secret": credentials["client_secret"]},
+        {"client_id": credentials["client_id"], "client_secret": credentials["client_secret"]},
+        None,
     )
     login.raise_for_status()
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
