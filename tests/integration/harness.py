@@ -227,6 +227,17 @@ async def running_hub(database_url: str, **overrides: Any) -> AsyncIterator[Runn
         stop.set()
 
 
+@asynccontextmanager
+async def guarded_hub(
+    database_url: str, *, guard: float = 60.0, **overrides: Any
+) -> AsyncIterator[RunningHub]:
+    """:func:`running_hub`, with the whole block (start and stop too) failing after ``guard``
+    seconds instead of hanging."""
+    with trio.fail_after(guard):
+        async with running_hub(database_url, **overrides) as hub:
+            yield hub
+
+
 async def until(
     probe: Callable[[], Awaitable[T]],
     ready: Callable[[T], bool],

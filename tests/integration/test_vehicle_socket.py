@@ -21,6 +21,7 @@ from hub.clock import parse_timestamp
 from storage import testing
 from tests.integration.harness import (
     RunningHub,
+    Vehicle,
     battery_body,
     docking_body,
     error_body,
@@ -84,6 +85,14 @@ async def receive_welcome(ws: WebSocketConnection, vehicle_id: str) -> dict[str,
     assert welcome["type"] == "welcome", welcome
     assert welcome["vehicle_id"] == vehicle_id
     return welcome
+
+
+@asynccontextmanager
+async def welcomed_socket(hub: RunningHub, vehicle: Vehicle) -> AsyncIterator[WebSocketConnection]:
+    """``vehicle``'s socket to ``hub``, its welcome frame already received and checked."""
+    async with open_socket(hub.base_url, vehicle.vehicle_id, vehicle.token) as ws:
+        await receive_welcome(ws, vehicle.vehicle_id)
+        yield ws
 
 
 async def close_code(ws: WebSocketConnection, seconds: float = FRAME_WAIT) -> tuple[int, list[Any]]:
