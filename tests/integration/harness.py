@@ -113,6 +113,28 @@ def docking_body(phase: str, ts: str | None = None, **fields: Any) -> dict[str, 
     return body
 
 
+TELEMETRY_TABLES = {
+    "location": "vehicle_locations",
+    "status": "vehicle_status",
+    "battery": "vehicle_battery",
+    "error": "vehicle_errors",
+    "docking": "vehicle_docking",
+}  # telemetry kind → the table its reports are stored in
+
+
+def one_report_of_each_kind() -> dict[str, dict[str, Any]]:
+    """A body of each telemetry kind, timestamped now, with values the tests look for again in
+    the stored rows: latitude 35.5, navigating on mission_77, 64.5 % charge, a warning
+    DOCK_MARKER_NOT_FOUND, approaching marker 7."""
+    return {
+        "location": location_body(latitude=35.5),
+        "status": status_body("navigating", mission_id="mission_77"),
+        "battery": battery_body(soc=64.5),
+        "error": error_body("warning", code="DOCK_MARKER_NOT_FOUND"),
+        "docking": docking_body("approaching", marker_id=7),
+    }
+
+
 @dataclasses.dataclass
 class Vehicle:
     """A registered vehicle and a client already holding its token."""
