@@ -23,7 +23,7 @@ import trio
 
 from storage import testing as db
 from tests.e2e.test_cli import STOP_TIMEOUT, hub_environment, serving, wait_until_live
-from tests.integration.harness import JWT_SECRET
+from tests.integration.harness import JWT_SECRET, mission_body
 from tests.integration.test_vehicle_socket import (
     close_code,
     expect_refused,
@@ -150,24 +150,7 @@ def queue(client: httpx.Client, admin: str, body: dict[str, Any]) -> str:
     return str(answer.json()["command_id"])
 
 
-DISPATCH = {
-    "type": "dispatch",
-    "mission": {
-        "mission_id": "mission_restart",
-        "pickup": {
-            "waypoint_id": "lobby_entrance",
-            "latitude": 35.6811,
-            "longitude": 139.767,
-            "action": "dock_wheelchair",
-        },
-        "destination": {
-            "waypoint_id": "room_201",
-            "latitude": 35.682456,
-            "longitude": 139.768234,
-            "action": "undock_wheelchair",
-        },
-    },
-}
+DISPATCH = {"type": "dispatch", "mission": mission_body("mission_restart")}
 
 
 def test_queued_commands_survive_a_restart(

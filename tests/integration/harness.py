@@ -113,6 +113,25 @@ def docking_body(phase: str, ts: str | None = None, **fields: Any) -> dict[str, 
     return body
 
 
+def mission_body(mission_id: str) -> dict[str, Any]:
+    """A dispatch's mission: from the lobby entrance (docking the wheelchair) to room 201."""
+    return {
+        "mission_id": mission_id,
+        "pickup": {
+            "waypoint_id": "lobby_entrance",
+            "latitude": 35.6811,
+            "longitude": 139.767,
+            "action": "dock_wheelchair",
+        },
+        "destination": {
+            "waypoint_id": "room_201",
+            "latitude": 35.682456,
+            "longitude": 139.768234,
+            "action": "undock_wheelchair",
+        },
+    }
+
+
 TELEMETRY_TABLES = {
     "location": "vehicle_locations",
     "status": "vehicle_status",

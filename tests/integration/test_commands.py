@@ -21,6 +21,7 @@ from tests.integration.harness import (
     RunningHub,
     Vehicle,
     guarded_hub,
+    mission_body,
     status_body,
     timestamp,
     until,
@@ -44,21 +45,7 @@ def dispatch(mission_id: str = "mission_67890", **fields: Any) -> dict[str, Any]
     body: dict[str, Any] = {
         "type": "dispatch",
         "priority": "high",
-        "mission": {
-            "mission_id": mission_id,
-            "pickup": {
-                "waypoint_id": "lobby_entrance",
-                "latitude": 35.6811,
-                "longitude": 139.767,
-                "action": "dock_wheelchair",
-            },
-            "destination": {
-                "waypoint_id": "room_201",
-                "latitude": 35.682456,
-                "longitude": 139.768234,
-                "action": "undock_wheelchair",
-            },
-        },
+        "mission": mission_body(mission_id),
     }
     body.update(fields)
     return body
