@@ -25,6 +25,7 @@ import tempfile
 import threading
 import traceback
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -153,34 +154,34 @@ def migrated_template(postgres_server_url: str) -> Iterator[str]:
         drop_database(postgres_server_url, name)
 
 
-@pytest.fixture
-def database_url(postgres_server_url: str, migrated_template: str) -> Iterator[str]:
-    """URL of a new database with the full schema, for this test only; dropped afterwards."""
+@contextmanager
+def fresh_database(server_url: str, template: str | None = None) -> Iterator[str]:
+    """A new database on ``server_url`` under a random name (a copy of ``template`` if given):
+    its URL; dropped on the way out."""
     name = f"tvm_test_{secrets.token_hex(6)}"
-    url = create_database(postgres_server_url, name, template=migrated_template)
+    url = create_database(server_url, name, template=template)
     try:
         yield url
     finally:
-        drop_database(postgres_server_url, name)
+        drop_database(server_url, name)
+
+
+@pytest.fixture
+def database_url(postgres_server_url: str, migrated_template: str) -> Iterator[str]:
+    """URL of a new database with the full schema, for this test only; dropped afterwards."""
+    with fresh_database(postgres_server_url, migrated_template) as url:
+        yield url
 
 
 @pytest.fixture
 def second_database_url(postgres_server_url: str, migrated_template: str) -> Iterator[str]:
     """Another fresh database with the full schema (a second hub's, in the same test)."""
-    name = f"tvm_test_{secrets.token_hex(6)}"
-    url = create_database(postgres_server_url, name, template=migrated_template)
-    try:
+    with fresh_database(postgres_server_url, migrated_template) as url:
         yield url
-    finally:
-        drop_database(postgres_server_url, name)
 
 
 @pytest.fixture
 def empty_database_url(postgres_server_url: str) -> Iterator[str]:
     """URL of a new database with no schema at all (for migration tests); dropped afterwards."""
-    name = f"tvm_test_{secrets.token_hex(6)}"
-    url = create_database(postgres_server_url, name)
-    try:
+    with fresh_database(postgres_server_url) as url:
         yield url
-    finally:
-        drop_database(postgres_server_url, name)

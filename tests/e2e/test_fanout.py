@@ -14,20 +14,19 @@ import pytest
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
-from tests.e2e.test_cli import hub_environment, serving, wait_until_live
+from tests.e2e.test_cli import hub_environment
 from tests.e2e.test_restart_queue import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
-    admin_token,
     bearer,
-    register_vehicle,
-    stop,
+    live_hub,
     talk,
 )
 from tests.integration.harness import JWT_SECRET, location_body
 from tests.integration.test_vehicle_socket import receive, receive_welcome, send, socket_url
 
 pytestmark = pytest.mark.hang_guard(180)
+HTTPX_DEFAULT_TIMEOUT = 5.0  # seconds: these tests talk to the hub with httpx's default
 
 
 @pytest.fixture
@@ -64,12 +63,10 @@ async def subscribe(
 def test_two_sessions_see_the_same_location_and_only_their_vehicles(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    log = tmp_path / "serve.log"
-    with serving(env, log) as (process, base_url), httpx.Client(base_url=base_url) as client:
-        wait_until_live(process, base_url, log)
-        admin = admin_token(client)
-        first = register_vehicle(client, admin, "wheelchair_001")
-        register_vehicle(client, admin, "wheelchair_002")
+    with live_hub(env, tmp_path / "serve.log", timeout=HTTPX_DEFAULT_TIMEOUT) as hub:
+        base_url, admin = hub.base_url, hub.admin
+        first = hub.register_vehicle("wheelchair_001")
+        hub.register_vehicle("wheelchair_002")
 
         async def conversation() -> None:
             async with (
@@ -104,17 +101,15 @@ def test_two_sessions_see_the_same_location_and_only_their_vehicles(
                     pytest.fail(f"a session watching wheelchair_002 got {unexpected}")
 
         talk(conversation)
-        stop(process, log)
+        hub.stop()
 
 
 def test_a_dispatch_from_a_frontend_reaches_the_vehicle_and_its_ack_comes_back(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    log = tmp_path / "serve.log"
-    with serving(env, log) as (process, base_url), httpx.Client(base_url=base_url) as client:
-        wait_until_live(process, base_url, log)
-        admin = admin_token(client)
-        vehicle_token = register_vehicle(client, admin, "wheelchair_001")
+    with live_hub(env, tmp_path / "serve.log", timeout=HTTPX_DEFAULT_TIMEOUT) as hub:
+        base_url, client, admin = hub.base_url, hub.client, hub.admin
+        vehicle_token = hub.register_vehicle("wheelchair_001")
 
         async def conversation() -> dict[str, Any]:
             async with (
@@ -171,17 +166,15 @@ def test_a_dispatch_from_a_frontend_reaches_the_vehicle_and_its_ack_comes_back(
                 break
             time.sleep(0.05)
         assert stored.json()["status"] == "accepted"
-        stop(process, log)
+        hub.stop()
 
 
 def test_a_reconnecting_frontend_gets_what_it_missed_replayed(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    log = tmp_path / "serve.log"
-    with serving(env, log) as (process, base_url), httpx.Client(base_url=base_url) as client:
-        wait_until_live(process, base_url, log)
-        admin = admin_token(client)
-        vehicle = register_vehicle(client, admin, "wheelchair_001")
+    with live_hub(env, tmp_path / "serve.log", timeout=HTTPX_DEFAULT_TIMEOUT) as hub:
+        base_url, client, admin = hub.base_url, hub.client, hub.admin
+        vehicle = hub.register_vehicle("wheelchair_001")
 
         async def conversation() -> None:
             async with open_socket(base_url, "/ws/v1/fleet", admin) as first_visit:
@@ -212,4 +205,4 @@ def test_a_reconnecting_frontend_gets_what_it_missed_replayed(
                 assert replayed["location"]["latitude"] == 35.2
 
         talk(conversation)
-        stop(process, log)
+        hub.stop()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import trio
 
 from storage import testing as db
 from tests.e2e.test_cli import STOP_TIMEOUT, hub_environment, serving, wait_until_live
-from tests.integration.harness import JWT_SECRET
+from tests.integration.harness import JWT_SECRET, mission_body
 from tests.integration.test_vehicle_socket import (
     close_code,
     expect_refused,
@@ -94,6 +96,42 @@ def stop(process: subprocess.Popen[bytes], log: Path) -> None:
     assert code == 0, log.read_text()
 
 
+@dataclass
+class LiveHub:
+    """A ``tvm-hub serve`` process that answers its liveness probe, a client to it, and a
+    token of the admin."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    client: httpx.Client
+    admin: str
+    log: Path
+
+    def stop(self) -> None:
+        """SIGTERM the hub; it must exit 0 in time (see :func:`stop`)."""
+        stop(self.process, self.log)
+
+    def register_vehicle(self, vehicle_id: str) -> str:
+        """Register a vehicle as the admin, log it in, return its token."""
+        return register_vehicle(self.client, self.admin, vehicle_id)
+
+    def queue(self, body: dict[str, Any]) -> str:
+        """POST a command for the offline vehicle: 202 queued; returns its id."""
+        return queue(self.client, self.admin, body)
+
+
+@contextmanager
+def live_hub(env: dict[str, str], log: Path, *, timeout: float = 30.0) -> Iterator[LiveHub]:
+    """``serving(env, log)``, once live, with an httpx client (of ``timeout`` seconds) and the
+    admin logged in; the process is killed on the way out if still running."""
+    with (
+        serving(env, log) as (process, base_url),
+        httpx.Client(base_url=base_url, timeout=timeout) as client,
+    ):
+        wait_until_live(process, base_url, log)
+        yield LiveHub(process, base_url, client, admin_token(client), log)
+
+
 def talk(conversation: Callable[[], Awaitable[Any]]) -> Any:
     """Run a socket conversation in its own trio run, bounded."""
 
@@ -112,42 +150,18 @@ def queue(client: httpx.Client, admin: str, body: dict[str, Any]) -> str:
     return str(answer.json()["command_id"])
 
 
-DISPATCH = {
-    "type": "dispatch",
-    "mission": {
-        "mission_id": "mission_restart",
-        "pickup": {
-            "waypoint_id": "lobby_entrance",
-            "latitude": 35.6811,
-            "longitude": 139.767,
-            "action": "dock_wheelchair",
-        },
-        "destination": {
-            "waypoint_id": "room_201",
-            "latitude": 35.682456,
-            "longitude": 139.768234,
-            "action": "undock_wheelchair",
-        },
-    },
-}
+DISPATCH = {"type": "dispatch", "mission": mission_body("mission_restart")}
 
 
 def test_queued_commands_survive_a_restart(
     env: dict[str, str], tmp_path: Path, database_url: str
 ) -> None:
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
-    with (
-        serving(env, first_log) as (process, base_url),
-        httpx.Client(base_url=base_url, timeout=30) as client,
-    ):
-        wait_until_live(process, base_url, first_log)
-        admin = admin_token(client)
-        token = register_vehicle(client, admin, VEHICLE_ID)
-        dispatch_id = queue(client, admin, DISPATCH)
-        cancel_id = queue(
-            client, admin, {"type": "cancel", "mission_id": "mission_other", "reason": "moved"}
-        )
-        stop(process, first_log)
+    with live_hub(env, first_log) as hub:
+        token = hub.register_vehicle(VEHICLE_ID)
+        dispatch_id = hub.queue(DISPATCH)
+        cancel_id = hub.queue({"type": "cancel", "mission_id": "mission_other", "reason": "moved"})
+        hub.stop()
 
     rows = db.fetch(database_url, "SELECT command_id, status FROM commands ORDER BY created_at")
     assert [(row["command_id"], row["status"]) for row in rows] == [
@@ -155,15 +169,11 @@ def test_queued_commands_survive_a_restart(
         (cancel_id, "queued"),
     ]
 
-    with (
-        serving(env, second_log) as (process, base_url),
-        httpx.Client(base_url=base_url, timeout=30) as client,
-    ):
-        wait_until_live(process, base_url, second_log)
+    with live_hub(env, second_log) as hub:
 
         async def vehicle_comes_back() -> list[dict[str, Any]]:
             # The token from before the restart still opens the socket.
-            async with open_socket(base_url, VEHICLE_ID, token) as ws:
+            async with open_socket(hub.base_url, VEHICLE_ID, token) as ws:
                 await receive_welcome(ws, VEHICLE_ID)
                 frames = [await receive(ws), await receive(ws)]
                 for frame in frames:
@@ -186,29 +196,23 @@ def test_queued_commands_survive_a_restart(
         assert frames[0]["mission"]["mission_id"] == "mission_restart"
         assert "vehicle_id" not in frames[0]
 
-        admin = admin_token(client)
         for command_id in (dispatch_id, cancel_id):
-            assert wait_for_status(client, admin, command_id, "accepted") == "accepted"
-        stop(process, second_log)
+            assert wait_for_status(hub.client, hub.admin, command_id, "accepted") == "accepted"
+        hub.stop()
 
 
 def test_a_queued_emergency_stop_is_delivered_first_after_a_restart(
     env: dict[str, str], tmp_path: Path, database_url: str
 ) -> None:
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
-    with (
-        serving(env, first_log) as (process, base_url),
-        httpx.Client(base_url=base_url, timeout=30) as client,
-    ):
-        wait_until_live(process, base_url, first_log)
-        admin = admin_token(client)
-        token = register_vehicle(client, admin, VEHICLE_ID)
-        dispatch_id = queue(client, admin, DISPATCH)
-        stop_id = queue(client, admin, {"type": "emergency_stop", "reason": "fire_alarm"})
+    with live_hub(env, first_log) as hub:
+        token = hub.register_vehicle(VEHICLE_ID)
+        dispatch_id = hub.queue(DISPATCH)
+        stop_id = hub.queue({"type": "emergency_stop", "reason": "fire_alarm"})
         # An emergency stop is answered before its row is written; let the write land first
         # (a SIGTERM in that gap loses the stop — see the report of these tests).
         wait_for_rows(database_url, 2)
-        stop(process, first_log)
+        hub.stop()
 
     with serving(env, second_log) as (process, base_url):
         wait_until_live(process, base_url, second_log)
@@ -255,15 +259,10 @@ def wait_for_status(client: httpx.Client, admin: str, command_id: str, status: s
 def test_the_socket_refusals_and_replacement_close_codes(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    log = tmp_path / "serve.log"
-    with (
-        serving(env, log) as (process, base_url),
-        httpx.Client(base_url=base_url, timeout=30) as client,
-    ):
-        wait_until_live(process, base_url, log)
-        admin = admin_token(client)
-        token = register_vehicle(client, admin, VEHICLE_ID)
-        register_vehicle(client, admin, "wheelchair_002")
+    with live_hub(env, tmp_path / "serve.log") as hub:
+        base_url = hub.base_url
+        token = hub.register_vehicle(VEHICLE_ID)
+        hub.register_vehicle("wheelchair_002")
 
         async def conversations() -> None:
             await expect_refused(base_url, VEHICLE_ID, "not-a-token", 4001, "auth_failed")
@@ -280,4 +279,4 @@ def test_the_socket_refusals_and_replacement_close_codes(
                     await ping_pong(second)
 
         talk(conversations)
-        stop(process, log)
+        hub.stop()

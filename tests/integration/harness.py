@@ -113,6 +113,47 @@ def docking_body(phase: str, ts: str | None = None, **fields: Any) -> dict[str, 
     return body
 
 
+def mission_body(mission_id: str) -> dict[str, Any]:
+    """A dispatch's mission: from the lobby entrance (docking the wheelchair) to room 201."""
+    return {
+        "mission_id": mission_id,
+        "pickup": {
+            "waypoint_id": "lobby_entrance",
+            "latitude": 35.6811,
+            "longitude": 139.767,
+            "action": "dock_wheelchair",
+        },
+        "destination": {
+            "waypoint_id": "room_201",
+            "latitude": 35.682456,
+            "longitude": 139.768234,
+            "action": "undock_wheelchair",
+        },
+    }
+
+
+TELEMETRY_TABLES = {
+    "location": "vehicle_locations",
+    "status": "vehicle_status",
+    "battery": "vehicle_battery",
+    "error": "vehicle_errors",
+    "docking": "vehicle_docking",
+}  # telemetry kind → the table its reports are stored in
+
+
+def one_report_of_each_kind() -> dict[str, dict[str, Any]]:
+    """A body of each telemetry kind, timestamped now, with values the tests look for again in
+    the stored rows: latitude 35.5, navigating on mission_77, 64.5 % charge, a warning
+    DOCK_MARKER_NOT_FOUND, approaching marker 7."""
+    return {
+        "location": location_body(latitude=35.5),
+        "status": status_body("navigating", mission_id="mission_77"),
+        "battery": battery_body(soc=64.5),
+        "error": error_body("warning", code="DOCK_MARKER_NOT_FOUND"),
+        "docking": docking_body("approaching", marker_id=7),
+    }
+
+
 @dataclasses.dataclass
 class Vehicle:
     """A registered vehicle and a client already holding its token."""
@@ -225,6 +266,17 @@ async def running_hub(database_url: str, **overrides: Any) -> AsyncIterator[Runn
             hub.admin_token = login.json()["access_token"]
             yield hub
         stop.set()
+
+
+@asynccontextmanager
+async def guarded_hub(
+    database_url: str, *, guard: float = 60.0, **overrides: Any
+) -> AsyncIterator[RunningHub]:
+    """:func:`running_hub`, with the whole block (start and stop too) failing after ``guard``
+    seconds instead of hanging."""
+    with trio.fail_after(guard):
+        async with running_hub(database_url, **overrides) as hub:
+            yield hub
 
 
 async def until(

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from tests.frame_log import FrameLog
@@ -21,8 +20,8 @@ from tests.integration.harness import (
     battery_body,
     docking_body,
     error_body,
+    guarded_hub,
     location_body,
-    running_hub,
     status_body,
     timestamp,
 )
@@ -49,17 +48,16 @@ EVERY_HUB_FRAME = {
 
 
 async def test_the_document_needs_no_token_and_names_the_host_reached(database_url: str) -> None:
-    with trio.fail_after(60):
-        async with running_hub(database_url) as hub:
-            answer = await hub.client.get("/asyncapi.json")
-            assert answer.status_code == 200, answer.text
-            assert answer.headers["content-type"].startswith("application/json")
-            document = answer.json()
-            assert document["asyncapi"] == "3.0.0"
-            assert document["servers"]["hub"]["host"] == urlsplit(hub.base_url).netloc
-            assert document["servers"]["hub"]["protocol"] == "ws"
-            openapi = (await hub.client.get("/openapi.json")).json()
-            assert "(/asyncapi.json)" in openapi["info"]["description"]
+    async with guarded_hub(database_url) as hub:
+        answer = await hub.client.get("/asyncapi.json")
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"].startswith("application/json")
+        document = answer.json()
+        assert document["asyncapi"] == "3.0.0"
+        assert document["servers"]["hub"]["host"] == urlsplit(hub.base_url).netloc
+        assert document["servers"]["hub"]["protocol"] == "ws"
+        openapi = (await hub.client.get("/openapi.json")).json()
+        assert "(/asyncapi.json)" in openapi["info"]["description"]
 
 
 async def until_frame(
@@ -81,30 +79,29 @@ def of_type(*types: str) -> Callable[[dict[str, Any]], bool]:
 async def test_every_frame_the_hub_sends_is_as_documented(
     database_url: str, hub_frames: FrameLog
 ) -> None:
-    with trio.fail_after(90):
-        async with running_hub(database_url, ping_interval=0.5) as hub:
-            served = (await hub.client.get("/asyncapi.json")).json()
-            # The recorder checks against the same document the hub serves.
-            assert served["operations"] == hub_frames.document["operations"]
-            assert set(served["components"]["schemas"]) == set(
-                hub_frames.document["components"]["schemas"]
+    async with guarded_hub(database_url, ping_interval=0.5, guard=90) as hub:
+        served = (await hub.client.get("/asyncapi.json")).json()
+        # The recorder checks against the same document the hub serves.
+        assert served["operations"] == hub_frames.document["operations"]
+        assert set(served["components"]["schemas"]) == set(
+            hub_frames.document["components"]["schemas"]
+        )
+        vehicle = await hub.register_vehicle(VEHICLE_ID)
+        operator = await hub.create_user("op.tanaka", "operator", "operator-password-1")
+        fleet_url = socket_url(hub.base_url, "/ws/v1/fleet", operator)
+        async with open_websocket_url(fleet_url) as fleet:
+            await send(fleet, {"type": "subscribe", "vehicle_ids": ["*"]})
+            await until_frame(fleet, of_type("subscribed"))
+            async with open_socket(hub.base_url, VEHICLE_ID, vehicle.token) as ws:
+                await until_frame(ws, of_type("welcome"))
+                await vehicle_side(ws)
+                await until_frame(fleet, of_type("vehicle_connection"))
+                await reports(hub, vehicle.headers, fleet)
+                await command_round_trip(fleet, ws)
+            await until_frame(
+                fleet, lambda f: f == {**f, "type": "vehicle_connection", "connected": False}
             )
-            vehicle = await hub.register_vehicle(VEHICLE_ID)
-            operator = await hub.create_user("op.tanaka", "operator", "operator-password-1")
-            fleet_url = socket_url(hub.base_url, "/ws/v1/fleet", operator)
-            async with open_websocket_url(fleet_url) as fleet:
-                await send(fleet, {"type": "subscribe", "vehicle_ids": ["*"]})
-                await until_frame(fleet, of_type("subscribed"))
-                async with open_socket(hub.base_url, VEHICLE_ID, vehicle.token) as ws:
-                    await until_frame(ws, of_type("welcome"))
-                    await vehicle_side(ws)
-                    await until_frame(fleet, of_type("vehicle_connection"))
-                    await reports(hub, vehicle.headers, fleet)
-                    await command_round_trip(fleet, ws)
-                await until_frame(
-                    fleet, lambda f: f == {**f, "type": "vehicle_connection", "connected": False}
-                )
-            await refused_sockets(hub)
+        await refused_sockets(hub)
     assert hub_frames.types() >= EVERY_HUB_FRAME, EVERY_HUB_FRAME - hub_frames.types()
     assert hub_frames.problems() == []
 

@@ -21,12 +21,12 @@ from tests.integration.harness import (
     battery_body,
     docking_body,
     error_body,
+    guarded_hub,
     location_body,
-    running_hub,
     status_body,
     timestamp,
 )
-from tests.integration.test_vehicle_socket import open_socket, receive, receive_welcome, send
+from tests.integration.test_vehicle_socket import receive, send, welcomed_socket
 from tests.published_schemas import answer_errors
 
 VEHICLE_ID = "wheelchair_001"
@@ -68,8 +68,7 @@ class Checker:
 @asynccontextmanager
 async def obedient_vehicle(hub: RunningHub, vehicle: Vehicle) -> AsyncIterator[None]:
     """The vehicle on its socket, acknowledging every command it is sent."""
-    async with open_socket(hub.base_url, vehicle.vehicle_id, vehicle.token) as ws:
-        await receive_welcome(ws, vehicle.vehicle_id)
+    async with welcomed_socket(hub, vehicle) as ws:
 
         async def answer_commands() -> None:
             while True:
@@ -86,31 +85,30 @@ async def obedient_vehicle(hub: RunningHub, vehicle: Vehicle) -> AsyncIterator[N
 
 
 async def test_every_answer_of_every_operation_is_as_documented(database_url: str) -> None:
-    with trio.fail_after(110):
-        async with running_hub(database_url, command_ack_timeout=1.0) as hub:
-            document = (await hub.client.get("/openapi.json")).json()
-            check = Checker(hub, document)
-            vehicle = await hub.register_vehicle(VEHICLE_ID)
-            operator = await hub.create_user("op.tanaka", "operator", "operator-password-1")
-            viewer = await hub.create_user("viewer.sato", "viewer", "viewer-password-12")
-            await telemetry(check, vehicle)
-            await reads(check, hub, vehicle)
-            await alerts(check, hub)
-            await commands(check, hub, vehicle, operator)
-            await missions_and_reservations(check, hub)
-            await administration(check, hub, vehicle)
-            await logins(check, vehicle)
-            await operations(check, hub)
-            await refusals(check, hub, vehicle, viewer)
+    async with guarded_hub(database_url, command_ack_timeout=1.0, guard=110) as hub:
+        document = (await hub.client.get("/openapi.json")).json()
+        check = Checker(hub, document)
+        vehicle = await hub.register_vehicle(VEHICLE_ID)
+        operator = await hub.create_user("op.tanaka", "operator", "operator-password-1")
+        viewer = await hub.create_user("viewer.sato", "viewer", "viewer-password-12")
+        await telemetry(check, vehicle)
+        await reads(check, hub, vehicle)
+        await alerts(check, hub)
+        await commands(check, hub, vehicle, operator)
+        await missions_and_reservations(check, hub)
+        await administration(check, hub, vehicle)
+        await logins(check, vehicle)
+        await operations(check, hub)
+        await refusals(check, hub, vehicle, viewer)
 
-            documented = {
-                (method, path, int(status))
-                for path, item in document["paths"].items()
-                for method, operation in item.items()
-                for status in operation["responses"]
-                if status.startswith("2")
-            }
-            assert documented - check.seen == set(), sorted(documented - check.seen)
+        documented = {
+            (method, path, int(status))
+            for path, item in document["paths"].items()
+            for method, operation in item.items()
+            for status in operation["responses"]
+            if status.startswith("2")
+        }
+        assert documented - check.seen == set(), sorted(documented - check.seen)
 
 
 async def telemetry(check: Checker, vehicle: Vehicle) -> None:
@@ -513,85 +511,83 @@ def path_values(document: dict[str, Any], method: str, path: str) -> dict[str, s
 
 async def test_the_request_examples_are_accepted_by_the_live_hub(database_url: str) -> None:
     """What Swagger's "Try it out" sends, in order, is accepted (no 400 for a stale time)."""
-    with trio.fail_after(110):
-        async with running_hub(database_url, command_ack_timeout=1.0) as hub:
-            document = (await hub.client.get("/openapi.json")).json()
-            examples = request_examples(document)
-            assert set(examples) == set(EXAMPLE_ORDER)
-            await hub.register_vehicle("wheelchair_002")
-            vehicle: Vehicle | None = None
-            reservation_id = ""
-            for handler in EXAMPLE_ORDER:
-                method, path, bodies = examples[handler]
-                assert bodies, handler
-                values = path_values(document, method, path)
-                if "reservation_id" in values:
-                    values["reservation_id"] = reservation_id
-                headers = hub.admin_headers
-                if handler.startswith("post_") and handler != "post_command":
+    async with guarded_hub(database_url, command_ack_timeout=1.0, guard=110) as hub:
+        document = (await hub.client.get("/openapi.json")).json()
+        examples = request_examples(document)
+        assert set(examples) == set(EXAMPLE_ORDER)
+        await hub.register_vehicle("wheelchair_002")
+        vehicle: Vehicle | None = None
+        reservation_id = ""
+        for handler in EXAMPLE_ORDER:
+            method, path, bodies = examples[handler]
+            assert bodies, handler
+            values = path_values(document, method, path)
+            if "reservation_id" in values:
+                values["reservation_id"] = reservation_id
+            headers = hub.admin_headers
+            if handler.startswith("post_") and handler != "post_command":
+                assert vehicle is not None
+                headers = vehicle.headers
+            for body in bodies:
+                if handler == "post_command":
                     assert vehicle is not None
-                    headers = vehicle.headers
-                for body in bodies:
-                    if handler == "post_command":
-                        assert vehicle is not None
-                        async with obedient_vehicle(hub, vehicle):
-                            answer = await hub.client.post(
-                                path.format(**values), json=body, headers=headers
-                            )
-                    else:
-                        answer = await hub.client.request(
-                            method, path.format(**values), json=body, headers=headers
+                    async with obedient_vehicle(hub, vehicle):
+                        answer = await hub.client.post(
+                            path.format(**values), json=body, headers=headers
                         )
-                    placeholder = handler == "refresh_token" or "client_id" in body
-                    if handler in CREDENTIAL_PLACEHOLDERS and placeholder:
-                        assert answer.status_code == 401, (handler, answer.text)
-                    else:
-                        assert answer.status_code in (200, 201), (handler, body, answer.text)
-                    if handler == "create_vehicle":
-                        credentials = answer.json()
-                        login = await hub.login(
-                            client_id=credentials["client_id"],
-                            client_secret=credentials["client_secret"],
-                        )
-                        vehicle = Vehicle(
-                            credentials["vehicle_id"],
-                            credentials["client_id"],
-                            credentials["client_secret"],
-                            login.json()["access_token"],
-                        )
-                    if handler == "create_reservation":
-                        reservation_id = answer.json()["reservation_id"]
+                else:
+                    answer = await hub.client.request(
+                        method, path.format(**values), json=body, headers=headers
+                    )
+                placeholder = handler == "refresh_token" or "client_id" in body
+                if handler in CREDENTIAL_PLACEHOLDERS and placeholder:
+                    assert answer.status_code == 401, (handler, answer.text)
+                else:
+                    assert answer.status_code in (200, 201), (handler, body, answer.text)
+                if handler == "create_vehicle":
+                    credentials = answer.json()
+                    login = await hub.login(
+                        client_id=credentials["client_id"],
+                        client_secret=credentials["client_secret"],
+                    )
+                    vehicle = Vehicle(
+                        credentials["vehicle_id"],
+                        credentials["client_id"],
+                        credentials["client_secret"],
+                        login.json()["access_token"],
+                    )
+                if handler == "create_reservation":
+                    reservation_id = answer.json()["reservation_id"]
 
 
 async def test_a_rate_limited_answer_is_as_documented(database_url: str) -> None:
     """429 with ``retry_after`` and the limit headers, for telemetry and for logins."""
-    with trio.fail_after(60):
-        async with running_hub(database_url, rate_limit_enabled=True) as hub:
-            document = (await hub.client.get("/openapi.json")).json()
-            check = Checker(hub, document)
-            vehicle = await hub.register_vehicle(VEHICLE_ID)
-            path = {"vehicle_id": VEHICLE_ID}
-            template = "/api/v1/vehicle/{vehicle_id}/battery"
-            statuses = []
-            for offset in range(4):  # battery: burst 2, then one per 5 s
-                answer = await hub.client.post(
-                    template.format(**path),
-                    json=battery_body(ts=timestamp(-10 + offset)),
-                    headers=vehicle.headers,
-                )
-                statuses.append(answer.status_code)
-            assert statuses[:2] == [200, 200] and 429 in statuses, statuses
-            limited = await check.call(
-                "POST",
-                template,
-                429,
-                path=path,
-                json=battery_body(ts=timestamp()),
+    async with guarded_hub(database_url, rate_limit_enabled=True) as hub:
+        document = (await hub.client.get("/openapi.json")).json()
+        check = Checker(hub, document)
+        vehicle = await hub.register_vehicle(VEHICLE_ID)
+        path = {"vehicle_id": VEHICLE_ID}
+        template = "/api/v1/vehicle/{vehicle_id}/battery"
+        statuses = []
+        for offset in range(4):  # battery: burst 2, then one per 5 s
+            answer = await hub.client.post(
+                template.format(**path),
+                json=battery_body(ts=timestamp(-10 + offset)),
                 headers=vehicle.headers,
             )
-            assert int(limited.headers["Retry-After"]) == limited.json()["retry_after"] >= 1
-            login = {"client_id": "veh_nobody", "client_secret": "wrong"}
-            for _ in range(10):
-                refused = await hub.client.post("/api/v1/auth/token", json=login)
-                assert refused.status_code == 401
-            await check.call("POST", "/api/v1/auth/token", 429, json=login)
+            statuses.append(answer.status_code)
+        assert statuses[:2] == [200, 200] and 429 in statuses, statuses
+        limited = await check.call(
+            "POST",
+            template,
+            429,
+            path=path,
+            json=battery_body(ts=timestamp()),
+            headers=vehicle.headers,
+        )
+        assert int(limited.headers["Retry-After"]) == limited.json()["retry_after"] >= 1
+        login = {"client_id": "veh_nobody", "client_secret": "wrong"}
+        for _ in range(10):
+            refused = await hub.client.post("/api/v1/auth/token", json=login)
+            assert refused.status_code == 401
+        await check.call("POST", "/api/v1/auth/token", 429, json=login)

@@ -74,9 +74,20 @@ class Desk:
         self.connected(link)
         return link
 
+    def send(self, pending: PendingCommand) -> OutboundLink:
+        """A new vehicle socket, connected now, and ``pending`` delivered to the desk."""
+        link = self.connect()
+        self.deliver(pending)
+        return link
+
     def disconnected(self) -> None:
         self.desk.disconnected()
         self.changed.set()
+
+    def lose(self, link: OutboundLink, code: int = 1000, reason: str = "peer closed") -> None:
+        """The vehicle socket closes, and the desk hears of it."""
+        link.close(code, reason)
+        self.disconnected()
 
     def acknowledged(self, answer: CommandAck) -> bool:
         known = self.desk.acknowledged(answer, trio.current_time())
@@ -144,7 +155,11 @@ async def _persistence_lane(jobs: trio.MemoryReceiveChannel[PersistJob]) -> None
 
 @asynccontextmanager
 async def open_desk(**options: Any) -> AsyncIterator[Desk]:
-    """A desk with its driver and persistence lane running; both stop at the end."""
+    """A desk with its driver and persistence lane running; both stop at the end.
+
+    The whole ``async with`` body runs under a :data:`GUARD` deadline, so a test that waits
+    for something that never happens fails instead of hanging.
+    """
     publisher, store = RecordingPublisher(), MemoryVehicleStore()
     send_job, receive_job = trio.open_memory_channel[PersistJob](1000)
     desks: list[CommandDesk] = []
@@ -162,11 +177,12 @@ async def open_desk(**options: Any) -> AsyncIterator[Desk]:
     )
     desks.append(desk)
     harness = Desk(desk, publisher, store, trio.current_time(), trio.Event())
-    async with trio.open_nursery() as actor:
-        actor.start_soon(harness.drive)
-        actor.start_soon(_persistence_lane, receive_job)
-        yield harness
-        actor.cancel_scope.cancel()
+    with trio.fail_after(GUARD):
+        async with trio.open_nursery() as actor:
+            actor.start_soon(harness.drive)
+            actor.start_soon(_persistence_lane, receive_job)
+            yield harness
+            actor.cancel_scope.cancel()
 
 
 def command(
@@ -219,6 +235,11 @@ async def frames_until(link: OutboundLink, desk: Desk, count: int) -> list[tuple
     return found
 
 
+def sends_at(command_id: str, *times: float) -> list[tuple[float, str]]:
+    """What :func:`frames_until` returns when only ``command_id`` goes out, at ``times``."""
+    return [(at, command_id) for at in times]
+
+
 async def no_frame_within(link: OutboundLink, seconds: float) -> bool:
     with trio.move_on_after(seconds) as scope:
         await link.next_frame()
@@ -231,274 +252,244 @@ async def no_frame_within(link: OutboundLink, seconds: float) -> bool:
 async def test_a_command_for_a_connected_vehicle_is_sent_at_once(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            link = d.connect()
-            pending = command("cmd_1")
-            d.deliver(pending)
-            assert await link.next_frame() == pending.queued.payload
-            assert d.now() == 0.0
-            assert (pending.status, pending.sends) == ("sent", 1)
-            assert d.reports() == [("cmd_1", "sent", "session_a")]
-            assert d.publisher.command_statuses[0][1]["ack"] is None
-            assert d.desk.last_delivered_type == "dispatch"
-            assert d.desk.status_of("cmd_1") == CommandStatus("cmd_1", VEHICLE, "sent", None, False)
-            assert await d.writes() == [StatusWrite(["cmd_1"], "sent", sends=1, sent=True)]
+    async with open_desk() as d:
+        pending = command("cmd_1")
+        link = d.send(pending)
+        assert await link.next_frame() == pending.queued.payload
+        assert d.now() == 0.0
+        assert (pending.status, pending.sends) == ("sent", 1)
+        assert d.reports() == [("cmd_1", "sent", "session_a")]
+        assert d.publisher.command_statuses[0][1]["ack"] is None
+        assert d.desk.last_delivered_type == "dispatch"
+        assert d.desk.status_of("cmd_1") == CommandStatus("cmd_1", VEHICLE, "sent", None, False)
+        assert await d.writes() == [StatusWrite(["cmd_1"], "sent", sends=1, sent=True)]
 
 
 async def test_no_ack_resends_at_5_and_10_s_then_times_out_at_15_s(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            link = d.connect()
-            pending = command("cmd_1")
-            d.deliver(pending)
-            assert await frames_until(link, d, 3) == [
-                (0.0, "cmd_1"),
-                (5.0, "cmd_1"),
-                (10.0, "cmd_1"),
-            ]
-            outcome = await d.outcome("cmd_1")  # answered once the status is recorded
-            assert d.now() == 15.0
-            assert outcome == CommandStatus("cmd_1", VEHICLE, "timeout", None, True)
-            assert (pending.status, pending.sends) == ("timeout", 3)
-            assert d.statuses("cmd_1") == ["sent", "timeout"]
-            assert not d.desk.knows("cmd_1")
-            assert await no_frame_within(link, 60)
-            assert await d.writes() == [
-                StatusWrite(["cmd_1"], "sent", sends=1, sent=True),
-                StatusWrite(["cmd_1"], "sent", sends=2),
-                StatusWrite(["cmd_1"], "sent", sends=3),
-                StatusWrite(["cmd_1"], "timeout"),
-            ]
-            assert d.publisher.alerts == []  # only an unconfirmed emergency stop raises one
+    async with open_desk() as d:
+        pending = command("cmd_1")
+        link = d.send(pending)
+        assert await frames_until(link, d, 3) == sends_at("cmd_1", 0.0, 5.0, 10.0)
+        outcome = await d.outcome("cmd_1")  # answered once the status is recorded
+        assert d.now() == 15.0
+        assert outcome == CommandStatus("cmd_1", VEHICLE, "timeout", None, True)
+        assert (pending.status, pending.sends) == ("timeout", 3)
+        assert d.statuses("cmd_1") == ["sent", "timeout"]
+        assert not d.desk.knows("cmd_1")
+        assert await no_frame_within(link, 60)
+        assert await d.writes() == [
+            StatusWrite(["cmd_1"], "sent", sends=1, sent=True),
+            StatusWrite(["cmd_1"], "sent", sends=2),
+            StatusWrite(["cmd_1"], "sent", sends=3),
+            StatusWrite(["cmd_1"], "timeout"),
+        ]
+        assert d.publisher.alerts == []  # only an unconfirmed emergency stop raises one
 
 
 async def test_the_ack_timer_comes_from_the_desk_options(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk(ack_timeout=2.0, max_sends=2) as d:
-            link = d.connect()
-            pending = command("cmd_1")
-            d.deliver(pending)
-            assert await frames_until(link, d, 2) == [(0.0, "cmd_1"), (2.0, "cmd_1")]
-            assert (await d.outcome("cmd_1")).status == "timeout"
-            assert d.now() == 4.0
+    async with open_desk(ack_timeout=2.0, max_sends=2) as d:
+        pending = command("cmd_1")
+        link = d.send(pending)
+        assert await frames_until(link, d, 2) == sends_at("cmd_1", 0.0, 2.0)
+        assert (await d.outcome("cmd_1")).status == "timeout"
+        assert d.now() == 4.0
 
 
 async def test_an_ack_after_the_second_send_stops_the_resends(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            link = d.connect()
-            pending = command("cmd_1")
-            d.deliver(pending)
-            assert await frames_until(link, d, 2) == [(0.0, "cmd_1"), (5.0, "cmd_1")]
-            await d.sleep_until(7)
-            answer = ack("cmd_1", "accepted", estimated_arrival=TIMESTAMP)
-            assert d.acknowledged(answer)
-            await d.settle()  # settled once the status is recorded
-            assert d.settled("cmd_1")
-            outcome = await d.outcome("cmd_1")
-            assert (outcome.status, outcome.ack) == ("accepted", pending.ack)
-            assert d.now() == 7.0
-            assert pending.ack == {
-                "type": "command_ack",
-                "command_id": "cmd_1",
-                "status": "accepted",
-                "estimated_arrival": TIMESTAMP,
-            }
-            assert await no_frame_within(link, 60)
-            assert pending.sends == 2
-            assert d.statuses("cmd_1") == ["sent", "accepted"]
-            assert d.publisher.command_statuses[-1][1]["ack"] == pending.ack
-            writes = await d.writes()
-            assert writes[-1] == StatusWrite(["cmd_1"], "accepted", ack=pending.ack)
-            assert "timeout" not in [write.status for write in writes]
+    async with open_desk() as d:
+        pending = command("cmd_1")
+        link = d.send(pending)
+        assert await frames_until(link, d, 2) == sends_at("cmd_1", 0.0, 5.0)
+        await d.sleep_until(7)
+        answer = ack("cmd_1", "accepted", estimated_arrival=TIMESTAMP)
+        assert d.acknowledged(answer)
+        await d.settle()  # settled once the status is recorded
+        assert d.settled("cmd_1")
+        outcome = await d.outcome("cmd_1")
+        assert (outcome.status, outcome.ack) == ("accepted", pending.ack)
+        assert d.now() == 7.0
+        assert pending.ack == {
+            "type": "command_ack",
+            "command_id": "cmd_1",
+            "status": "accepted",
+            "estimated_arrival": TIMESTAMP,
+        }
+        assert await no_frame_within(link, 60)
+        assert pending.sends == 2
+        assert d.statuses("cmd_1") == ["sent", "accepted"]
+        assert d.publisher.command_statuses[-1][1]["ack"] == pending.ack
+        writes = await d.writes()
+        assert writes[-1] == StatusWrite(["cmd_1"], "accepted", ack=pending.ack)
+        assert "timeout" not in [write.status for write in writes]
 
 
 async def test_a_waiting_caller_is_answered_only_once_the_outcome_is_stored(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            d.store.delays["set_command_status"] = 2.0  # a slow database
-            d.connect()
-            d.deliver(command("cmd_1"))  # its "sent" is written from 0 to 2 s
-            await d.sleep_until(1)
-            d.acknowledged(ack("cmd_1", "accepted"))  # written from 2 to 4 s
-            assert not d.settled("cmd_1")
-            outcome = await d.outcome("cmd_1")
-            assert (d.now(), outcome.status, outcome.settled) == (4.0, "accepted", True)
-            assert d.store.statuses[-1] == StatusWrite(["cmd_1"], "accepted", ack=outcome.ack)
+    async with open_desk() as d:
+        d.store.delays["set_command_status"] = 2.0  # a slow database
+        d.connect()
+        d.deliver(command("cmd_1"))  # its "sent" is written from 0 to 2 s
+        await d.sleep_until(1)
+        d.acknowledged(ack("cmd_1", "accepted"))  # written from 2 to 4 s
+        assert not d.settled("cmd_1")
+        outcome = await d.outcome("cmd_1")
+        assert (d.now(), outcome.status, outcome.settled) == (4.0, "accepted", True)
+        assert d.store.statuses[-1] == StatusWrite(["cmd_1"], "accepted", ack=outcome.ack)
 
 
 async def test_a_waiting_caller_is_answered_even_when_the_outcome_cannot_be_stored(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            d.store.fail_next(
-                "set_command_status",
-                1,
-                StorageUnavailableError("connection refused"),
-                only=lambda ids, status: status == "accepted",
-            )
-            d.connect()
-            d.deliver(command("cmd_1"))
-            d.acknowledged(ack("cmd_1", "accepted"))
-            outcome = await d.outcome("cmd_1")
-            assert (d.now(), outcome.status) == (0.0, "accepted")
-            assert [write.status for write in d.store.statuses] == ["sent"]
+    async with open_desk() as d:
+        d.store.fail_next(
+            "set_command_status",
+            1,
+            StorageUnavailableError("connection refused"),
+            only=lambda ids, status: status == "accepted",
+        )
+        d.connect()
+        d.deliver(command("cmd_1"))
+        d.acknowledged(ack("cmd_1", "accepted"))
+        outcome = await d.outcome("cmd_1")
+        assert (d.now(), outcome.status) == (0.0, "accepted")
+        assert [write.status for write in d.store.statuses] == ["sent"]
 
 
 async def test_an_accepted_dispatch_can_still_report_executed(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            d.connect()
-            pending = command("cmd_1")
-            d.deliver(pending)
-            assert d.acknowledged(ack("cmd_1", "accepted"))
-            assert d.desk.knows("cmd_1")
-            await d.sleep_until(120)
-            assert d.acknowledged(ack("cmd_1", "executed"))
-            assert pending.status == "executed"
-            assert d.statuses("cmd_1") == ["sent", "accepted", "executed"]
-            await d.settle()  # forgotten once the final status is recorded
-            assert not d.desk.knows("cmd_1")
-            assert (await d.outcome("cmd_1")).status == "executed"  # still answered
+    async with open_desk() as d:
+        d.connect()
+        pending = command("cmd_1")
+        d.deliver(pending)
+        assert d.acknowledged(ack("cmd_1", "accepted"))
+        assert d.desk.knows("cmd_1")
+        await d.sleep_until(120)
+        assert d.acknowledged(ack("cmd_1", "executed"))
+        assert pending.status == "executed"
+        assert d.statuses("cmd_1") == ["sent", "accepted", "executed"]
+        await d.settle()  # forgotten once the final status is recorded
+        assert not d.desk.knows("cmd_1")
+        assert (await d.outcome("cmd_1")).status == "executed"  # still answered
 
 
 async def test_a_repeated_ack_changes_nothing(autojump_clock: trio.testing.MockClock) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            link = d.connect()
-            dispatch, stop = command("cmd_1"), estop("cmd_ESTOP_1")
-            d.deliver(dispatch)
-            d.deliver(stop)
-            assert d.acknowledged(ack("cmd_1", "accepted"))
-            assert d.acknowledged(ack("cmd_1", "accepted"))
-            d.acknowledged(ack("cmd_ESTOP_1", "executed"))
-            d.acknowledged(ack("cmd_ESTOP_1", "executed"))
-            await d.settle()
-            writes_before = list(d.store.statuses)
-            d.acknowledged(ack("cmd_ESTOP_1", "executed"))
-            assert d.statuses("cmd_1") == ["sent", "accepted"]
-            assert d.statuses("cmd_ESTOP_1") == ["sent", "executed"]
-            assert (dispatch.status, stop.status) == ("accepted", "executed")
-            assert await d.writes() == writes_before
-            await d.sleep_until(60)  # and no timer wakes up to resend or time out
-            assert d.statuses("cmd_1") == ["sent", "accepted"]
-            assert d.statuses("cmd_ESTOP_1") == ["sent", "executed"]
-            assert [(await link.next_frame())["command_id"] for _ in range(2)] == [
-                "cmd_ESTOP_1",
-                "cmd_1",
-            ]
-            assert link.depth() == 0
+    async with open_desk() as d:
+        link = d.connect()
+        dispatch, stop = command("cmd_1"), estop("cmd_ESTOP_1")
+        d.deliver(dispatch)
+        d.deliver(stop)
+        assert d.acknowledged(ack("cmd_1", "accepted"))
+        assert d.acknowledged(ack("cmd_1", "accepted"))
+        d.acknowledged(ack("cmd_ESTOP_1", "executed"))
+        d.acknowledged(ack("cmd_ESTOP_1", "executed"))
+        await d.settle()
+        writes_before = list(d.store.statuses)
+        d.acknowledged(ack("cmd_ESTOP_1", "executed"))
+        assert d.statuses("cmd_1") == ["sent", "accepted"]
+        assert d.statuses("cmd_ESTOP_1") == ["sent", "executed"]
+        assert (dispatch.status, stop.status) == ("accepted", "executed")
+        assert await d.writes() == writes_before
+        await d.sleep_until(60)  # and no timer wakes up to resend or time out
+        assert d.statuses("cmd_1") == ["sent", "accepted"]
+        assert d.statuses("cmd_ESTOP_1") == ["sent", "executed"]
+        assert [(await link.next_frame())["command_id"] for _ in range(2)] == [
+            "cmd_ESTOP_1",
+            "cmd_1",
+        ]
+        assert link.depth() == 0
 
 
 async def test_an_ack_for_an_unknown_command_is_refused(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            d.connect()
-            d.deliver(command("cmd_1"))
-            assert d.acknowledged(ack("cmd_other", "accepted")) is False
-            assert d.statuses("cmd_other") == []
-            assert d.statuses("cmd_1") == ["sent"]
+    async with open_desk() as d:
+        d.connect()
+        d.deliver(command("cmd_1"))
+        assert d.acknowledged(ack("cmd_other", "accepted")) is False
+        assert d.statuses("cmd_other") == []
+        assert d.statuses("cmd_1") == ["sent"]
 
 
 async def test_an_unconfirmed_emergency_stop_raises_a_critical_alert(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            link = d.connect()
-            stop = estop("cmd_ESTOP_1")
-            d.deliver(stop)
-            assert await frames_until(link, d, 3) == [
-                (0.0, "cmd_ESTOP_1"),
-                (5.0, "cmd_ESTOP_1"),
-                (10.0, "cmd_ESTOP_1"),
-            ]
-            assert (await d.outcome("cmd_ESTOP_1")).status == "timeout"
-            assert d.now() == 15.0
-            [alert] = d.publisher.alerts
-            assert alert["type"] == "alert"
-            assert alert["vehicle_id"] == VEHICLE
-            assert alert["severity"] == "critical"
-            assert alert["kind"] == "emergency_stop_unconfirmed"
-            assert "cmd_ESTOP_1" in alert["message"]
-            await d.settle()
-            [(vehicle_id, alert_id, draft)] = d.store.raised
-            assert (vehicle_id, draft.severity, draft.kind) == (
-                VEHICLE,
-                "critical",
-                "emergency_stop_unconfirmed",
-            )
-            assert alert_id == alert["alert_id"]
-            [result] = [landed.value for landed in d.store.audits]
-            assert result == AuditEntry(
-                "emergency_stop_result",
-                None,
-                None,
-                VEHICLE,
-                "timeout",
-                {"command_id": "cmd_ESTOP_1", "ack": None},
-            )
+    async with open_desk() as d:
+        stop = estop("cmd_ESTOP_1")
+        link = d.send(stop)
+        assert await frames_until(link, d, 3) == sends_at("cmd_ESTOP_1", 0.0, 5.0, 10.0)
+        assert (await d.outcome("cmd_ESTOP_1")).status == "timeout"
+        assert d.now() == 15.0
+        [alert] = d.publisher.alerts
+        assert alert["type"] == "alert"
+        assert alert["vehicle_id"] == VEHICLE
+        assert alert["severity"] == "critical"
+        assert alert["kind"] == "emergency_stop_unconfirmed"
+        assert "cmd_ESTOP_1" in alert["message"]
+        await d.settle()
+        [(vehicle_id, alert_id, draft)] = d.store.raised
+        assert (vehicle_id, draft.severity, draft.kind) == (
+            VEHICLE,
+            "critical",
+            "emergency_stop_unconfirmed",
+        )
+        assert alert_id == alert["alert_id"]
+        [result] = [landed.value for landed in d.store.audits]
+        assert result == AuditEntry(
+            "emergency_stop_result",
+            None,
+            None,
+            VEHICLE,
+            "timeout",
+            {"command_id": "cmd_ESTOP_1", "ack": None},
+        )
 
 
 async def test_a_confirmed_emergency_stop_raises_no_alert(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            link = d.connect()
-            stop = estop("cmd_ESTOP_1")
-            d.deliver(stop)
-            assert await frames_until(link, d, 3) == [
-                (0.0, "cmd_ESTOP_1"),
-                (5.0, "cmd_ESTOP_1"),
-                (10.0, "cmd_ESTOP_1"),
-            ]
-            await d.sleep_until(14.5)
-            d.acknowledged(ack("cmd_ESTOP_1", "executed", stopped_at=TIMESTAMP))
-            await d.sleep_until(60)
-            assert stop.status == "executed"
-            assert d.publisher.alerts == []
-            await d.settle()
-            assert d.store.raised == []
-            [result] = [landed.value for landed in d.store.audits]
-            assert (result.action, result.outcome) == ("emergency_stop_result", "executed")
-            assert result.details["ack"]["stopped_at"] == TIMESTAMP
+    async with open_desk() as d:
+        stop = estop("cmd_ESTOP_1")
+        link = d.send(stop)
+        assert await frames_until(link, d, 3) == sends_at("cmd_ESTOP_1", 0.0, 5.0, 10.0)
+        await d.sleep_until(14.5)
+        d.acknowledged(ack("cmd_ESTOP_1", "executed", stopped_at=TIMESTAMP))
+        await d.sleep_until(60)
+        assert stop.status == "executed"
+        assert d.publisher.alerts == []
+        await d.settle()
+        assert d.store.raised == []
+        [result] = [landed.value for landed in d.store.audits]
+        assert (result.action, result.outcome) == ("emergency_stop_result", "executed")
+        assert result.details["ack"]["stopped_at"] == TIMESTAMP
 
 
 async def test_an_emergency_stop_overtakes_frames_already_waiting(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            link = d.connect()
-            d.deliver(command("cmd_1"))
-            d.deliver(command("cmd_2", "configure", config_updates={"max_speed": 0.8}))
-            d.deliver(estop("cmd_ESTOP_1"))
-            assert await frames_until(link, d, 3) == [
-                (0.0, "cmd_ESTOP_1"),
-                (0.0, "cmd_1"),
-                (0.0, "cmd_2"),
-            ]
-            # The stop's resend overtakes the others too (timers that fire at the same
-            # instant resend in no particular order among themselves).
-            resent = await frames_until(link, d, 3)
-            assert resent[0] == (5.0, "cmd_ESTOP_1")
-            assert sorted(resent[1:]) == [(5.0, "cmd_1"), (5.0, "cmd_2")]
-            assert d.desk.last_delivered_type == "emergency_stop"
+    async with open_desk() as d:
+        link = d.connect()
+        d.deliver(command("cmd_1"))
+        d.deliver(command("cmd_2", "configure", config_updates={"max_speed": 0.8}))
+        d.deliver(estop("cmd_ESTOP_1"))
+        assert await frames_until(link, d, 3) == [
+            (0.0, "cmd_ESTOP_1"),
+            (0.0, "cmd_1"),
+            (0.0, "cmd_2"),
+        ]
+        # The stop's resend overtakes the others too (timers that fire at the same
+        # instant resend in no particular order among themselves).
+        resent = await frames_until(link, d, 3)
+        assert resent[0] == (5.0, "cmd_ESTOP_1")
+        assert sorted(resent[1:]) == [(5.0, "cmd_1"), (5.0, "cmd_2")]
+        assert d.desk.last_delivered_type == "emergency_stop"
 
 
 @pytest.mark.parametrize(
@@ -514,46 +505,43 @@ async def test_an_emergency_stop_overtakes_frames_already_waiting(
 async def test_acks_move_the_mission_along(
     autojump_clock: trio.testing.MockClock, kind: str, answer: str, mission_status: str
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            d.connect()
-            fields: dict[str, Any] = {}
-            if kind == "cancel":
-                fields = {"mission_id": "mission_9", "reason": "user_requested"}
-            else:
-                fields = {
-                    "mission": {**command("x").queued.payload["mission"], "mission_id": "mission_9"}
-                }
-            d.deliver(command("cmd_1", kind, **fields))
-            d.acknowledged(ack("cmd_1", answer))
-            await d.settle()
-            assert d.store.missions == [("mission_9", mission_status)]
+    async with open_desk() as d:
+        d.connect()
+        fields: dict[str, Any] = {}
+        if kind == "cancel":
+            fields = {"mission_id": "mission_9", "reason": "user_requested"}
+        else:
+            fields = {
+                "mission": {**command("x").queued.payload["mission"], "mission_id": "mission_9"}
+            }
+        d.deliver(command("cmd_1", kind, **fields))
+        d.acknowledged(ack("cmd_1", answer))
+        await d.settle()
+        assert d.store.missions == [("mission_9", mission_status)]
 
 
 async def test_a_dispatch_that_times_out_fails_its_mission(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            d.connect()
-            pending = command("cmd_1")
-            d.deliver(pending)
-            assert (await d.outcome("cmd_1")).status == "timeout"
-            await d.settle()
-            assert d.store.missions == [("mission_cmd_1", "failed")]
+    async with open_desk() as d:
+        d.connect()
+        pending = command("cmd_1")
+        d.deliver(pending)
+        assert (await d.outcome("cmd_1")).status == "timeout"
+        await d.settle()
+        assert d.store.missions == [("mission_cmd_1", "failed")]
 
 
 async def test_a_configure_ack_does_not_touch_missions(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            d.connect()
-            d.deliver(command("cmd_1", "configure", config_updates={"audio_volume": 10}))
-            d.acknowledged(ack("cmd_1", "applied", updated_config={"audio_volume": 10}))
-            await d.settle()
-            assert d.store.missions == []
-            assert d.statuses("cmd_1") == ["sent", "applied"]
+    async with open_desk() as d:
+        d.connect()
+        d.deliver(command("cmd_1", "configure", config_updates={"audio_volume": 10}))
+        d.acknowledged(ack("cmd_1", "applied", updated_config={"audio_volume": 10}))
+        await d.settle()
+        assert d.store.missions == []
+        assert d.statuses("cmd_1") == ["sent", "applied"]
 
 
 # --- offline: queue, drop, merge, expire ----------------------------------------------------
@@ -562,202 +550,194 @@ async def test_a_configure_ack_does_not_touch_missions(
 async def test_a_command_for_an_offline_vehicle_is_queued(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            pending = command("cmd_1")
-            d.deliver(pending)
-            assert pending.status == "queued"
-            assert not d.settled("cmd_1")
-            assert d.reports() == [("cmd_1", "queued", "session_a")]
-            assert await d.writes() == [StatusWrite(["cmd_1"], "queued")]
-            assert d.desk.knows("cmd_1")
-            assert d.desk.describe() == {"queue_depth": 1, "commands_in_flight": 0}
-            await d.sleep_until(60)  # nothing times out while queued
-            assert d.statuses("cmd_1") == ["queued"]
+    async with open_desk() as d:
+        pending = command("cmd_1")
+        d.deliver(pending)
+        assert pending.status == "queued"
+        assert not d.settled("cmd_1")
+        assert d.reports() == [("cmd_1", "queued", "session_a")]
+        assert await d.writes() == [StatusWrite(["cmd_1"], "queued")]
+        assert d.desk.knows("cmd_1")
+        assert d.desk.describe() == {"queue_depth": 1, "commands_in_flight": 0}
+        await d.sleep_until(60)  # nothing times out while queued
+        assert d.statuses("cmd_1") == ["queued"]
 
 
 async def test_the_101st_queued_command_drops_the_oldest_and_tells_its_sender(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            commands = [command(f"cmd_{n}", session=f"session_{n}") for n in range(101)]
-            for pending in commands:
-                d.deliver(pending)
-            oldest = commands[0]
-            assert oldest.status == "dropped"
-            await d.settle()  # settled once the status is recorded
-            assert d.settled("cmd_0")
-            assert (await d.outcome("cmd_0")).status == "dropped"
-            assert ("cmd_0", "dropped", "session_0") in d.reports()
-            assert d.statuses("cmd_0") == ["queued", "dropped"]
-            assert not d.desk.knows("cmd_0")
-            assert all(p.status == "queued" for p in commands[1:])
-            assert len(d.desk.queue) == 100
-            writes = await d.writes()
-            assert StatusWrite(["cmd_0"], "dropped") in writes
-            assert ("mission_cmd_0", "failed") in d.store.missions
-            link = d.connect(capacity=1000)
-            sent = await frames_until(link, d, 100)
-            assert [command_id for _, command_id in sent] == [f"cmd_{n}" for n in range(1, 101)]
+    async with open_desk() as d:
+        commands = [command(f"cmd_{n}", session=f"session_{n}") for n in range(101)]
+        for pending in commands:
+            d.deliver(pending)
+        oldest = commands[0]
+        assert oldest.status == "dropped"
+        await d.settle()  # settled once the status is recorded
+        assert d.settled("cmd_0")
+        assert (await d.outcome("cmd_0")).status == "dropped"
+        assert ("cmd_0", "dropped", "session_0") in d.reports()
+        assert d.statuses("cmd_0") == ["queued", "dropped"]
+        assert not d.desk.knows("cmd_0")
+        assert all(p.status == "queued" for p in commands[1:])
+        assert len(d.desk.queue) == 100
+        writes = await d.writes()
+        assert StatusWrite(["cmd_0"], "dropped") in writes
+        assert ("mission_cmd_0", "failed") in d.store.missions
+        link = d.connect(capacity=1000)
+        sent = await frames_until(link, d, 100)
+        assert [command_id for _, command_id in sent] == [f"cmd_{n}" for n in range(1, 101)]
 
 
 async def test_two_queued_configures_take_one_slot_and_share_the_final_status(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            first = command(
-                "cmd_cfg_1",
-                "configure",
-                session="session_a",
-                config_updates={"max_speed": 0.5, "audio_volume": 40},
-            )
-            second = command(
-                "cmd_cfg_2",
-                "configure",
-                session="session_b",
-                config_updates={"max_speed": 0.8, "ehmi_language": "ja"},
-            )
-            d.deliver(first)
-            d.deliver(second)
-            assert len(d.desk.queue) == 1
-            assert d.desk.knows("cmd_cfg_1") and d.desk.knows("cmd_cfg_2")
+    async with open_desk() as d:
+        first = command(
+            "cmd_cfg_1",
+            "configure",
+            session="session_a",
+            config_updates={"max_speed": 0.5, "audio_volume": 40},
+        )
+        second = command(
+            "cmd_cfg_2",
+            "configure",
+            session="session_b",
+            config_updates={"max_speed": 0.8, "ehmi_language": "ja"},
+        )
+        d.deliver(first)
+        d.deliver(second)
+        assert len(d.desk.queue) == 1
+        assert d.desk.knows("cmd_cfg_1") and d.desk.knows("cmd_cfg_2")
 
-            link = d.connect()
-            frame = await link.next_frame()
-            assert frame["command_id"] == "cmd_cfg_2"
-            assert frame["config_updates"] == {
-                "max_speed": 0.8,
-                "audio_volume": 40,
-                "ehmi_language": "ja",
-            }
-            assert await no_frame_within(link, 1)
+        link = d.connect()
+        frame = await link.next_frame()
+        assert frame["command_id"] == "cmd_cfg_2"
+        assert frame["config_updates"] == {
+            "max_speed": 0.8,
+            "audio_volume": 40,
+            "ehmi_language": "ja",
+        }
+        assert await no_frame_within(link, 1)
 
-            d.acknowledged(ack("cmd_cfg_2", "applied"))
-            assert d.statuses("cmd_cfg_1")[-1] == "applied"
-            assert d.statuses("cmd_cfg_2")[-1] == "applied"
-            # Each sender hears about its own command.
-            assert ("cmd_cfg_1", "applied", "session_a") in d.reports()
-            assert ("cmd_cfg_2", "applied", "session_b") in d.reports()
-            assert (first.status, second.status) == ("applied", "applied")
-            await d.settle()  # settled once the status is recorded
-            for command_id in ("cmd_cfg_1", "cmd_cfg_2"):
-                outcome = await d.outcome(command_id)
-                assert (outcome.command_id, outcome.status) == (command_id, "applied")
-            assert not d.desk.knows("cmd_cfg_1") and not d.desk.knows("cmd_cfg_2")
-            writes = await d.writes()
-            assert writes[-1].status == "applied"
-            assert sorted(writes[-1].command_ids) == ["cmd_cfg_1", "cmd_cfg_2"]
+        d.acknowledged(ack("cmd_cfg_2", "applied"))
+        assert d.statuses("cmd_cfg_1")[-1] == "applied"
+        assert d.statuses("cmd_cfg_2")[-1] == "applied"
+        # Each sender hears about its own command.
+        assert ("cmd_cfg_1", "applied", "session_a") in d.reports()
+        assert ("cmd_cfg_2", "applied", "session_b") in d.reports()
+        assert (first.status, second.status) == ("applied", "applied")
+        await d.settle()  # settled once the status is recorded
+        for command_id in ("cmd_cfg_1", "cmd_cfg_2"):
+            outcome = await d.outcome(command_id)
+            assert (outcome.command_id, outcome.status) == (command_id, "applied")
+        assert not d.desk.knows("cmd_cfg_1") and not d.desk.knows("cmd_cfg_2")
+        writes = await d.writes()
+        assert writes[-1].status == "applied"
+        assert sorted(writes[-1].command_ids) == ["cmd_cfg_1", "cmd_cfg_2"]
 
 
 async def test_every_sender_of_a_chain_of_merged_configures_hears_the_outcome(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            configures = [
-                command(
-                    f"cmd_cfg_{n}",
-                    "configure",
-                    session=f"session_{n}",
-                    config_updates={"audio_volume": n * 10},
-                )
-                for n in (1, 2, 3)
-            ]
-            for pending in configures:
-                d.deliver(pending)
-            assert len(d.desk.queue) == 1
-            link = d.connect()
-            frame = await link.next_frame()
-            assert (frame["command_id"], frame["config_updates"]) == (
-                "cmd_cfg_3",
-                {"audio_volume": 30},
+    async with open_desk() as d:
+        configures = [
+            command(
+                f"cmd_cfg_{n}",
+                "configure",
+                session=f"session_{n}",
+                config_updates={"audio_volume": n * 10},
             )
-            assert await no_frame_within(link, 1)
-            d.acknowledged(ack("cmd_cfg_3", "applied"))
-            final = [report for report in d.reports() if report[1] == "applied"]
-            assert sorted(final) == [
-                ("cmd_cfg_1", "applied", "session_1"),
-                ("cmd_cfg_2", "applied", "session_2"),
-                ("cmd_cfg_3", "applied", "session_3"),
-            ]
-            assert [p.status for p in configures] == ["applied"] * 3
-            await d.settle()  # settled once the status is recorded
-            assert all(d.settled(p.command_id) for p in configures)
+            for n in (1, 2, 3)
+        ]
+        for pending in configures:
+            d.deliver(pending)
+        assert len(d.desk.queue) == 1
+        link = d.connect()
+        frame = await link.next_frame()
+        assert (frame["command_id"], frame["config_updates"]) == (
+            "cmd_cfg_3",
+            {"audio_volume": 30},
+        )
+        assert await no_frame_within(link, 1)
+        d.acknowledged(ack("cmd_cfg_3", "applied"))
+        final = [report for report in d.reports() if report[1] == "applied"]
+        assert sorted(final) == [
+            ("cmd_cfg_1", "applied", "session_1"),
+            ("cmd_cfg_2", "applied", "session_2"),
+            ("cmd_cfg_3", "applied", "session_3"),
+        ]
+        assert [p.status for p in configures] == ["applied"] * 3
+        await d.settle()  # settled once the status is recorded
+        assert all(d.settled(p.command_id) for p in configures)
 
 
 async def test_commands_older_than_the_ttl_expire_and_the_rest_go_out_stops_first(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            long_ago = utc_now() - timedelta(minutes=11)
-            stale = command("cmd_old", created_at=long_ago)
-            stale_stop = estop("cmd_ESTOP_old", created_at=long_ago)
-            fresh = [command("cmd_1"), command("cmd_2", "resume"), command("cmd_3")]
-            stop = estop("cmd_ESTOP_1")
-            d.deliver(stale)
-            d.deliver(fresh[0])
-            d.deliver(stale_stop)
-            d.deliver(fresh[1])
-            d.deliver(stop)
-            d.deliver(fresh[2])
+    async with open_desk() as d:
+        long_ago = utc_now() - timedelta(minutes=11)
+        stale = command("cmd_old", created_at=long_ago)
+        stale_stop = estop("cmd_ESTOP_old", created_at=long_ago)
+        fresh = [command("cmd_1"), command("cmd_2", "resume"), command("cmd_3")]
+        stop = estop("cmd_ESTOP_1")
+        d.deliver(stale)
+        d.deliver(fresh[0])
+        d.deliver(stale_stop)
+        d.deliver(fresh[1])
+        d.deliver(stop)
+        d.deliver(fresh[2])
 
-            link = d.connect()
-            assert stale.status == "expired"
-            await d.settle()  # settled once the status is recorded
-            assert (await d.outcome("cmd_old")).status == "expired"
-            assert d.statuses("cmd_old") == ["queued", "expired"]
-            assert ("cmd_old", "expired", "session_a") in d.reports()
-            sent = await frames_until(link, d, 5)
-            assert sent == [
-                (0.0, "cmd_ESTOP_old"),
-                (0.0, "cmd_ESTOP_1"),
-                (0.0, "cmd_1"),
-                (0.0, "cmd_2"),
-                (0.0, "cmd_3"),
-            ]
-            assert await no_frame_within(link, 1)
-            assert all(p.status == "sent" for p in [*fresh, stop, stale_stop])
-            writes = await d.writes()
-            assert StatusWrite(["cmd_old"], "expired") in writes
-            assert ("mission_cmd_old", "failed") in d.store.missions
+        link = d.connect()
+        assert stale.status == "expired"
+        await d.settle()  # settled once the status is recorded
+        assert (await d.outcome("cmd_old")).status == "expired"
+        assert d.statuses("cmd_old") == ["queued", "expired"]
+        assert ("cmd_old", "expired", "session_a") in d.reports()
+        sent = await frames_until(link, d, 5)
+        assert sent == [
+            (0.0, "cmd_ESTOP_old"),
+            (0.0, "cmd_ESTOP_1"),
+            (0.0, "cmd_1"),
+            (0.0, "cmd_2"),
+            (0.0, "cmd_3"),
+        ]
+        assert await no_frame_within(link, 1)
+        assert all(p.status == "sent" for p in [*fresh, stop, stale_stop])
+        writes = await d.writes()
+        assert StatusWrite(["cmd_old"], "expired") in writes
+        assert ("mission_cmd_old", "failed") in d.store.missions
 
 
 async def test_a_command_awaiting_its_ack_goes_back_to_the_head_of_the_queue(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            first_link = d.connect()
-            in_flight = command("cmd_1")
-            d.deliver(in_flight)
-            assert await frames_until(first_link, d, 1) == [(0.0, "cmd_1")]
+    async with open_desk() as d:
+        in_flight = command("cmd_1")
+        first_link = d.send(in_flight)
+        assert await frames_until(first_link, d, 1) == sends_at("cmd_1", 0.0)
 
-            await d.sleep_until(2)
-            first_link.close(1000, "peer closed")
-            d.disconnected()
-            assert (in_flight.status, in_flight.sends) == ("queued", 0)
-            assert d.statuses("cmd_1") == ["sent", "queued"]
-            later = command("cmd_2")
-            d.deliver(later)
-            assert [c.command_id for c in d.desk.queue.commands()] == ["cmd_1", "cmd_2"]
+        await d.sleep_until(2)
+        d.lose(first_link)
+        assert (in_flight.status, in_flight.sends) == ("queued", 0)
+        assert d.statuses("cmd_1") == ["sent", "queued"]
+        later = command("cmd_2")
+        d.deliver(later)
+        assert [c.command_id for c in d.desk.queue.commands()] == ["cmd_1", "cmd_2"]
 
-            await d.sleep_until(30)  # the first link's timer would have fired at 5, 10, 15
-            assert d.statuses("cmd_1") == ["sent", "queued"]
-            assert not d.settled("cmd_1")
+        await d.sleep_until(30)  # the first link's timer would have fired at 5, 10, 15
+        assert d.statuses("cmd_1") == ["sent", "queued"]
+        assert not d.settled("cmd_1")
 
-            second_link = d.connect()
-            assert await frames_until(second_link, d, 2) == [(30.0, "cmd_1"), (30.0, "cmd_2")]
-            resent = await frames_until(second_link, d, 2)  # same instant: in any order
-            assert sorted(resent) == [(35.0, "cmd_1"), (35.0, "cmd_2")]
-            assert (await d.outcome("cmd_1")).status == "timeout"
-            assert d.now() == 45.0
-            assert in_flight.sends == 3
-            assert d.statuses("cmd_1") == ["sent", "queued", "sent", "timeout"]
-            writes = await d.writes()
-            assert StatusWrite(["cmd_1"], "queued") in writes
+        second_link = d.connect()
+        assert await frames_until(second_link, d, 2) == [(30.0, "cmd_1"), (30.0, "cmd_2")]
+        resent = await frames_until(second_link, d, 2)  # same instant: in any order
+        assert sorted(resent) == [(35.0, "cmd_1"), (35.0, "cmd_2")]
+        assert (await d.outcome("cmd_1")).status == "timeout"
+        assert d.now() == 45.0
+        assert in_flight.sends == 3
+        assert d.statuses("cmd_1") == ["sent", "queued", "sent", "timeout"]
+        writes = await d.writes()
+        assert StatusWrite(["cmd_1"], "queued") in writes
 
 
 async def test_a_quick_reconnect_restarts_the_ack_timer(
@@ -765,73 +745,61 @@ async def test_a_quick_reconnect_restarts_the_ack_timer(
 ) -> None:
     # Replaced at 3 s: the first link's timer (due at 5 s) must neither resend on the new
     # link nor count its sends; the new link's timer resends at 8 and 13, times out at 18.
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            first_link = d.connect()
-            pending = command("cmd_1")
-            d.deliver(pending)
-            await first_link.next_frame()
-            await d.sleep_until(3)
-            first_link.close(4009, "replaced")
-            d.disconnected()
-            second_link = d.connect()
-            assert await frames_until(second_link, d, 3) == [
-                (3.0, "cmd_1"),
-                (8.0, "cmd_1"),
-                (13.0, "cmd_1"),
-            ]
-            assert (await d.outcome("cmd_1")).status == "timeout"
-            assert d.now() == 18.0
-            assert d.statuses("cmd_1") == ["sent", "queued", "sent", "timeout"]
+    async with open_desk() as d:
+        pending = command("cmd_1")
+        first_link = d.send(pending)
+        await first_link.next_frame()
+        await d.sleep_until(3)
+        d.lose(first_link, 4009, "replaced")
+        second_link = d.connect()
+        assert await frames_until(second_link, d, 3) == sends_at("cmd_1", 3.0, 8.0, 13.0)
+        assert (await d.outcome("cmd_1")).status == "timeout"
+        assert d.now() == 18.0
+        assert d.statuses("cmd_1") == ["sent", "queued", "sent", "timeout"]
 
 
 async def test_a_link_closed_before_the_desk_hears_of_it_times_nothing_out(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            link = d.connect()
-            pending = command("cmd_1")
-            d.deliver(pending)
-            link.close(4008, "heartbeat_timeout")
-            await d.sleep_until(20)
-            assert pending.status == "sent"
-            assert d.statuses("cmd_1") == ["sent"]
-            # A command arriving meanwhile is queued, behind the one that was in flight.
-            d.deliver(command("cmd_2"))
-            assert d.statuses("cmd_2") == ["queued"]
-            d.disconnected()
-            assert [c.command_id for c in d.desk.queue.commands()] == ["cmd_1", "cmd_2"]
+    async with open_desk() as d:
+        pending = command("cmd_1")
+        link = d.send(pending)
+        link.close(4008, "heartbeat_timeout")
+        await d.sleep_until(20)
+        assert pending.status == "sent"
+        assert d.statuses("cmd_1") == ["sent"]
+        # A command arriving meanwhile is queued, behind the one that was in flight.
+        d.deliver(command("cmd_2"))
+        assert d.statuses("cmd_2") == ["queued"]
+        d.disconnected()
+        assert [c.command_id for c in d.desk.queue.commands()] == ["cmd_1", "cmd_2"]
 
 
 async def test_an_unacknowledged_stop_goes_back_ahead_of_everything(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            link = d.connect()
-            d.deliver(command("cmd_1"))
-            d.deliver(estop("cmd_ESTOP_1"))
-            d.acknowledged(ack("cmd_1", "accepted"))
-            link.close(1000, "peer closed")
-            d.disconnected()
-            d.deliver(command("cmd_2"))
-            assert [c.command_id for c in d.desk.queue.commands()] == ["cmd_ESTOP_1", "cmd_2"]
-            assert d.desk.describe() == {"queue_depth": 2, "commands_in_flight": 0}
+    async with open_desk() as d:
+        link = d.connect()
+        d.deliver(command("cmd_1"))
+        d.deliver(estop("cmd_ESTOP_1"))
+        d.acknowledged(ack("cmd_1", "accepted"))
+        d.lose(link)
+        d.deliver(command("cmd_2"))
+        assert [c.command_id for c in d.desk.queue.commands()] == ["cmd_ESTOP_1", "cmd_2"]
+        assert d.desk.describe() == {"queue_depth": 2, "commands_in_flight": 0}
 
 
 async def test_a_restored_command_is_delivered_on_connect(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_desk() as d:
-            restored = command("cmd_1", session=None)
-            d.restore(restored)
-            assert d.reports() == []
-            link = d.connect()
-            assert await frames_until(link, d, 1) == [(0.0, "cmd_1")]
-            assert d.reports() == [("cmd_1", "sent", None)]
-            assert d.desk.describe() == {"queue_depth": 0, "commands_in_flight": 1}
+    async with open_desk() as d:
+        restored = command("cmd_1", session=None)
+        d.restore(restored)
+        assert d.reports() == []
+        link = d.connect()
+        assert await frames_until(link, d, 1) == sends_at("cmd_1", 0.0)
+        assert d.reports() == [("cmd_1", "sent", None)]
+        assert d.desk.describe() == {"queue_depth": 0, "commands_in_flight": 1}
 
 
 # --- resume rule (CONTRACT §6.3) ------------------------------------------------------------

@@ -7,6 +7,9 @@ refill moments asserted here are exact, never approximate.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 import trio
@@ -54,10 +57,29 @@ def headers(decision: Decision) -> dict[str, str]:
     return quota_headers(decision) if decision.allowed else error_headers(decision.refusal())
 
 
-async def sleep_until(start: float, seconds: float) -> None:
-    """Move virtual time to exactly ``start + seconds``."""
-    await trio.sleep_until(start + seconds)
-    assert trio.current_time() == start + seconds
+@dataclass
+class Run:
+    """A limiter under test, and the virtual time the test started at."""
+
+    buckets: RateLimiter
+    start: float
+
+    async def at(self, seconds: float) -> None:
+        """Move virtual time to exactly ``seconds`` after the start."""
+        await trio.sleep_until(self.start + seconds)
+        assert trio.current_time() == self.start + seconds
+
+    def allowed(self, kind: str, key: str = VEHICLE) -> bool:
+        """Whether one more ``kind`` request of ``key`` is let through (it takes a token)."""
+        return self.buckets.take(kind, key).allowed
+
+
+@contextmanager
+def guarded(buckets: RateLimiter | None = None) -> Iterator[Run]:
+    """A :class:`Run` of ``buckets`` (the contract limits if none) starting now; the body fails
+    after HANG_GUARD virtual seconds instead of hanging."""
+    with trio.fail_after(HANG_GUARD):
+        yield Run(limiter() if buckets is None else buckets, trio.current_time())
 
 
 def test_defaults_are_the_contract_limits() -> None:
@@ -78,91 +100,76 @@ async def test_each_kind_allows_its_burst_then_refuses(
     assert not decisions[-1].allowed
 
 
-async def test_location_refills_after_exactly_one_second(
+@pytest.mark.parametrize(
+    ("kind", "retry_after", "just_before", "refilled"),
+    [
+        pytest.param("location", 1, 0.999, 1.0, id="location_after_exactly_one_second"),
+        pytest.param("battery", 5, 4.999, 5.0, id="battery_after_exactly_five_seconds"),
+    ],
+)
+async def test_a_drained_bucket_refills_after_exactly_its_refill_time(
     autojump_clock: trio.testing.MockClock,
+    kind: str,
+    retry_after: int,
+    just_before: float,
+    refilled: float,
 ) -> None:
-    with trio.fail_after(HANG_GUARD):
-        buckets = limiter()
-        start = trio.current_time()
-        drain(buckets, "location")
+    with guarded() as run:
+        refused = drain(run.buckets, kind)[-1]
+        assert refused.retry_after == retry_after
 
-        await sleep_until(start, 0.999)
-        assert not buckets.take("location", VEHICLE).allowed
+        await run.at(just_before)
+        assert not run.allowed(kind)
 
-        await sleep_until(start, 1.0)
-        assert buckets.take("location", VEHICLE).allowed
-        assert not buckets.take("location", VEHICLE).allowed
+        await run.at(refilled)
+        assert run.allowed(kind)
+        assert not run.allowed(kind)
 
 
 async def test_location_is_not_refilled_at_0_999_seconds_even_without_earlier_probes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(HANG_GUARD):
-        buckets = limiter()
-        start = trio.current_time()
+    with guarded() as run:
         for _ in range(5):
-            assert buckets.take("location", VEHICLE).allowed
-        await sleep_until(start, 0.999)
-        assert not buckets.take("location", VEHICLE).allowed
-
-
-async def test_battery_refills_after_exactly_five_seconds(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    with trio.fail_after(HANG_GUARD):
-        buckets = limiter()
-        start = trio.current_time()
-        refused = drain(buckets, "battery")[-1]
-        assert refused.retry_after == 5
-
-        await sleep_until(start, 4.999)
-        assert not buckets.take("battery", VEHICLE).allowed
-
-        await sleep_until(start, 5.0)
-        assert buckets.take("battery", VEHICLE).allowed
-        assert not buckets.take("battery", VEHICLE).allowed
+            assert run.allowed("location")
+        await run.at(0.999)
+        assert not run.allowed("location")
 
 
 async def test_bucket_never_holds_more_than_its_burst(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(HANG_GUARD):
-        buckets = limiter()
-        start = trio.current_time()
-        drain(buckets, "location")
-        await sleep_until(start, 3600.0)
+    with guarded() as run:
+        drain(run.buckets, "location")
+        await run.at(3600.0)
         # An hour of silence buys five requests, not 3600.
-        assert len(drain(buckets, "location")) == 6
+        assert len(drain(run.buckets, "location")) == 6
 
 
 async def test_refill_is_gradual_one_token_per_second(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(HANG_GUARD):
-        buckets = limiter()
-        start = trio.current_time()
-        drain(buckets, "location")
-        await sleep_until(start, 3.0)
-        allowed = [buckets.take("location", VEHICLE).allowed for _ in range(4)]
+    with guarded() as run:
+        drain(run.buckets, "location")
+        await run.at(3.0)
+        allowed = [run.allowed("location") for _ in range(4)]
         assert allowed == [True, True, True, False]
 
 
 async def test_retry_after_is_whole_seconds_until_the_next_token(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(HANG_GUARD):
-        buckets = limiter()
-        start = trio.current_time()
-
+    with guarded() as run:
+        buckets = run.buckets
         assert drain(buckets, "location")[-1].retry_after == 1
-        await sleep_until(start, 0.5)
+        await run.at(0.5)
         assert buckets.take("location", VEHICLE).retry_after == 1
 
         assert drain(buckets, "bulk", OTHER)[-1].retry_after == 5
-        await sleep_until(start, 2.5)
+        await run.at(2.5)
         # Half the 5 s refill is done: 2.5 s left, rounded up.
         assert buckets.take("bulk", OTHER).retry_after == 3
-        await sleep_until(start, 4.9)
+        await run.at(4.9)
         assert buckets.take("bulk", OTHER).retry_after == 1
 
         # Error reports refill every 0.1 s; retry_after is never below 1.
@@ -170,14 +177,12 @@ async def test_retry_after_is_whole_seconds_until_the_next_token(
 
 
 async def test_refusal_does_not_spend_a_token(autojump_clock: trio.testing.MockClock) -> None:
-    with trio.fail_after(HANG_GUARD):
-        buckets = limiter()
-        start = trio.current_time()
-        drain(buckets, "location")
+    with guarded() as run:
+        drain(run.buckets, "location")
         for _ in range(50):
-            assert not buckets.take("location", VEHICLE).allowed
-        await sleep_until(start, 1.0)
-        assert buckets.take("location", VEHICLE).allowed
+            assert not run.allowed("location")
+        await run.at(1.0)
+        assert run.allowed("location")
 
 
 async def test_buckets_are_per_vehicle_and_per_kind(
@@ -234,17 +239,15 @@ async def test_disabled_limiter_lets_everything_through(
 
 
 async def test_configured_limits_are_used(autojump_clock: trio.testing.MockClock) -> None:
-    with trio.fail_after(HANG_GUARD):
-        buckets = RateLimiter({"location": RateLimit(rate=2.0, burst=1)})
-        start = trio.current_time()
-        assert buckets.take("location", VEHICLE).allowed
-        refused = buckets.take("location", VEHICLE)
+    with guarded(RateLimiter({"location": RateLimit(rate=2.0, burst=1)})) as run:
+        assert run.allowed("location")
+        refused = run.buckets.take("location", VEHICLE)
         assert not refused.allowed
         assert refused.limit == 1
-        await sleep_until(start, 0.499)
-        assert not buckets.take("location", VEHICLE).allowed
-        await sleep_until(start, 0.5)
-        assert buckets.take("location", VEHICLE).allowed
+        await run.at(0.499)
+        assert not run.allowed("location")
+        await run.at(0.5)
+        assert run.allowed("location")
 
 
 async def test_a_refunded_take_gives_the_token_back(autojump_clock: trio.testing.MockClock) -> None:

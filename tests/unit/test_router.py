@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -21,6 +24,7 @@ from actors.router.actor import (
 from actors.router.sink import RouterSink, start_router
 from actors.sockets.encoded import Frame, frame_dict
 from hub.contract import ws_events
+from hub.runtime import Registry
 from hub.runtime.testing import open_registry
 
 GUARD = 600.0  # virtual seconds: every test runs on autojump_clock
@@ -83,14 +87,42 @@ def attach(state: RouterState, *peers: Peer) -> None:
         state.attach(peer.handle)
 
 
-def test_vehicle_events_go_only_to_sessions_subscribed_to_it_or_to_all() -> None:
+def frozen_router(*peers: Peer, **subscriptions: list[str]) -> RouterState:
+    """A RouterState on the frozen clock with ``peers`` attached, then each session named in
+    ``subscriptions`` subscribed (without replay) to its vehicles, in that order."""
     state = RouterState(clock=FROZEN)
+    attach(state, *peers)
+    for session_id, vehicle_ids in subscriptions.items():
+        state.subscribe(session_id, vehicle_ids, None)
+    return state
+
+
+@contextmanager
+def guarded_buffer(limits: ReplayLimits) -> Iterator[RouterState]:
+    """A RouterState on trio's (virtual) clock replaying within ``limits``, with session s1
+    attached; the body fails after GUARD virtual seconds instead of hanging."""
+    with trio.fail_after(GUARD):
+        state = RouterState(limits)
+        attach(state, Peer("s1"))
+        yield state
+
+
+@asynccontextmanager
+async def running_router(
+    make_state: Callable[[], RouterState] | None = None, **options: int
+) -> AsyncIterator[tuple[Registry, RouterSink]]:
+    """The Router actor started in a fresh registry (``start_router(registry, make_state,
+    **options)``): ``(registry, sink)``; the body fails after GUARD virtual seconds."""
+    with trio.fail_after(GUARD):
+        async with open_registry() as registry:
+            yield registry, await start_router(registry, make_state, **options)
+
+
+def test_vehicle_events_go_only_to_sessions_subscribed_to_it_or_to_all() -> None:
     v1_watcher, v2_watcher, everything, both = Peer("s1"), Peer("s2"), Peer("s3"), Peer("s4")
-    attach(state, v1_watcher, v2_watcher, everything, both)
-    state.subscribe("s1", ["v1"], None)
-    state.subscribe("s2", ["v2"], None)
-    state.subscribe("s3", ["*"], None)
-    state.subscribe("s4", ["*", "v1"], None)
+    state = frozen_router(
+        v1_watcher, v2_watcher, everything, both, s1=["v1"], s2=["v2"], s3=["*"], s4=["*", "v1"]
+    )
 
     state.publish_event("v1", location("v1"))
 
@@ -101,10 +133,8 @@ def test_vehicle_events_go_only_to_sessions_subscribed_to_it_or_to_all() -> None
 
 
 def test_seq_grows_per_vehicle_and_the_publisher_dict_is_untouched() -> None:
-    state = RouterState(clock=FROZEN)
     peer = Peer("s1")
-    attach(state, peer)
-    state.subscribe("s1", ["*"], None)
+    state = frozen_router(peer, s1=["*"])
     original = location("v1")
 
     for vehicle_id in ("v1", "v2", "v1", "v1", "v2"):
@@ -122,14 +152,15 @@ def test_seq_grows_per_vehicle_and_the_publisher_dict_is_untouched() -> None:
 
 
 def test_alerts_reach_every_admin_and_operator_and_only_subscribed_viewers() -> None:
-    state = RouterState(clock=FROZEN)
     admin, operator = Peer("a", "admin"), Peer("o", "operator")
     watching, elsewhere, everything = Peer("w"), Peer("e"), Peer("x")
-    attach(state, admin, operator, watching, elsewhere, everything)
-    state.subscribe("o", ["v1"], None)  # subscribed staff still get it once
-    state.subscribe("w", ["v1"], None)
-    state.subscribe("e", ["v2"], None)
-    state.subscribe("x", ["*"], None)
+    state = frozen_router(
+        *(admin, operator, watching, elsewhere, everything),
+        o=["v1"],  # subscribed staff still get it once
+        w=["v1"],
+        e=["v2"],
+        x=["*"],
+    )
 
     state.publish_alert(alert("v1"))
 
@@ -140,18 +171,15 @@ def test_alerts_reach_every_admin_and_operator_and_only_subscribed_viewers() -> 
 
 
 def test_command_status_goes_to_its_sender_once_and_to_the_subscribers() -> None:
-    state = RouterState(clock=FROZEN)
     sender, watcher, everything, other = (
         Peer("s", "operator"),
         Peer("w"),
         Peer("x"),
         Peer("o", "admin"),
     )
-    attach(state, sender, watcher, everything, other)
-    state.subscribe("s", ["v1", "*"], None)
-    state.subscribe("w", ["v1"], None)
-    state.subscribe("x", ["*"], None)
-    state.subscribe("o", ["v2"], None)
+    state = frozen_router(
+        sender, watcher, everything, other, s=["v1", "*"], w=["v1"], x=["*"], o=["v2"]
+    )
 
     state.publish_command_status("v1", status("cmd_1"), "s")
     state.publish_command_status("v2", status("cmd_2", "v2"), "s")
@@ -164,9 +192,8 @@ def test_command_status_goes_to_its_sender_once_and_to_the_subscribers() -> None
 
 
 def test_a_sender_that_subscribed_to_nothing_still_gets_its_statuses() -> None:
-    state = RouterState(clock=FROZEN)
     sender = Peer("s", "operator")
-    attach(state, sender)
+    state = frozen_router(sender)
 
     state.publish_command_status("v1", status("cmd_1"), "s")
     state.publish_command_status("v1", status("cmd_2"), None)
@@ -213,9 +240,7 @@ def test_replay_says_false_for_a_gap_it_cannot_fill_or_a_seq_it_never_gave() -> 
 async def test_the_buffer_keeps_the_events_of_the_last_five_minutes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        state = RouterState(ReplayLimits(max_age=5 * MINUTE))
-        attach(state, Peer("s1"))
+    with guarded_buffer(ReplayLimits(max_age=5 * MINUTE)) as state:
         for _ in range(20):  # one every 10 s: the last 200 s
             state.publish_event("v1", location("v1"))
             await trio.sleep(10)
@@ -232,9 +257,7 @@ async def test_the_buffer_keeps_the_events_of_the_last_five_minutes(
 async def test_the_buffer_keeps_at_most_max_events_even_within_five_minutes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        state = RouterState(ReplayLimits(max_age=5 * MINUTE, max_events=8))
-        attach(state, Peer("s1"))
+    with guarded_buffer(ReplayLimits(max_age=5 * MINUTE, max_events=8)) as state:
         for _ in range(4):
             state.publish_event("v1", location("v1"))
         await trio.sleep(6 * MINUTE)
@@ -253,9 +276,7 @@ async def test_the_buffer_keeps_at_most_max_events_even_within_five_minutes(
 async def test_a_quiet_vehicles_events_expire_without_new_ones(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        state = RouterState(ReplayLimits(max_age=5 * MINUTE))
-        attach(state, Peer("s1"))
+    with guarded_buffer(ReplayLimits(max_age=5 * MINUTE)) as state:
         state.publish_event("v1", location("v1"))
         await trio.sleep(6 * MINUTE)
         state.expire_replays()
@@ -265,10 +286,8 @@ async def test_a_quiet_vehicles_events_expire_without_new_ones(
 
 
 def test_subscriptions_die_with_the_session() -> None:
-    state = RouterState(clock=FROZEN)
     peer = Peer("s1", "admin")
-    attach(state, peer)
-    state.subscribe("s1", ["v1", "*"], None)
+    state = frozen_router(peer, s1=["v1", "*"])
 
     assert state.detach("s1")
     state.publish_event("v1", location("v1"))
@@ -280,10 +299,8 @@ def test_subscriptions_die_with_the_session() -> None:
 
 
 def test_unsubscribe_stops_the_named_vehicles_only() -> None:
-    state = RouterState(clock=FROZEN)
     peer = Peer("s1")
-    attach(state, peer)
-    state.subscribe("s1", ["v1", "v2", "*"], None)
+    state = frozen_router(peer, s1=["v1", "v2", "*"])
 
     assert state.unsubscribe("s1", ["*", "v2"]) == {"v1"}
     state.publish_event("v2", location("v2"))
@@ -293,11 +310,8 @@ def test_unsubscribe_stops_the_named_vehicles_only() -> None:
 
 
 def test_a_session_whose_link_closed_is_detached_at_once() -> None:
-    state = RouterState(clock=FROZEN)
     gone, alive = Peer("s1"), Peer("s2")
-    attach(state, gone, alive)
-    state.subscribe("s1", ["v1"], None)
-    state.subscribe("s2", ["v1"], None)
+    state = frozen_router(gone, alive, s1=["v1"], s2=["v1"])
     gone.alive = False
 
     state.publish_event("v1", location("v1"))
@@ -307,10 +321,8 @@ def test_a_session_whose_link_closed_is_detached_at_once() -> None:
 
 
 def test_a_restarted_session_gets_its_subscriptions_back() -> None:
-    state = RouterState(clock=FROZEN)
     first = Peer("s1")
-    attach(state, first)
-    state.subscribe("s1", ["v1"], None)
+    state = frozen_router(first, s1=["v1"])
 
     again = Peer("s1")
     attached = state.attach(again.handle)
@@ -323,62 +335,57 @@ def test_a_restarted_session_gets_its_subscriptions_back() -> None:
 async def test_the_sink_delivers_through_the_router_actor_at_once(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_registry() as registry:
-            sink = await start_router(registry)
-            router = registry.lookup("router", "main")
-            assert router is sink.ref
-            peer = Peer("s1", "operator")
-            await sink.ref.ask(lambda reply: Attach(peer.handle, reply))
-            published_at = trio.current_time()
+    async with running_router() as (registry, sink):
+        router = registry.lookup("router", "main")
+        assert router is sink.ref
+        peer = Peer("s1", "operator")
+        await sink.ref.ask(lambda reply: Attach(peer.handle, reply))
+        published_at = trio.current_time()
 
-            sink.vehicle_event("v1", location("v1"))  # not subscribed: not for s1
-            sink.alert(alert("v1"))
-            sink.command_status("v1", status("cmd_1"), sender_session="s1")
-            await trio.testing.wait_all_tasks_blocked()
+        sink.vehicle_event("v1", location("v1"))  # not subscribed: not for s1
+        sink.alert(alert("v1"))
+        sink.command_status("v1", status("cmd_1"), sender_session="s1")
+        await trio.testing.wait_all_tasks_blocked()
 
-            assert peer.types() == ["alert", "command_status"]
-            assert trio.current_time() == published_at  # no waiting anywhere on the way
-            row = registry.snapshot()[0]
-            assert (row["kind"], row["key"], row["sessions"], row["staff_sessions"]) == (
-                "router",
-                "main",
-                1,
-                1,
-            )
-            assert (row["vehicles_numbered"], row["delivered"], row["overflow"]) == (1, 2, 0)
+        assert peer.types() == ["alert", "command_status"]
+        assert trio.current_time() == published_at  # no waiting anywhere on the way
+        row = registry.snapshot()[0]
+        assert (row["kind"], row["key"], row["sessions"], row["staff_sessions"]) == (
+            "router",
+            "main",
+            1,
+            1,
+        )
+        assert (row["vehicles_numbered"], row["delivered"], row["overflow"]) == (1, 2, 0)
 
 
 async def test_a_full_mailbox_drops_telemetry_but_keeps_statuses_in_order(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_registry() as registry:
-            sink = await start_router(
-                registry, lambda: RouterState(seq_origin=1000), mailbox_size=3
-            )
-            peer = Peer("s1", "operator")
-            await sink.ref.ask(lambda reply: Attach(peer.handle, reply))
-            await sink.ref.ask(lambda reply: Subscribe("s1", ("v1",), None, reply))
+    numbered_from_1000 = partial(RouterState, seq_origin=1000)
+    async with running_router(numbered_from_1000, mailbox_size=3) as (registry, sink):
+        peer = Peer("s1", "operator")
+        await sink.ref.ask(lambda reply: Attach(peer.handle, reply))
+        await sink.ref.ask(lambda reply: Subscribe("s1", ("v1",), None, reply))
 
-            # No checkpoint in between: the Router cannot take anything until we yield. The
-            # first message goes straight to the waiting Router, the next three fill the box.
-            for n in range(4):
-                sink.command_status("v1", status(f"cmd_{n}"), sender_session="s1")
-            sink.vehicle_event("v1", location("v1"))  # mailbox full: dropped
-            sink.command_status("v1", status("cmd_4"), sender_session="s1")
-            sink.vehicle_event(
-                "v1", ws_events.vehicle_connection("v1", False, "2025-12-16T10:30:45.123Z", 0)
-            )
-            sink.alert(alert("v1"))
-            sink.vehicle_event("v1", location("v1"))  # overflow waiting: dropped too
-            await trio.testing.wait_all_tasks_blocked()
+        # No checkpoint in between: the Router cannot take anything until we yield. The
+        # first message goes straight to the waiting Router, the next three fill the box.
+        for n in range(4):
+            sink.command_status("v1", status(f"cmd_{n}"), sender_session="s1")
+        sink.vehicle_event("v1", location("v1"))  # mailbox full: dropped
+        sink.command_status("v1", status("cmd_4"), sender_session="s1")
+        sink.vehicle_event(
+            "v1", ws_events.vehicle_connection("v1", False, "2025-12-16T10:30:45.123Z", 0)
+        )
+        sink.alert(alert("v1"))
+        sink.vehicle_event("v1", location("v1"))  # overflow waiting: dropped too
+        await trio.testing.wait_all_tasks_blocked()
 
-            assert sink.dropped == 2
-            assert peer.types() == [*["command_status"] * 5, "vehicle_connection", "alert"]
-            assert [f["command_id"] for f in peer.frames[:5]] == [f"cmd_{n}" for n in range(5)]
-            assert [f["seq"] for f in peer.frames[5:]] == [1001, 1002]
-            assert registry.snapshot()[0]["overflow"] == 0
+        assert sink.dropped == 2
+        assert peer.types() == [*["command_status"] * 5, "vehicle_connection", "alert"]
+        assert [f["command_id"] for f in peer.frames[:5]] == [f"cmd_{n}" for n in range(5)]
+        assert [f["seq"] for f in peer.frames[5:]] == [1001, 1002]
+        assert registry.snapshot()[0]["overflow"] == 0
 
 
 async def attached(sink: RouterSink, *peers: Peer) -> None:
@@ -390,78 +397,70 @@ async def attached(sink: RouterSink, *peers: Peer) -> None:
 async def test_the_router_answers_whether_staff_is_online_and_which_vehicles_are_connected(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_registry() as registry:
-            sink = await start_router(registry)
-            viewer, operator = Peer("s1", "viewer"), Peer("s2", "operator")
-            await attached(sink, viewer)
-            assert await sink.staff_online() is False  # a viewer does not handle alerts
-            await attached(sink, operator)
-            assert await sink.staff_online() is True
-            sink.detach("s2")
-            assert await sink.staff_online() is False
+    async with running_router() as (_, sink):
+        viewer, operator = Peer("s1", "viewer"), Peer("s2", "operator")
+        await attached(sink, viewer)
+        assert await sink.staff_online() is False  # a viewer does not handle alerts
+        await attached(sink, operator)
+        assert await sink.staff_online() is True
+        sink.detach("s2")
+        assert await sink.staff_online() is False
 
-            for vehicle_id, connected in (("v1", True), ("v2", True), ("v1", False)):
-                sink.vehicle_event(
-                    vehicle_id, ws_events.vehicle_connection(vehicle_id, connected, TIME, seq=0)
-                )
-            assert await sink.connected_vehicles() == {"v2"}
+        for vehicle_id, connected in (("v1", True), ("v2", True), ("v1", False)):
+            sink.vehicle_event(
+                vehicle_id, ws_events.vehicle_connection(vehicle_id, connected, TIME, seq=0)
+            )
+        assert await sink.connected_vehicles() == {"v2"}
 
 
 async def test_a_router_that_does_not_answer_means_no_staff_online(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_registry() as registry:
-            sink = await start_router(registry)
-            await attached(sink, Peer("s1", "admin"))
-            await registry.supervisor.stop_child(ROUTER_KIND, ROUTER_KEY)
-            started = trio.current_time()
-            assert await sink.staff_online() is False
-            assert await sink.connected_vehicles() == frozenset()
-            assert trio.current_time() == started  # a stopped Router answers at once
+    async with running_router() as (registry, sink):
+        await attached(sink, Peer("s1", "admin"))
+        await registry.supervisor.stop_child(ROUTER_KIND, ROUTER_KEY)
+        started = trio.current_time()
+        assert await sink.staff_online() is False
+        assert await sink.connected_vehicles() == frozenset()
+        assert trio.current_time() == started  # a stopped Router answers at once
 
 
 async def test_a_stopped_router_closes_every_session_with_1001(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        async with open_registry() as registry:
-            sink = await start_router(registry)
-            first, second = Peer("s1", "operator"), Peer("s2")
-            await attached(sink, first, second)
-            await registry.supervisor.stop_child(ROUTER_KIND, ROUTER_KEY)
-            assert first.closed == second.closed == [(1001, "server going away")]
+    async with running_router() as (registry, sink):
+        first, second = Peer("s1", "operator"), Peer("s2")
+        await attached(sink, first, second)
+        await registry.supervisor.stop_child(ROUTER_KIND, ROUTER_KEY)
+        assert first.closed == second.closed == [(1001, "server going away")]
 
 
 async def test_a_crashed_router_closes_every_session_with_1011_and_restarts_knowing_none(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     origins = iter([1000, 5000])
-    with trio.fail_after(GUARD):
-        async with open_registry() as registry:
-            sink = await start_router(registry, lambda: RouterState(seq_origin=next(origins)))
-            old = Peer("s1", "operator")
-            await attached(sink, old)
+    async with running_router(lambda: RouterState(seq_origin=next(origins))) as (registry, sink):
+        old = Peer("s1", "operator")
+        await attached(sink, old)
+        await sink.ref.ask(lambda reply: Subscribe("s1", ("v1",), None, reply))
+        sink.vehicle_event("v1", location("v1"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert old.seqs() == [1001]
+
+        sink.ref.tell_nowait(PublishEvent("v1", None))  # type: ignore[arg-type]  # a bug
+        await trio.testing.wait_all_tasks_blocked()
+        assert old.closed == [(1011, "internal error")]
+
+        await trio.sleep(1)  # past the restart backoff
+        [router] = registry.supervisor.children()
+        assert (router.restarts, router.running) == (1, True)
+        with pytest.raises(LookupError):  # its sessions must attach again
             await sink.ref.ask(lambda reply: Subscribe("s1", ("v1",), None, reply))
-            sink.vehicle_event("v1", location("v1"))
-            await trio.testing.wait_all_tasks_blocked()
-            assert old.seqs() == [1001]
-
-            sink.ref.tell_nowait(PublishEvent("v1", None))  # type: ignore[arg-type]  # a bug
-            await trio.testing.wait_all_tasks_blocked()
-            assert old.closed == [(1011, "internal error")]
-
-            await trio.sleep(1)  # past the restart backoff
-            [router] = registry.supervisor.children()
-            assert (router.restarts, router.running) == (1, True)
-            with pytest.raises(LookupError):  # its sessions must attach again
-                await sink.ref.ask(lambda reply: Subscribe("s1", ("v1",), None, reply))
-            assert await sink.staff_online() is False
-            again = Peer("s1", "operator")
-            await attached(sink, again)
-            await sink.ref.ask(lambda reply: Subscribe("s1", ("v1",), {"v1": 1001}, reply))
-            sink.vehicle_event("v1", location("v1"))
-            await trio.testing.wait_all_tasks_blocked()
-            assert again.seqs() == [5001]  # numbered above anything the old one gave
-            assert old.seqs() == [1001]
+        assert await sink.staff_online() is False
+        again = Peer("s1", "operator")
+        await attached(sink, again)
+        await sink.ref.ask(lambda reply: Subscribe("s1", ("v1",), {"v1": 1001}, reply))
+        sink.vehicle_event("v1", location("v1"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert again.seqs() == [5001]  # numbered above anything the old one gave
+        assert old.seqs() == [1001]

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -90,21 +92,69 @@ class Handler:
         self.handled.append((self._peer.now(), frame["type"]))
 
 
-async def _serve(
-    peer: ScriptedPeer,
-    link: OutboundLink | None = None,
-    policy: SocketPolicy | None = None,
-) -> tuple[tuple[int, str], float, Handler]:
-    """Run the socket to its end: ``((code, reason), end time, handler)``."""
-    handler = Handler(peer)
-    result = await run_socket(
-        link if link is not None else OutboundLink(),
-        receive=peer.receive,
-        send=peer.send,
-        on_frame=handler,
+@dataclass
+class Socket:
+    """A socket run against a :class:`ScriptedPeer`, and how it ended once it has.
+
+    ``result`` is what ``run_socket`` returned, ``(code, reason)``; ``ended_at`` the virtual
+    time it returned at.
+    """
+
+    peer: ScriptedPeer
+    link: OutboundLink
+    handler: Handler
+    result: tuple[int, str] | None = None
+    ended_at: float | None = None
+
+
+def _socket(script: Iterable[tuple[float, str | None]], send_seconds: float) -> Socket:
+    """A fresh link and handler for a peer that starts its script now."""
+    peer = ScriptedPeer(script, send_seconds)
+    return Socket(peer, OutboundLink(), Handler(peer))
+
+
+async def _run(socket: Socket, policy: SocketPolicy | None = None) -> None:
+    """Run ``socket`` to its end and record how it ended."""
+    socket.result = await run_socket(
+        socket.link,
+        receive=socket.peer.receive,
+        send=socket.peer.send,
+        on_frame=socket.handler,
         policy=policy or SocketPolicy(),
     )
-    return result, peer.now(), handler
+    socket.ended_at = socket.peer.now()
+
+
+async def serve(
+    script: Iterable[tuple[float, str | None]],
+    *,
+    send_seconds: float = 0.0,
+    policy: SocketPolicy | None = None,
+) -> Socket:
+    """Run a socket against a peer playing ``script`` until it ends, under the GUARD deadline."""
+    with trio.fail_after(GUARD):
+        socket = _socket(script, send_seconds)
+        await _run(socket, policy)
+    return socket
+
+
+@asynccontextmanager
+async def serving(
+    script: Iterable[tuple[float, str | None]], *, send_seconds: float = 0.0
+) -> AsyncIterator[Socket]:
+    """Run the socket in the background while the body acts; leave once the socket ended.
+
+    The body and the wait for the end run under the GUARD deadline.
+    """
+    with trio.fail_after(GUARD):
+        socket = _socket(script, send_seconds)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_run, socket)
+            yield socket
+
+
+HEARTBEAT_TIMEOUT_END = (HEARTBEAT_TIMEOUT, "heartbeat_timeout")
+PEER_CLOSED = (NORMAL, "peer closed")
 
 
 # --- heartbeat ----------------------------------------------------------------------------
@@ -113,96 +163,93 @@ async def _serve(
 async def test_a_silent_peer_is_pinged_at_30_s_and_closed_4008_at_40_s(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        peer = ScriptedPeer([])
-        result, ended_at, _ = await _serve(peer)
-    assert result == (HEARTBEAT_TIMEOUT, "heartbeat_timeout") == (4008, "heartbeat_timeout")
-    assert ended_at == 40.0
-    assert [frame["type"] for _, frame in peer.received] == ["ping"]
-    assert peer.times("ping") == [30.0]
-    assert set(peer.frames("ping")[0][1]) == {"type", "timestamp"}
+    socket = await serve([])
+    assert socket.result == HEARTBEAT_TIMEOUT_END == (4008, "heartbeat_timeout")
+    assert socket.ended_at == 40.0
+    assert [frame["type"] for _, frame in socket.peer.received] == ["ping"]
+    assert socket.peer.times("ping") == [30.0]
+    assert set(socket.peer.frames("ping")[0][1]) == {"type", "timestamp"}
 
 
-async def test_a_pong_keeps_the_socket_open_and_pings_keep_their_30_s_rhythm(
+@pytest.mark.parametrize(
+    ("script", "policy", "pings", "result", "ended_at"),
+    [
+        pytest.param(
+            [(35, PONG)],
+            None,
+            [30.0, 60.0],
+            (4008, "heartbeat_timeout"),
+            70.0,
+            id="a_pong_keeps_the_socket_open_and_pings_keep_their_30_s_rhythm",
+        ),
+        pytest.param(
+            [(31, PONG), (61, PONG), (91, PONG), (100, GONE)],
+            None,
+            [30.0, 60.0, 90.0],
+            PEER_CLOSED,
+            100.0,
+            id="a_peer_answering_every_ping_stays_connected",
+        ),
+        pytest.param(
+            [(29, LOCATION)],
+            None,
+            [30.0],
+            (4008, "heartbeat_timeout"),
+            40.0,
+            id="a_message_before_the_ping_does_not_answer_it",
+        ),
+        pytest.param(
+            [(6, PONG)],
+            SocketPolicy(ping_interval=5, pong_timeout=2),
+            [5.0, 10.0],
+            (4008, "heartbeat_timeout"),
+            12.0,
+            id="the_heartbeat_timers_come_from_the_policy",
+        ),
+    ],
+)
+async def test_pings_and_the_end_of_the_socket_follow_the_heartbeat(
     autojump_clock: trio.testing.MockClock,
+    script: list[tuple[float, str | None]],
+    policy: SocketPolicy | None,
+    pings: list[float],
+    result: tuple[int, str],
+    ended_at: float,
 ) -> None:
-    with trio.fail_after(GUARD):
-        peer = ScriptedPeer([(35, PONG)])
-        result, ended_at, _ = await _serve(peer)
-    assert peer.times("ping") == [30.0, 60.0]
-    assert result == (4008, "heartbeat_timeout")
-    assert ended_at == 70.0
-
-
-async def test_a_peer_answering_every_ping_stays_connected(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    with trio.fail_after(GUARD):
-        peer = ScriptedPeer([(31, PONG), (61, PONG), (91, PONG), (100, GONE)])
-        result, ended_at, _ = await _serve(peer)
-    assert peer.times("ping") == [30.0, 60.0, 90.0]
-    assert result == (NORMAL, "peer closed")
-    assert ended_at == 100.0
+    socket = await serve(script, policy=policy)
+    assert socket.peer.times("ping") == pings
+    assert socket.result == result
+    assert socket.ended_at == ended_at
 
 
 async def test_any_inbound_message_after_the_ping_counts_as_alive(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        peer = ScriptedPeer([(39, LOCATION), (50, GONE)])
-        result, ended_at, handler = await _serve(peer)
-    assert handler.handled == [(39.0, "location")]
-    assert peer.times("ping") == [30.0]
-    assert result == (1000, "peer closed")
-    assert ended_at == 50.0
+    socket = await serve([(39, LOCATION), (50, GONE)])
+    assert socket.handler.handled == [(39.0, "location")]
+    assert socket.peer.times("ping") == [30.0]
+    assert (socket.result, socket.ended_at) == ((1000, "peer closed"), 50.0)
 
 
 async def test_an_invalid_message_also_counts_as_alive(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        peer = ScriptedPeer([(35, NOT_JSON), (50, GONE)])
-        result, ended_at, _ = await _serve(peer)
-    assert result == (1000, "peer closed")
-    assert ended_at == 50.0
-
-
-async def test_a_message_before_the_ping_does_not_answer_it(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    with trio.fail_after(GUARD):
-        peer = ScriptedPeer([(29, LOCATION)])
-        result, ended_at, _ = await _serve(peer)
-    assert peer.times("ping") == [30.0]
-    assert result == (4008, "heartbeat_timeout")
-    assert ended_at == 40.0
-
-
-async def test_the_heartbeat_timers_come_from_the_policy(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    with trio.fail_after(GUARD):
-        peer = ScriptedPeer([(6, PONG)])
-        result, ended_at, _ = await _serve(
-            peer, policy=SocketPolicy(ping_interval=5, pong_timeout=2)
-        )
-    assert peer.times("ping") == [5.0, 10.0]
-    assert result == (4008, "heartbeat_timeout")
-    assert ended_at == 12.0
+    socket = await serve([(35, NOT_JSON), (50, GONE)])
+    assert (socket.result, socket.ended_at) == ((1000, "peer closed"), 50.0)
 
 
 # --- invalid messages ---------------------------------------------------------------------
+
+THREE_QUICK_INVALID = [(0, NOT_JSON), (0.25, NOT_JSON), (0.5, NOT_JSON)]
 
 
 async def test_three_invalid_messages_in_a_row_get_three_errors_then_close_4002(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        peer = ScriptedPeer([(1, NOT_JSON), (2, '{"type": "teleport"}'), (3, "[]")])
-        result, ended_at, _ = await _serve(peer)
-    assert result == (INVALID_MESSAGE, "invalid_message") == (4002, "invalid_message")
-    assert ended_at == 3.0
-    errors = peer.frames("error")
+    socket = await serve([(1, NOT_JSON), (2, '{"type": "teleport"}'), (3, "[]")])
+    assert socket.result == (INVALID_MESSAGE, "invalid_message") == (4002, "invalid_message")
+    assert socket.ended_at == 3.0
+    errors = socket.peer.frames("error")
     assert [at for at, _ in errors] == [1.0, 2.0, 3.0]
     assert [frame["code"] for _, frame in errors] == [
         "invalid_json",
@@ -216,15 +263,10 @@ async def test_three_invalid_messages_in_a_row_get_three_errors_then_close_4002(
 async def test_a_valid_message_resets_the_count_of_invalid_ones(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        peer = ScriptedPeer(
-            [(1, NOT_JSON), (2, LOCATION), (3, NOT_JSON), (4, NOT_JSON), (10, GONE)]
-        )
-        result, ended_at, handler = await _serve(peer)
-    assert peer.times("error") == [1.0, 3.0, 4.0]
-    assert handler.handled == [(2.0, "location")]
-    assert result == (1000, "peer closed")
-    assert ended_at == 10.0
+    socket = await serve([(1, NOT_JSON), (2, LOCATION), (3, NOT_JSON), (4, NOT_JSON), (10, GONE)])
+    assert socket.peer.times("error") == [1.0, 3.0, 4.0]
+    assert socket.handler.handled == [(2.0, "location")]
+    assert (socket.result, socket.ended_at) == ((1000, "peer closed"), 10.0)
 
 
 async def test_the_third_error_goes_out_before_4002_even_when_the_peer_reads_slowly(
@@ -232,24 +274,18 @@ async def test_the_third_error_goes_out_before_4002_even_when_the_peer_reads_slo
 ) -> None:
     # Each write takes 1 s: when the third invalid frame arrives at 0.5 s, the first error is
     # still being written. The socket must neither cut that write short nor lose the code.
-    with trio.fail_after(GUARD):
-        peer = ScriptedPeer([(0, NOT_JSON), (0.25, NOT_JSON), (0.5, NOT_JSON)], send_seconds=1)
-        result, ended_at, _ = await _serve(peer)
-    assert peer.times("error") == [1.0, 2.0, 3.0]
-    assert result == (4002, "invalid_message")
-    assert ended_at == 3.0
+    socket = await serve(THREE_QUICK_INVALID, send_seconds=1)
+    assert socket.peer.times("error") == [1.0, 2.0, 3.0]
+    assert (socket.result, socket.ended_at) == ((4002, "invalid_message"), 3.0)
 
 
 async def test_a_peer_that_stopped_reading_is_closed_4002_without_its_last_error(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     # The first error's write never finishes: the close waits 5 s for it, no longer.
-    with trio.fail_after(GUARD):
-        peer = ScriptedPeer([(0, NOT_JSON), (0.25, NOT_JSON), (0.5, NOT_JSON)], send_seconds=1000)
-        result, ended_at, _ = await _serve(peer)
-    assert result == (4002, "invalid_message")
-    assert ended_at == 5.5
-    assert peer.received == []
+    socket = await serve(THREE_QUICK_INVALID, send_seconds=1000)
+    assert (socket.result, socket.ended_at) == ((4002, "invalid_message"), 5.5)
+    assert socket.peer.received == []
 
 
 # --- flood --------------------------------------------------------------------------------
@@ -260,48 +296,40 @@ def _burst(second: int, count: int) -> list[tuple[float, str | None]]:
     return [(second + index / 64, PONG) for index in range(count)]
 
 
+def _bursts(seconds: Iterable[int], count: int) -> list[tuple[float, str | None]]:
+    """A burst of ``count`` messages in each of ``seconds``."""
+    return [item for second in seconds for item in _burst(second, count)]
+
+
 async def test_51_messages_a_second_for_5_seconds_closes_4003(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        script = [item for second in range(6) for item in _burst(second, 51)]
-        peer = ScriptedPeer(script)
-        result, ended_at, handler = await _serve(peer)
-    assert result == (FLOODING, "rate_limit") == (4003, "rate_limit")
-    assert ended_at == 4 + 50 / 64  # the 51st message of the 5th busy second
-    assert len(handler.handled) == 5 * 51 - 1  # the message that tipped it is not handled
+    socket = await serve(_bursts(range(6), 51))
+    assert socket.result == (FLOODING, "rate_limit") == (4003, "rate_limit")
+    assert socket.ended_at == 4 + 50 / 64  # the 51st message of the 5th busy second
+    assert len(socket.handler.handled) == 5 * 51 - 1  # the message that tipped it is not handled
 
 
 async def test_one_busy_second_then_quiet_stays_open(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        peer = ScriptedPeer([*_burst(0, 51), (10, GONE)])
-        result, ended_at, handler = await _serve(peer)
-    assert result == (1000, "peer closed")
-    assert ended_at == 10.0
-    assert len(handler.handled) == 51
+    socket = await serve([*_burst(0, 51), (10, GONE)])
+    assert (socket.result, socket.ended_at) == ((1000, "peer closed"), 10.0)
+    assert len(socket.handler.handled) == 51
 
 
 async def test_exactly_50_messages_a_second_is_allowed_indefinitely(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        script = [item for second in range(8) for item in _burst(second, 50)]
-        peer = ScriptedPeer([*script, (9, GONE)])
-        result, _, handler = await _serve(peer)
-    assert result == (1000, "peer closed")
-    assert len(handler.handled) == 8 * 50
+    socket = await serve([*_bursts(range(8), 50), (9, GONE)])
+    assert socket.result == (1000, "peer closed")
+    assert len(socket.handler.handled) == 8 * 50
 
 
 async def test_busy_seconds_must_be_consecutive(autojump_clock: trio.testing.MockClock) -> None:
-    with trio.fail_after(GUARD):
-        busy = [0, 1, 2, 3, 5, 6, 7, 8]  # second 4 is quiet: two runs of 4 busy seconds
-        script = [item for second in busy for item in _burst(second, 60)]
-        peer = ScriptedPeer([*script, (9.5, GONE)])
-        result, ended_at, _ = await _serve(peer)
-    assert result == (1000, "peer closed")
-    assert ended_at == 9.5
+    busy = [0, 1, 2, 3, 5, 6, 7, 8]  # second 4 is quiet: two runs of 4 busy seconds
+    socket = await serve([*_bursts(busy, 60), (9.5, GONE)])
+    assert (socket.result, socket.ended_at) == ((1000, "peer closed"), 9.5)
 
 
 def test_flood_meter_counts_whole_seconds_of_trio_time() -> None:
@@ -330,50 +358,32 @@ def test_flood_meter_forgets_a_run_after_a_calm_second() -> None:
 async def test_the_peer_closing_ends_the_socket_with_1000(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        link = OutboundLink()
-        peer = ScriptedPeer([(3, LOCATION), (7, GONE)])
-        result, ended_at, handler = await _serve(peer, link)
-    assert result == (NORMAL, "peer closed") == (1000, "peer closed")
-    assert ended_at == 7.0
-    assert handler.handled == [(3.0, "location")]
-    assert link.closed
-    assert not link.send_nowait({"type": "telemetry_ack"})
+    socket = await serve([(3, LOCATION), (7, GONE)])
+    assert socket.result == PEER_CLOSED == (1000, "peer closed")
+    assert socket.ended_at == 7.0
+    assert socket.handler.handled == [(3.0, "location")]
+    assert socket.link.closed
+    assert not socket.link.send_nowait({"type": "telemetry_ack"})
 
 
 async def test_a_hub_side_close_ends_the_socket_with_its_code(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        link = OutboundLink()
-        peer = ScriptedPeer([])
-        outcome: list[tuple[tuple[int, str], float]] = []
-
-        async def serve() -> None:
-            result, ended_at, _ = await _serve(peer, link)
-            outcome.append((result, ended_at))
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve)
-            await trio.sleep(12)
-            link.close(4009, "replaced")
-    assert outcome == [((4009, "replaced"), 12.0)]
+    async with serving([]) as socket:
+        await trio.sleep(12)
+        socket.link.close(4009, "replaced")
+    assert (socket.result, socket.ended_at) == ((4009, "replaced"), 12.0)
 
 
 async def test_frames_queued_on_the_link_are_written_to_the_peer_in_order(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with trio.fail_after(GUARD):
-        link = OutboundLink()
-        peer = ScriptedPeer([(5, GONE)])
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_serve, peer, link)
-            await trio.sleep(1)
-            link.send_nowait({"type": "telemetry_ack", "n": 1})
-            link.send_nowait({"type": "telemetry_ack", "n": 2})
-            link.send_nowait({"type": "emergency_stop", "n": 3}, urgent=True)
-    assert [(at, frame["type"]) for at, frame in peer.received] == [
+    async with serving([(5, GONE)]) as socket:
+        await trio.sleep(1)
+        socket.link.send_nowait({"type": "telemetry_ack", "n": 1})
+        socket.link.send_nowait({"type": "telemetry_ack", "n": 2})
+        socket.link.send_nowait({"type": "emergency_stop", "n": 3}, urgent=True)
+    assert [(at, frame["type"]) for at, frame in socket.peer.received] == [
         (1.0, "emergency_stop"),
         (1.0, "telemetry_ack"),
         (1.0, "telemetry_ack"),
@@ -385,20 +395,10 @@ async def test_a_heartbeat_timeout_is_reported_even_while_a_write_is_stuck(
 ) -> None:
     # The peer stopped reading: the write started at 25 s never finishes. The heartbeat
     # still ends the socket at 40 s, and the caller learns it was 4008.
-    with trio.fail_after(GUARD):
-        link = OutboundLink()
-        peer = ScriptedPeer([], send_seconds=1000)
-        outcome: list[tuple[tuple[int, str], float]] = []
-
-        async def serve() -> None:
-            result, ended_at, _ = await _serve(peer, link)
-            outcome.append((result, ended_at))
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve)
-            await trio.sleep(25)
-            link.send_nowait({"type": "telemetry_ack"})
-    assert outcome == [((4008, "heartbeat_timeout"), 40.0)]
+    async with serving([], send_seconds=1000) as socket:
+        await trio.sleep(25)
+        socket.link.send_nowait({"type": "telemetry_ack"})
+    assert (socket.result, socket.ended_at) == ((4008, "heartbeat_timeout"), 40.0)
 
 
 def test_decode_json_refuses_what_is_not_json() -> None:

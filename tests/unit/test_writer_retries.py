@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,10 +36,12 @@ class FakeDatabase:
     availability books the way :class:`storage.database.Database` does.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, failures: Sequence[StorageError] = (), gone_until: float = -math.inf
+    ) -> None:
         self.availability = DatabaseAvailability()
-        self.failures: list[StorageError] = []
-        self.gone_until = -math.inf
+        self.failures: list[StorageError] = list(failures)
+        self.gone_until = gone_until
         self.attempt_times: list[float] = []
         self.batches: list[list[WriteRequest]] = []
 
@@ -73,17 +76,30 @@ def _writer(database: FakeDatabase) -> Writer:
     return Writer(database, apply_batch=database.apply)  # type: ignore[arg-type]
 
 
-async def test_transient_failures_are_retried_after_1_2_and_4_seconds(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    database = FakeDatabase()
-    database.failures = [StorageUnavailableError("down")] * 3
+@asynccontextmanager
+async def running_writer(database: FakeDatabase) -> AsyncIterator[Writer]:
+    """A Writer over ``database``, running for the body of the ``async with``, then stopped."""
     writer = _writer(database)
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
+        yield writer
+        nursery.cancel_scope.cancel()
+
+
+async def at_once(write: Callable[[str], Awaitable[None]], *vehicle_ids: str) -> None:
+    """Run ``write(vehicle_id)`` for every id concurrently; return when all have returned."""
+    async with trio.open_nursery() as clients:
+        for vehicle_id in vehicle_ids:
+            clients.start_soon(write, vehicle_id)
+
+
+async def test_transient_failures_are_retried_after_1_2_and_4_seconds(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    database = FakeDatabase(failures=[StorageUnavailableError("down")] * 3)
+    async with running_writer(database) as writer:
         started = trio.current_time()
         result = await writer.write(_request("wheelchair_001", 0))
-        nursery.cancel_scope.cancel()
     assert result.inserted == (True,)
     assert [t - started for t in database.attempt_times] == [0.0, 1.0, 3.0, 7.0]
 
@@ -91,24 +107,18 @@ async def test_transient_failures_are_retried_after_1_2_and_4_seconds(
 async def test_after_three_retries_every_waiter_gets_unavailable(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    database = FakeDatabase()
-    database.failures = [StorageUnavailableError("down")] * 4
-    writer = _writer(database)
+    database = FakeDatabase(failures=[StorageUnavailableError("down")] * 4)
     outcomes: list[str] = []
+    async with running_writer(database) as writer:
 
-    async def write(vehicle_id: str) -> None:
-        try:
-            await writer.write(_request(vehicle_id, 0))
-            outcomes.append("committed")
-        except StorageUnavailableError:
-            outcomes.append(f"unavailable at {trio.current_time():.0f}")
+        async def write(vehicle_id: str) -> None:
+            try:
+                await writer.write(_request(vehicle_id, 0))
+                outcomes.append("committed")
+            except StorageUnavailableError:
+                outcomes.append(f"unavailable at {trio.current_time():.0f}")
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(writer.run)
-        async with trio.open_nursery() as clients:
-            clients.start_soon(write, "wheelchair_001")
-            clients.start_soon(write, "wheelchair_002")
-        nursery.cancel_scope.cancel()
+        await at_once(write, "wheelchair_001", "wheelchair_002")
     assert outcomes == ["unavailable at 7", "unavailable at 7"]
     assert len(database.attempt_times) == 4
 
@@ -196,21 +206,15 @@ async def _outcome(writer: Writer, vehicle_id: str, seconds: int = 0) -> str:
 async def test_an_outage_answers_waiting_callers_at_once_while_the_batch_keeps_its_schedule(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    database = FakeDatabase()
-    database.gone_until = math.inf
-    writer = _writer(database)
+    database = FakeDatabase(gone_until=math.inf)
     outcomes: list[str] = []
+    async with running_writer(database) as writer:
 
-    async def write(vehicle_id: str) -> None:
-        outcomes.append(await _outcome(writer, vehicle_id))
+        async def write(vehicle_id: str) -> None:
+            outcomes.append(await _outcome(writer, vehicle_id))
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(writer.run)
-        async with trio.open_nursery() as clients:
-            clients.start_soon(write, "wheelchair_001")
-            clients.start_soon(write, "wheelchair_002")
+        await at_once(write, "wheelchair_001", "wheelchair_002")
         await trio.sleep(60)
-        nursery.cancel_scope.cancel()
     assert outcomes == ["unavailable at 0", "unavailable at 0"]
     assert database.attempt_times == [0.0, 1.0, 3.0, 7.0]  # retried 1 s, 2 s, 4 s as before
     assert writer.rows_committed == 0
@@ -220,13 +224,10 @@ async def test_a_write_while_the_database_is_down_fails_at_once_without_an_attem
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     database = FakeDatabase()
-    writer = _writer(database)
     database.availability.mark_down(DatabaseDownError("refused"))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(writer.run)
+    async with running_writer(database) as writer:
         await trio.sleep(5)
         outcome = await _outcome(writer, "wheelchair_001")
-        nursery.cancel_scope.cancel()
     assert outcome == "unavailable at 5"
     assert database.attempt_times == []
     assert writer.queue_depth() == 0
@@ -235,17 +236,14 @@ async def test_a_write_while_the_database_is_down_fails_at_once_without_an_attem
 async def test_callers_queued_behind_a_retrying_batch_are_answered_when_an_outage_is_noticed(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    database = FakeDatabase()
-    database.failures = [StorageUnavailableError("deadlock detected")]
-    writer = _writer(database)
+    database = FakeDatabase(failures=[StorageUnavailableError("deadlock detected")])
     outcomes: dict[str, str] = {}
+    async with running_writer(database) as writer:
 
-    async def write(vehicle_id: str, at: float) -> None:
-        await trio.sleep_until(at)
-        outcomes[vehicle_id] = await _outcome(writer, vehicle_id)
+        async def write(vehicle_id: str, at: float) -> None:
+            await trio.sleep_until(at)
+            outcomes[vehicle_id] = await _outcome(writer, vehicle_id)
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(writer.run)
         async with trio.open_nursery() as clients:
             clients.start_soon(write, "in_flight", 0.0)
             clients.start_soon(write, "queued", 0.25)
@@ -253,24 +251,21 @@ async def test_callers_queued_behind_a_retrying_batch_are_answered_when_an_outag
             await trio.sleep_until(0.5)
             database.gone_until = math.inf
             database.availability.mark_down(DatabaseDownError("connection lost"))
-        nursery.cancel_scope.cancel()
     assert outcomes == {"in_flight": "unavailable at 0.5", "queued": "unavailable at 0.5"}
 
 
 async def test_the_writer_recovers_as_soon_as_the_probe_sees_the_database_back(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    database = FakeDatabase()
-    database.gone_until = 1.5  # the server is back 1.5 s after the first write
-    writer = _writer(database)
+    database = FakeDatabase(gone_until=1.5)  # the server is back 1.5 s after the first write
     outcomes: list[str] = []
-    async with trio.open_nursery() as nursery:
-        await nursery.start(database.availability.run, database.probe)
-        await nursery.start(writer.run)
-        outcomes.append(await _outcome(writer, "wheelchair_001", 0))
-        await trio.sleep_until(2.5)
-        outcomes.append(await _outcome(writer, "wheelchair_001", 1))
-        nursery.cancel_scope.cancel()
+    async with trio.open_nursery() as probing:
+        await probing.start(database.availability.run, database.probe)
+        async with running_writer(database) as writer:
+            outcomes.append(await _outcome(writer, "wheelchair_001", 0))
+            await trio.sleep_until(2.5)
+            outcomes.append(await _outcome(writer, "wheelchair_001", 1))
+        probing.cancel_scope.cancel()
     assert outcomes == ["unavailable at 0", "committed at 2.5"]
     # Probes at 1 s (still gone) and 2 s (back: marked up); the batch in flight is retried at
     # 1 s, then at once when the probe marks the database up instead of waiting until 3 s.
@@ -283,24 +278,20 @@ async def test_the_writer_recovers_as_soon_as_the_probe_sees_the_database_back(
 async def test_callers_of_a_batch_that_got_no_answer_in_time_answer_at_once_and_it_commits_later(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    database = FakeDatabase()
-    database.failures = [DatabaseSilentError("no answer from the database within 1.5 s")]
-    writer = _writer(database)
+    database = FakeDatabase(
+        failures=[DatabaseSilentError("no answer from the database within 1.5 s")]
+    )
     outcomes: list[str] = []
+    async with running_writer(database) as writer:
 
-    async def write(vehicle_id: str) -> None:
-        try:
-            await writer.write(_request(vehicle_id, 0))
-        except DatabaseSilentError:
-            outcomes.append(f"silent at {trio.current_time():g}")
+        async def write(vehicle_id: str) -> None:
+            try:
+                await writer.write(_request(vehicle_id, 0))
+            except DatabaseSilentError:
+                outcomes.append(f"silent at {trio.current_time():g}")
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(writer.run)
-        async with trio.open_nursery() as clients:
-            clients.start_soon(write, "wheelchair_001")
-            clients.start_soon(write, "wheelchair_002")
+        await at_once(write, "wheelchair_001", "wheelchair_002")
         await trio.sleep(10)
-        nursery.cancel_scope.cancel()
     assert outcomes == ["silent at 0", "silent at 0"]
     assert database.attempt_times == [0.0, 1.0]  # the retry commits both rows
     assert writer.rows_committed == 2
