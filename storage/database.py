@@ -81,8 +81,9 @@ CALL_TIMEOUT = 1.5
 """Seconds a call may take before it answers 503 and the database is probed."""
 
 PROBE_TIMEOUT = 0.5
-"""Seconds a probe (``SELECT 1`` on a fresh connection) may take before the database counts
-as down: a silent database is found down within ``CALL_TIMEOUT + PROBE_TIMEOUT`` = 2 s."""
+"""Seconds a probe (``SELECT 1`` on a fresh connection, timed on a thread of its own) may
+take before the database counts as down: a silent database is found down within
+``CALL_TIMEOUT + PROBE_TIMEOUT`` = 2 s."""
 
 _UNREACHABLE: tuple[type[BaseException], ...] = (
     OSError,  # refused, no socket, connect timed out (TimeoutError is an OSError)
@@ -151,6 +152,26 @@ def _release_unclaimed(pool: asyncpg.Pool, task: asyncio.Future[Any]) -> None:
     release = asyncio.ensure_future(pool.release(task.result()))
     _RELEASES.add(release)
     release.add_done_callback(_RELEASES.discard)
+
+
+def _probe_in_thread(dsn: str, timeout: float) -> None:
+    """Connect and ``SELECT 1`` within ``timeout`` seconds, on this thread's own asyncio loop
+    (:class:`DatabaseDownError` if the server does not answer in time)."""
+
+    async def select_one() -> None:
+        connection = await asyncpg.connect(dsn, timeout=timeout)
+        try:
+            await connection.fetchval("SELECT 1")
+        finally:
+            connection.terminate()
+
+    async def bounded() -> None:
+        try:
+            await asyncio.wait_for(select_one(), timeout)
+        except TimeoutError:
+            raise DatabaseDownError(f"no answer from the database within {timeout:g} s") from None
+
+    asyncio.run(bounded())
 
 
 def _discard_outcome(task: asyncio.Future[Any]) -> None:
@@ -242,24 +263,23 @@ class Database:
         raise DatabaseSilentError(f"no answer from the database within {self._call_timeout:g} s")
 
     async def _probe(self) -> None:
-        """``SELECT 1`` on a fresh connection (not the pool's, which may all be busy)."""
+        """``SELECT 1`` on a fresh connection (not the pool's, which may all be busy).
 
+        It runs, and is timed, in a thread with an asyncio loop of its own: a hub event loop
+        saturated by its own load would read even a prompt answer late, and call a healthy
+        database down for as long as the load lasts. Blocks the calling task for at most
+        about :data:`PROBE_TIMEOUT` of the thread's time; cancelling it abandons the thread,
+        which ends by itself within that time.
+        """
         timeout = min(self._call_timeout, PROBE_TIMEOUT)
-
-        async def select_one() -> None:
-            connection = await asyncpg.connect(self._dsn, timeout=timeout)
-            try:
-                await connection.fetchval("SELECT 1")
-            finally:
-                connection.terminate()
-
-        with trio.move_on_after(timeout):
-            try:
-                await trio_asyncio.aio_as_trio(_detached)(select_one)
-                return
-            except Exception as exc:
-                raise translate_error(exc) from exc
-        raise DatabaseDownError(f"no answer from the database within {timeout:g} s")
+        try:
+            await trio.to_thread.run_sync(
+                _probe_in_thread, self._dsn, timeout, abandon_on_cancel=True
+            )
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise translate_error(exc) from exc
 
     async def run_probes(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
