@@ -51,6 +51,7 @@ from api.edge import ASGIApp, RedirectInsecure
 from api.fast_telemetry import TelemetryFastPath
 from hub.config import RateLimit, Settings
 from hub.gc_policy import tune_garbage_collector
+from hub.loop_lag import watch_loop_lag
 from hub.runtime import Registry, ServiceActor, Supervisor
 from hub.security import TokenCodec
 from storage import migrate
@@ -235,6 +236,7 @@ async def serve_hub(
 
             binds = await service_nursery.start(serve_http)
             tune_garbage_collector()
+            await service_nursery.start(watch_loop_lag)
             base = binds[0]
             logger.info(
                 "TVM Hub listening on %s — API docs %s/docs, WebSocket protocol %s/asyncapi.json,"

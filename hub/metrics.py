@@ -91,6 +91,22 @@ gc_pause = Histogram(
     registry=REGISTRY,
 )
 
+_STALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+group_commit = Histogram(
+    "group_commit_seconds",
+    "Time one group commit of the Writer took (each attempt, failed ones included)",
+    buckets=_STALL_BUCKETS,
+    registry=REGISTRY,
+)
+
+loop_lag = Histogram(
+    "event_loop_lag_seconds",
+    "How late a task that asked to wake after 100 ms woke: the event loop was busy meanwhile",
+    buckets=_STALL_BUCKETS,
+    registry=REGISTRY,
+)
+
 
 def exposition() -> bytes:
     """The Prometheus text format of every metric."""

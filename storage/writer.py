@@ -31,6 +31,7 @@ from typing import Any
 import asyncpg
 import trio
 
+from hub import metrics
 from hub.contract.telemetry import TelemetryKind
 from storage.database import (
     Database,
@@ -339,12 +340,14 @@ class Writer:
         # schedule even after an outage was noticed (its callers have had their 503 by then).
         requests = [pending.request for pending in batch]
         for attempt, delay in enumerate((*self._retry_delays, math.inf)):
+            started = trio.current_time()
             try:
-                return await self._database.run_asyncio(
+                results = await self._database.run_asyncio(
                     lambda connection: self._apply_batch(connection, requests),
                     even_if_down=True,
                 )
             except StorageUnavailableError as exc:
+                metrics.group_commit.observe(trio.current_time() - started)
                 if delay == math.inf:
                     raise
                 if isinstance(exc, DatabaseSilentError):
@@ -359,6 +362,9 @@ class Writer:
                     exc,
                 )
                 await self._pause_before_retry(delay)
+                continue
+            metrics.group_commit.observe(trio.current_time() - started)
+            return results
         raise AssertionError("unreachable")
 
     async def _pause_before_retry(self, delay: float) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import trio
 import trio.testing
 
+from hub.metrics import REGISTRY
 from storage.availability import DatabaseAvailability
 from storage.database import (
     DatabaseDownError,
@@ -296,3 +297,18 @@ async def test_callers_of_a_batch_that_got_no_answer_in_time_answer_at_once_and_
     assert database.attempt_times == [0.0, 1.0]  # the retry commits both rows
     assert writer.rows_committed == 2
     assert not database.availability.is_down  # no probe saw it gone
+
+
+async def test_every_commit_attempt_is_timed_for_the_metrics(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def quick() -> float:
+        return REGISTRY.get_sample_value("group_commit_seconds_bucket", {"le": "0.001"}) or 0.0
+
+    timed, quick_before = REGISTRY.get_sample_value("group_commit_seconds_count") or 0.0, quick()
+    database = FakeDatabase(failures=[StorageUnavailableError("deadlock detected")])
+    async with running_writer(database) as writer:
+        await writer.write(_request("wheelchair_001", 0))
+    # The failed attempt and the retry that committed; the 1 s pause between is not a commit.
+    assert REGISTRY.get_sample_value("group_commit_seconds_count") == timed + 2
+    assert quick() == quick_before + 2
