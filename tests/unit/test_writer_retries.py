@@ -73,14 +73,21 @@ class FakeDatabase:
         return [WriteResult((True,) * len(r.rows)) for r in requests]
 
 
-def _writer(database: FakeDatabase) -> Writer:
-    return Writer(database, apply_batch=database.apply)  # type: ignore[arg-type]
+def _writer(database: FakeDatabase, commits_in_flight: int = 1) -> Writer:
+    """A Writer over the fake; one batch in flight unless asked, so schedules are exact."""
+    return Writer(
+        database,  # type: ignore[arg-type]
+        apply_batch=database.apply,
+        commits_in_flight=commits_in_flight,
+    )
 
 
 @asynccontextmanager
-async def running_writer(database: FakeDatabase) -> AsyncIterator[Writer]:
+async def running_writer(
+    database: FakeDatabase, commits_in_flight: int = 1
+) -> AsyncIterator[Writer]:
     """A Writer over ``database``, running for the body of the ``async with``, then stopped."""
-    writer = _writer(database)
+    writer = _writer(database, commits_in_flight)
     async with trio.open_nursery() as nursery:
         await nursery.start(writer.run)
         yield writer
@@ -312,3 +319,32 @@ async def test_every_commit_attempt_is_timed_for_the_metrics(
     # The failed attempt and the retry that committed; the 1 s pause between is not a commit.
     assert REGISTRY.get_sample_value("group_commit_seconds_count") == timed + 2
     assert quick() == quick_before + 2
+
+
+async def test_a_commit_stuck_on_the_disk_does_not_hold_the_next_batch(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    database = FakeDatabase()
+    slow_apply = database.apply
+
+    async def apply(connection: Any, requests: Sequence[WriteRequest]) -> list[WriteResult]:
+        if requests[0].rows[0].vehicle_id == "wheelchair_slow":
+            await trio.sleep(0.4)  # an fsync on a busy volume
+        return await slow_apply(connection, requests)
+
+    database.apply = apply  # type: ignore[method-assign]
+    committed: dict[str, float] = {}
+
+    async def write(vehicle_id: str) -> None:
+        await writer.write(_request(vehicle_id, 0))
+        committed[vehicle_id] = trio.current_time()
+
+    async with (
+        running_writer(database, commits_in_flight=2) as writer,
+        trio.open_nursery() as clients,
+    ):
+        clients.start_soon(write, "wheelchair_slow")
+        await trio.sleep(0.1)
+        clients.start_soon(write, "wheelchair_002")
+    assert committed == {"wheelchair_002": 0.1, "wheelchair_slow": 0.4}
+    assert writer.rows_committed == 2
