@@ -196,6 +196,9 @@ def latest_upsert_sql(kind: TelemetryKind) -> str:
 
 
 TOUCH_LAST_SEEN_SQL = (
-    "INSERT INTO vehicle_latest (vehicle_id, last_seen) SELECT DISTINCT unnest($1::text[]), now() "
+    "INSERT INTO vehicle_latest (vehicle_id, last_seen) SELECT unnest($1::text[]), now() "
     "ON CONFLICT (vehicle_id) DO UPDATE SET last_seen = now(), updated_at = now()"
 )
+"""Marks vehicles seen. ``$1`` must be distinct ids in sorted order: rows are locked in the
+order given (no ``DISTINCT``, which may reorder them), so two batches committing at once
+lock shared rows in the same order and cannot deadlock."""
