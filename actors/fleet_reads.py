@@ -3,7 +3,9 @@
 Stateless request/response over storage: every method is one query and returns stored rows
 (pages fetch as many as the caller asks, so the caller can ask one more than it shows to
 learn whether a next page exists). Unknown vehicles raise UnknownVehicleError; an
-unreachable database raises UnavailableError.
+unreachable database raises UnavailableError. History and the audit log are read through
+:class:`ReadDatabases` (the read replica when one is configured); the fleet snapshot and
+commands, which callers read right after writing, always come from the primary.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from storage.queries import accounts as account_queries
 from storage.queries import commands as command_queries
 from storage.queries import history as history_queries
 from storage.queries import vehicles as vehicle_queries
+from storage.replica import ReadDatabases
 
 HISTORY_PATHS: dict[str, TelemetryKind] = {
     "locations": "location",
@@ -33,9 +36,16 @@ HISTORY_PATHS: dict[str, TelemetryKind] = {
 class FleetReads:
     """Queries behind the read endpoints."""
 
-    def __init__(self, *, database: Database, registry: VehicleRegistry) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        registry: VehicleRegistry,
+        history_reads: ReadDatabases | None = None,
+    ) -> None:
         self._database = database
         self._registry = registry
+        self._history_reads = history_reads or ReadDatabases(database)
 
     async def fleet(self) -> list[Row]:
         """Every enabled vehicle with its latest state (one query)."""
@@ -64,14 +74,16 @@ class FleetReads:
         """Up to ``limit`` records newest first, older than ``before``, within start..end."""
         self._registry.require(vehicle_id)
         async with storage_guard():
-            return await history_queries.history_page(
-                self._database,
-                kind=kind,
-                vehicle_id=vehicle_id,
-                start=start,
-                end=end,
-                before=before,
-                limit=limit,
+            return await self._history_reads.read(
+                lambda database: history_queries.history_page(
+                    database,
+                    kind=kind,
+                    vehicle_id=vehicle_id,
+                    start=start,
+                    end=end,
+                    before=before,
+                    limit=limit,
+                )
             )
 
     async def commands(self, vehicle_id: str, *, limit: int) -> list[Row]:
@@ -93,6 +105,8 @@ class FleetReads:
     async def audit(self, *, limit: int, before_id: int | None) -> list[Row]:
         """Up to ``limit`` audit records, newest first, older than record ``before_id``."""
         async with storage_guard():
-            return await account_queries.audit_page(
-                self._database, limit=limit, before_id=before_id
+            return await self._history_reads.read(
+                lambda database: account_queries.audit_page(
+                    database, limit=limit, before_id=before_id
+                )
             )

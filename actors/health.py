@@ -8,6 +8,7 @@ import trio
 
 from actors.vehicle.registry import VehicleRegistry
 from storage.database import Database, StorageError
+from storage.replica import ReadDatabases
 from storage.writer import Writer
 
 PING_TIMEOUT = 2.0
@@ -16,10 +17,18 @@ PING_TIMEOUT = 2.0
 class HealthProbe:
     """Checks components; never raises, never waits longer than :data:`PING_TIMEOUT`."""
 
-    def __init__(self, *, database: Database, writer: Writer, registry: VehicleRegistry) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        writer: Writer,
+        registry: VehicleRegistry,
+        reads: ReadDatabases | None = None,
+    ) -> None:
         self._database = database
         self._writer = writer
         self._registry = registry
+        self._reads = reads or ReadDatabases(database)
 
     def pool_usage(self) -> dict[str, int]:
         """Connections in the pool: size, idle, busy, max."""
@@ -56,16 +65,23 @@ class HealthProbe:
         return {"status": "down", "error": "timeout"}
 
     async def report(self) -> tuple[int, dict[str, Any]]:
-        """The HTTP status and body of ``/health`` (503 with status down when the DB is)."""
+        """The HTTP status and body of ``/health``: 503 ``down`` when the database is down,
+        200 ``degraded`` when only the read replica is (its reads go to the primary)."""
         database = await self.database_status()
-        components: dict[str, Any] = {
-            "database": database,
-            "redis": "disabled",
-            "actors": {
-                "vehicles_registered": self._registry.count(),
-                "writer_queue": self._writer.queue_depth(),
-            },
+        components: dict[str, Any] = {"database": database}
+        with trio.move_on_after(PING_TIMEOUT):
+            replica = await self._reads.replica_status()
+            if replica is not None:
+                components["database_replica"] = replica
+        if "database_replica" not in components and self._reads.replica is not None:
+            components["database_replica"] = {"status": "down", "error": "timeout"}
+        components["redis"] = "disabled"
+        components["actors"] = {
+            "vehicles_registered": self._registry.count(),
+            "writer_queue": self._writer.queue_depth(),
         }
         if database["status"] != "ok":
             return 503, {"status": "down", "components": components}
+        if components.get("database_replica", {"status": "ok"})["status"] != "ok":
+            return 200, {"status": "degraded", "components": components}
         return 200, {"status": "ok", "components": components}

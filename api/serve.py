@@ -59,6 +59,7 @@ from storage.database import Database, open_asyncio_bridge, open_database
 from storage.embedded import start_embedded_postgres
 from storage.queries import vehicles as vehicle_queries
 from storage.queries.alerts import DatabaseAlertStore
+from storage.replica import ReadDatabases, open_read_databases
 from storage.writer import Writer
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,11 @@ def token_codec(settings: Settings) -> TokenCodec:
 
 
 async def start_services(
-    settings: Settings, database: Database, writer: Writer, actors: Registry
+    settings: Settings,
+    database: Database,
+    writer: Writer,
+    actors: Registry,
+    reads: ReadDatabases | None = None,
 ) -> HubServices:
     """Load what the services need, start the hub's actors and wire everything together."""
     await database.check_durability()
@@ -162,8 +167,8 @@ async def start_services(
         codec=codec,
         registry=registry,
         accounts=accounts,
-        reads=FleetReads(database=database, registry=registry),
-        health=HealthProbe(database=database, writer=writer, registry=registry),
+        reads=FleetReads(database=database, registry=registry, history_reads=reads),
+        health=HealthProbe(database=database, writer=writer, registry=registry, reads=reads),
         actors=actors,
         vehicles=VehicleDirectory(actors=actors, known=registry, make_actor=make_vehicle_actor),
         router=router,
@@ -199,6 +204,9 @@ async def serve_hub(
             max_size=settings.db_pool_max,
             connect_timeout=settings.db_pool_timeout,
         ) as database,
+        open_read_databases(
+            database, settings.database_read_url, max_size=settings.db_pool_max
+        ) as reads,
     ):
         writer = Writer(database, retry_delays=settings.db_retry_delays)
         supervisor = Supervisor(name="hub")
@@ -206,7 +214,7 @@ async def serve_hub(
         async with trio.open_nursery() as service_nursery:
             await service_nursery.start(supervisor.run)
             actors = Registry(supervisor)
-            services = await start_services(settings, database, writer, actors)
+            services = await start_services(settings, database, writer, actors, reads)
             app = create_app(services)
             served: ASGIApp = app  # type: ignore[assignment]
             if settings.fast_telemetry:

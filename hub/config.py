@@ -59,6 +59,7 @@ class Settings:
     data_dir: Path = Path("./var")
     environment: str = "development"
     database_url: str | None = None
+    database_read_url: str | None = None
     jwt_secret: str = ""
     jwt_issuer: str = "tvm-hub"
     jwt_audience: str = "tvm"
@@ -290,6 +291,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         environment=environment,
         database_url=_parse(env, "DATABASE_URL", _database_url, d.database_url),
+        database_read_url=_parse(env, "DATABASE_READ_URL", _database_url, d.database_read_url),
         jwt_secret=jwt_secret,
         jwt_issuer=_parse(env, "JWT_ISSUER", str, d.jwt_issuer),
         jwt_audience=_parse(env, "JWT_AUDIENCE", str, d.jwt_audience),

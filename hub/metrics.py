@@ -78,6 +78,11 @@ audit_repeats = Counter(
     ["action"],
     registry=REGISTRY,
 )
+replica_fallbacks = Counter(
+    "database_replica_fallbacks",
+    "History and audit reads served by the primary because the read replica failed",
+    registry=REGISTRY,
+)
 writer_queue_depth = Gauge(
     "writer_queue_depth", "Write requests waiting for the next group commit", registry=REGISTRY
 )
