@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import trio
@@ -27,7 +28,13 @@ import trio
 from actors.rate_limit import RateLimiter
 from actors.sockets.outbound import OutboundLink
 from actors.vehicle.command_desk import CommandDesk, PendingCommand, PersistJob
-from actors.vehicle.command_rows import StopRecorder, duplicate_command, new_row, row_writer
+from actors.vehicle.command_rows import (
+    STOP_ANSWER_GRACE,
+    StopRecorder,
+    duplicate_command,
+    new_row,
+    row_writer,
+)
 from actors.vehicle.messages import (
     AckReceived,
     AwaitOutcome,
@@ -45,6 +52,7 @@ from actors.vehicle.messages import (
     SendCommand,
     StateSeen,
     StatusWritten,
+    StopAnswerDue,
     StopRecorded,
     VehicleMessage,
 )
@@ -143,6 +151,7 @@ class VehicleActor:
             ack_timeout=options.ack_timeout,
         )
         self._awaiting_rows: dict[str, _AwaitingRow] = {}
+        self._stop_replies: dict[str, Reply[CommandStatus]] = {}  # stops sent, rows pending
         self._last_state: StateSeen | None = None
         self._queue_position = 0
         self._stop_epoch = 0  # emergency stops accepted so far
@@ -259,6 +268,10 @@ class VehicleActor:
                 self.desk.status_written(command_id, status)
             case StopRecorded(command_id):
                 self._stop_recorded(command_id)
+            case StopAnswerDue(command_id):
+                stop_reply = self._stop_replies.pop(command_id, None)
+                if stop_reply is not None:
+                    stop_reply.send(self._status_now(command_id))
 
     def describe(self) -> dict[str, Any]:
         """Fields for /debug/actors."""
@@ -372,13 +385,16 @@ class VehicleActor:
             will_send=is_stop and link is not None and not link.closed,
         )
         if is_stop:
-            # The row is written first in the lane, but the stop goes out now: no validation
-            # delay, no queueing behind others, never refused for its storage.
+            # The stop goes out now: no validation delay, no queueing behind others, never
+            # refused for its storage. Its row is written in the lane meanwhile, and the
+            # sender is answered once that first attempt ends, so an answer means the stop
+            # is stored, unless the database was away or slower than STOP_ANSWER_GRACE.
             self._stop_epoch += 1
             recorder = StopRecorder(self._store, row, origin, self._tell_self, self._start_soon)
             self._persist(recorder.record, must_run=True)
             self.desk.deliver(pending, now)
-            reply.send(self._status_now(command.command_id))
+            self._stop_replies[command.command_id] = reply
+            self._start_soon(partial(self._answer_stop_after_grace, command.command_id))
             return
         self._awaiting_rows[command.command_id] = _AwaitingRow(pending, reply, self._stop_epoch)
         self._persist(row_writer(self._store, row, self._tell_self))
@@ -406,6 +422,10 @@ class VehicleActor:
             return
         self.desk.deliver(awaiting.pending, now)
         awaiting.reply.send(self._status_now(command_id))
+
+    async def _answer_stop_after_grace(self, command_id: str) -> None:
+        await trio.sleep(STOP_ANSWER_GRACE)
+        await self._tell_self(StopAnswerDue(command_id))
 
     def _start_soon(self, task: Callable[[], Awaitable[None]]) -> None:
         assert self._lanes is not None

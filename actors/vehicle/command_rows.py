@@ -15,7 +15,13 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from actors.vehicle.command_desk import PendingCommand, PersistJob
-from actors.vehicle.messages import CommandOrigin, CommandStored, StopRecorded, VehicleMessage
+from actors.vehicle.messages import (
+    CommandOrigin,
+    CommandStored,
+    StopAnswerDue,
+    StopRecorded,
+    VehicleMessage,
+)
 from actors.vehicle.ports import AuditEntry, NewCommand, VehicleStore
 from hub.contract.commands import AnyCommand, DispatchCommand
 from hub.errors import ConflictError, ContractError, InternalError, UnavailableError
@@ -26,6 +32,10 @@ logger = logging.getLogger(__name__)
 STOP_RECORD_RETRY = 1.0
 """Seconds between attempts to record an emergency stop while the database is away."""
 STOP_RECORD_ATTEMPTS = 300
+STOP_ANSWER_GRACE = 1.0
+"""Seconds an emergency stop's sender waits at most for the stop's row (the stop itself is
+sent at once): a read right after the answer finds the stop, unless the database is slower
+than this or away, when the answer comes anyway and the row follows."""
 
 TellControl = Callable[[VehicleMessage], Awaitable[None]]
 StartTask = Callable[[Callable[[], Awaitable[None]]], None]
@@ -121,7 +131,9 @@ class StopRecorder:
         self._audited = False
 
     async def record(self) -> None:
-        """The lane job: one attempt; an outage hands the rest to a retrying task."""
+        """The lane job: one attempt; an outage hands the rest to a retrying task. Then tells
+        the control task :class:`StopAnswerDue`, so the sender is answered after the row is
+        written when the database is there, and without waiting for it when it is not."""
         try:
             await self._attempt()
         except StorageUnavailableError as exc:
@@ -131,6 +143,7 @@ class StopRecorder:
             self._start_soon(self._retry_until_recorded)
         except StorageError as exc:
             logger.error("emergency stop %s refused by the database: %s", self._row.command_id, exc)
+        await self._tell(StopAnswerDue(self._row.command_id))
 
     async def _attempt(self) -> None:
         # An outage (StorageUnavailableError) leaves the step to the next attempt; a refusal

@@ -4,9 +4,9 @@ Requests from outside carry a :class:`~hub.runtime.Reply`; the caller sets the d
 Answers are frozen values — never the actor's own objects — so nothing another task holds
 can change under it, and nothing it holds lets it reach into the actor.
 
-Four messages come from the actor's own lanes (:class:`StateSeen`, :class:`CommandStored`,
-:class:`StopRecorded`, :class:`StatusWritten`): a lane that finished a piece of work tells
-the control task, which alone changes the command desk.
+Five messages come from the actor's own lanes (:class:`StateSeen`, :class:`CommandStored`,
+:class:`StopRecorded`, :class:`StopAnswerDue`, :class:`StatusWritten`): a lane that finished
+a piece of work tells the control task, which alone changes the command desk.
 """
 
 from __future__ import annotations
@@ -195,6 +195,16 @@ class StopRecorded:
 
 
 @dataclass(frozen=True, slots=True)
+class StopAnswerDue:
+    """An emergency stop's sender may be answered now: the first attempt to record the stop
+    has ended (its row is written, refused, or left to the retries of an outage), or the
+    stop has waited :data:`~actors.vehicle.command_rows.STOP_ANSWER_GRACE` for it. Told once
+    for each; the second changes nothing."""
+
+    command_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class StatusWritten:
     """The persistence lane wrote a command's settled status: its waiters may be answered."""
 
@@ -217,6 +227,7 @@ VehicleMessage = (
     | StateSeen
     | CommandStored
     | StopRecorded
+    | StopAnswerDue
     | StatusWritten
 )
 """Everything a VehicleActor's mailbox holds."""

@@ -20,6 +20,7 @@ import trio
 import trio.testing
 
 from actors.sockets.outbound import OutboundLink
+from actors.vehicle.command_rows import STOP_ANSWER_GRACE
 from actors.vehicle.messages import (
     AckReceived,
     CommandNow,
@@ -378,6 +379,32 @@ async def test_an_emergency_stop_goes_out_at_once_while_its_row_waits_for_the_da
             )
 
 
+@pytest.mark.parametrize(
+    ("row_takes", "answered_at"),
+    [(0.2, 0.2), (5.0, STOP_ANSWER_GRACE)],
+    ids=["row-written-first", "slow-database"],
+)
+async def test_a_stop_is_answered_once_its_row_is_written_or_after_the_grace(
+    autojump_clock: trio.testing.MockClock, row_takes: float, answered_at: float
+) -> None:
+    store = MemoryVehicleStore(delays={"insert_command": row_takes})
+    with trio.fail_after(GUARD):
+        async with open_vehicle(store) as vehicle:
+            link = await vehicle.connect()
+            answers: list[tuple[float, str]] = []
+
+            async def send_stop() -> None:
+                answer = await vehicle.send(stop())
+                answers.append((vehicle.now(), answer.status))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send_stop)
+                assert await next_frame(link, vehicle) == (0.0, "cmd_ESTOP_1")  # sent at once
+            assert answers == [(answered_at, "sent")]
+            stored = "cmd_ESTOP_1" in store.command_ids()
+            assert stored is (row_takes <= STOP_ANSWER_GRACE)  # a read now finds it
+
+
 async def test_an_ack_that_came_before_the_stop_s_row_is_written_after_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -476,9 +503,12 @@ async def test_a_command_still_waiting_for_its_row_when_a_stop_comes_is_not_sent
                 async def send_configure() -> None:
                     refusals.append(await vehicle.refusal(configure("cmd_cfg_1")))
 
+                async def send_stop() -> None:  # answered after the grace, acked by then
+                    assert (await vehicle.send(stop())).status == "executed"
+
                 nursery.start_soon(send_configure)
                 await trio.sleep_until(vehicle.start + 1.0)
-                assert (await vehicle.send(stop())).status == "sent"
+                nursery.start_soon(send_stop)
                 assert await next_frame(link, vehicle) == (1.0, "cmd_ESTOP_1")
                 await vehicle.ref.tell(AckReceived(executed("cmd_ESTOP_1")))
             [error] = refusals
