@@ -16,6 +16,11 @@ Ages are measured from the wall-clock time the pass starts, against each row's o
 ``timestamp`` (telemetry) or ``at`` (audit). S3 export is not supported: point
 ``TVM_ARCHIVE_DIR`` at a directory that is shipped to cold storage (``aws s3 sync``, rclone).
 
+Several hubs on one database run each scheduled pass once, not once per hub: the first to
+insert the pass's due time into ``retention_runs`` runs it, the others find it claimed and
+skip it (a claimant that dies mid-pass leaves the rest to the next day's pass, which moves
+everything older than the ages anyway). ``tvm-hub archive --now`` runs a pass without a claim.
+
 Schedule: a pass is due at the first ``HH:MM`` UTC *at or after* the moment the job starts —
 a hub started at 02:00:00.000 exactly runs a pass at once (passes are idempotent, so one
 extra is harmless, while skipping would postpone the work by a day). The next pass is due
@@ -33,6 +38,7 @@ import gzip
 import json
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -85,13 +91,13 @@ async def sleep_until_wall(due: datetime, wall_clock: WallClock, recheck: float)
 
 async def run_daily(
     at: time,
-    work: Callable[[], Awaitable[object]],
+    work: Callable[[datetime], Awaitable[object]],
     *,
     wall_clock: WallClock,
     recheck: float = WALL_CLOCK_RECHECK,
     task_status: trio.TaskStatus[datetime] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Await ``work()`` every day at ``at`` UTC until cancelled (schedule rules: module doc).
+    """Await ``work(due)`` every day at ``at`` UTC until cancelled (schedule rules: module doc).
 
     Reports the first due time when started. Exceptions from ``work`` propagate; wrap it to
     survive them.
@@ -100,7 +106,7 @@ async def run_daily(
     task_status.started(due)
     while True:
         await sleep_until_wall(due, wall_clock, recheck)
-        await work()
+        await work(due)
         due = next_run(max(wall_clock(), due + DAY), at)
 
 
@@ -233,11 +239,14 @@ class RetentionJob:
         *,
         wall_clock: WallClock = utc_now,
         recheck: float = WALL_CLOCK_RECHECK,
+        claimant: str | None = None,
     ) -> None:
         self._database = database
         self.policy = policy
         self._wall_clock = wall_clock
         self._recheck = recheck
+        self.claimant = claimant or f"{socket.gethostname()}:{os.getpid()}"
+        """Who this hub is in ``retention_runs`` (host and process id by default)."""
         self.last_summary: RetentionSummary | None = None
 
     async def run(
@@ -248,14 +257,24 @@ class RetentionJob:
         """
         await run_daily(
             self.policy.at,
-            self._logged_pass,
+            self._scheduled_pass,
             wall_clock=self._wall_clock,
             recheck=self._recheck,
             task_status=task_status,
         )
 
-    async def _logged_pass(self) -> None:
+    async def claim(self, due: datetime) -> bool:
+        """True if this hub is the first on the database to claim the pass due at ``due``.
+
+        Several hubs on one database schedule the same due time; only the claimant runs it.
+        """
+        return await retention_queries.claim_scheduled_pass(self._database, due, self.claimant)
+
+    async def _scheduled_pass(self, due: datetime) -> None:
         try:
+            if not await self.claim(due):
+                logger.info("retention pass due %s is run by another hub", format_timestamp(due))
+                return
             await self.run_pass()
         except Exception:
             logger.exception("retention pass failed; the next one runs on schedule")

@@ -146,3 +146,15 @@ async def delete_audit(database: Database, audit_ids: Sequence[int]) -> int:
         "DELETE FROM audit_logs WHERE audit_id = ANY($1::bigint[])", list(audit_ids)
     )
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def claim_scheduled_pass(database: Database, due: datetime, claimant: str) -> bool:
+    """True if this caller is the first to claim the pass due at ``due`` (and so runs it);
+    False if another hub on the same database already did."""
+    claimed = await database.fetchval(
+        "INSERT INTO retention_runs (due, claimed_by) VALUES ($1, $2)"
+        " ON CONFLICT (due) DO NOTHING RETURNING true",
+        due,
+        claimant,
+    )
+    return claimed is True

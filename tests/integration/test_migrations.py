@@ -33,6 +33,7 @@ EVERY_TABLE = TELEMETRY_TABLES | {
     "alerts",
     "error_codes",
     "audit_logs",
+    "retention_runs",
     "vehicle_locations_archive",
     "vehicle_status_archive",
 }
@@ -87,8 +88,8 @@ def foreign_key_targets(dsn: str, table: str) -> set[str]:
     return {row["target"] for row in rows}
 
 
-def test_head_is_the_audit_repeats_revision() -> None:
-    assert migrate.head() == "0002"
+def test_head_is_the_retention_runs_revision() -> None:
+    assert migrate.head() == "0003"
 
 
 def test_upgrade_to_head_creates_every_table(empty_database_url: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,12 +20,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from actors.retention.job import AuditArchiveFile, RetentionJob, RetentionPolicy
 from hub.clock import format_timestamp
 from storage import testing as db
 from storage.database import Database, open_asyncio_bridge, open_database
+from tests.integration.harness import until
 
 NOW = datetime(2025, 12, 16, 2, 0, 0, 123000, tzinfo=UTC)
 TEST_TIMEOUT = 60.0
@@ -304,3 +307,40 @@ def test_archive_now_runs_one_pass_and_prints_what_it_did(
         check=False,
     )
     assert without_flag.returncode == 2  # argparse: --now is required
+
+
+async def test_hubs_sharing_a_database_run_each_scheduled_pass_once(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    due = datetime(2025, 12, 16, 2, 0, tzinfo=UTC)  # both hubs' clocks say it is due now
+    with trio.fail_after(TEST_TIMEOUT):
+        async with opened(database_url) as database:
+            await add_vehicle(database, "wheelchair_001")
+            await database.execute(LOCATION_SQL, "wheelchair_001", days_ago(31, due))
+            policy = RetentionPolicy(archive_dir=tmp_path)
+            hubs = [
+                RetentionJob(database, policy, wall_clock=lambda: due, claimant=name)
+                for name in ("hub-a", "hub-b")
+            ]
+
+            async def outcome() -> tuple[bool, list[bool]]:
+                skipped = any("is run by another hub" in r.message for r in caplog.records)
+                return skipped, [job.last_summary is not None for job in hubs]
+
+            with caplog.at_level(logging.INFO, logger="actors.retention.job"):
+                async with trio.open_nursery() as nursery:
+                    for job in hubs:
+                        await nursery.start(job.run)
+                    await until(
+                        outcome,
+                        lambda seen: seen[0] and any(seen[1]),
+                        what="one hub to run the pass and the other to skip it",
+                    )
+                    nursery.cancel_scope.cancel()
+
+            [ran] = [job for job in hubs if job.last_summary is not None]
+            assert ran.last_summary is not None and ran.last_summary.locations_moved == 1
+            claims = await database.fetch("SELECT due, claimed_by FROM retention_runs")
+            assert [(row["due"], row["claimed_by"]) for row in claims] == [(due, ran.claimant)]
+            other = next(job for job in hubs if job is not ran)
+            assert await other.claim(due + timedelta(days=1))  # the next day is anyone's

@@ -63,6 +63,9 @@ class ScriptedJob(RetentionJob):
         self._fail_next = fail_first
         self._wall = wall_clock
 
+    async def claim(self, due: datetime) -> bool:
+        return True  # the only hub
+
     async def run_pass(self) -> RetentionSummary:
         self.started.append(trio.current_time())
         self.wall_times.append(self._wall())
