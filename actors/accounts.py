@@ -69,7 +69,6 @@ class AccountService:
         self._refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
         # Disabled through this service: a login that read the row just before the disable
         # must not put the vehicle back into the registry.
-        self._disabled_here: set[str] = set()
 
     async def security_event(
         self,
@@ -137,10 +136,10 @@ class AccountService:
             raise security.invalid_client()
         self._login_succeeded(client_id, address)
         vehicle_id = str(row["vehicle_id"])
-        if vehicle_id not in self._disabled_here:
-            # The database says it is enabled: a vehicle registered by another process (the
-            # ``tvm-hub vehicle add`` command while the hub runs) may report from now on.
-            self._registry.added(vehicle_id)
+        # Read again now, not from the row above: a disable committed meanwhile (here or on
+        # another hub) must win, and a vehicle another process registered may report.
+        async with storage_guard():
+            await self._registry.refresh(vehicle_id)
         tokens = await self._issue(
             subject=vehicle_id,
             role="vehicle",
@@ -289,7 +288,6 @@ class AccountService:
 
     async def disable_vehicle(self, vehicle_id: str) -> None:
         """Refuse the vehicle's reports and logins from now on (its history is kept)."""
-        self._disabled_here.add(vehicle_id)
         async with storage_guard():
             found = await vehicle_queries.disable_vehicle(self._database, vehicle_id)
         if not found:
@@ -306,7 +304,6 @@ class AccountService:
             changed = await vehicle_queries.enable_vehicle(self._database, vehicle_id)
         if changed is None:
             raise UnknownVehicleError(vehicle_id)
-        self._disabled_here.discard(vehicle_id)
         self._registry.added(vehicle_id)
         return changed
 

@@ -43,7 +43,7 @@ from actors.router.sink import start_router
 from actors.sockets.connection import SocketPolicy
 from actors.vehicle.actor import VehicleActor, VehicleOptions
 from actors.vehicle.directory import VehicleDirectory
-from actors.vehicle.registry import VehicleRegistry
+from actors.vehicle.registry import RegistryFollower, VehicleRegistry
 from actors.vehicle.store import PostgresVehicleStore
 from api.app import create_app
 from api.context import HubServices
@@ -114,6 +114,9 @@ async def start_services(
     await supervisor.start_child("writer", "main", lambda: ServiceActor(writer))
     registry = VehicleRegistry(database)
     await registry.load()
+    await supervisor.start_child(
+        "registry", "changes", lambda: ServiceActor(RegistryFollower(registry, database.dsn))
+    )
     codec = token_codec(settings)
     accounts = AccountService(
         database=database,

@@ -209,6 +209,11 @@ class Database:
         self.availability = availability
         """Up or down; shared by every view of this pool (:meth:`with_call_timeout`)."""
 
+    @property
+    def dsn(self) -> str:
+        """The connection URL this pool was opened with."""
+        return self._dsn
+
     def with_call_timeout(self, seconds: float) -> Database:
         """The same pool and availability with another deadline per call.
 

@@ -82,6 +82,14 @@ async def enable_vehicle(database: Database, vehicle_id: str) -> bool | None:
     return None if value is None else value == "enabled"
 
 
+async def is_enabled(database: Database, vehicle_id: str) -> bool:
+    """Whether the vehicle is registered and enabled."""
+    value = await database.fetchval(
+        "SELECT enabled FROM vehicles WHERE vehicle_id = $1", vehicle_id
+    )
+    return value is True
+
+
 async def is_disabled(database: Database, vehicle_id: str) -> bool:
     """Whether the vehicle is registered and disabled."""
     value = await database.fetchval(

@@ -88,8 +88,8 @@ def foreign_key_targets(dsn: str, table: str) -> set[str]:
     return {row["target"] for row in rows}
 
 
-def test_head_is_the_retention_runs_revision() -> None:
-    assert migrate.head() == "0003"
+def test_head_is_the_vehicle_notify_revision() -> None:
+    assert migrate.head() == "0004"
 
 
 def test_upgrade_to_head_creates_every_table(empty_database_url: str) -> None:
