@@ -8,10 +8,13 @@ import trio
 
 from actors.vehicle.registry import VehicleRegistry
 from storage.database import Database, StorageError
+from storage.redis_channels import describe_error, redis_round_trip
 from storage.replica import ReadDatabases
 from storage.writer import Writer
 
 PING_TIMEOUT = 2.0
+REDIS_TIMEOUT = 1.0
+"""Seconds the Redis check may take (a fresh connection and a ``PING``)."""
 
 
 class HealthProbe:
@@ -24,11 +27,13 @@ class HealthProbe:
         writer: Writer,
         registry: VehicleRegistry,
         reads: ReadDatabases | None = None,
+        redis_url: str | None = None,
     ) -> None:
         self._database = database
         self._writer = writer
         self._registry = registry
         self._reads = reads or ReadDatabases(database)
+        self._redis_url = redis_url
 
     def pool_usage(self) -> dict[str, int]:
         """Connections in the pool: size, idle, busy, max."""
@@ -64,6 +69,25 @@ class HealthProbe:
             }
         return {"status": "down", "error": "timeout"}
 
+    async def redis_status(self) -> str | dict[str, Any]:
+        """``"disabled"`` without ``REDIS_URL``; else ``{"status": "ok", "latency_ms": …}`` or
+        ``{"status": "down", "error": …}``. Redis carries only the critical-alert side
+        channel, so its loss degrades the hub but stops nothing. Never raises."""
+        if self._redis_url is None:
+            return "disabled"
+        try:
+            with trio.fail_after(REDIS_TIMEOUT):
+                latency = await redis_round_trip(self._redis_url, socket_timeout=REDIS_TIMEOUT)
+        except trio.TooSlowError:
+            return {"status": "down", "error": "timeout", "used_for": ["alert channel"]}
+        except Exception as exc:  # coredis raises connection errors inside exception groups
+            return {"status": "down", "error": describe_error(exc), "used_for": ["alert channel"]}
+        return {
+            "status": "ok",
+            "latency_ms": round(latency * 1000, 2),
+            "used_for": ["alert channel"],
+        }
+
     async def report(self) -> tuple[int, dict[str, Any]]:
         """The HTTP status and body of ``/health``: 503 ``down`` when the database is down,
         200 ``degraded`` when only the read replica is (its reads go to the primary)."""
@@ -75,13 +99,14 @@ class HealthProbe:
                 components["database_replica"] = replica
         if "database_replica" not in components and self._reads.replica is not None:
             components["database_replica"] = {"status": "down", "error": "timeout"}
-        components["redis"] = "disabled"
+        components["redis"] = await self.redis_status()
         components["actors"] = {
             "vehicles_registered": self._registry.count(),
             "writer_queue": self._writer.queue_depth(),
         }
         if database["status"] != "ok":
             return 503, {"status": "down", "components": components}
-        if components.get("database_replica", {"status": "ok"})["status"] != "ok":
+        optional = [components.get("database_replica"), components["redis"]]
+        if any(isinstance(part, dict) and part["status"] != "ok" for part in optional):
             return 200, {"status": "degraded", "components": components}
         return 200, {"status": "ok", "components": components}

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import coredis
@@ -34,3 +35,24 @@ class RedisAlertChannel:
         )
         async with client:
             await client.publish(REDIS_ALERT_CHANNEL, json.dumps(frame))
+
+
+async def redis_round_trip(url: str, *, socket_timeout: float) -> float:
+    """Seconds a ``PING`` takes on a fresh connection; raises if Redis cannot be reached
+    within ``socket_timeout`` per step (coredis wraps its errors in exception groups).
+    Callers bound the whole call with their own deadline."""
+    client = coredis.Redis.from_url(
+        url, connect_timeout=socket_timeout, stream_timeout=socket_timeout
+    )
+    started = time.perf_counter()
+    async with client:
+        await client.ping()
+    return time.perf_counter() - started
+
+
+def describe_error(exc: BaseException) -> str:
+    """The innermost error as ``Type: message`` (coredis wraps its errors in exception
+    groups, one inside the other)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"

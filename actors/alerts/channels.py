@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import trio
 
 from hub.config import Settings
-from storage.redis_channels import RedisAlertChannel
+from storage.redis_channels import RedisAlertChannel, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class ChannelWorker:
             except Exception as exc:
                 self.failed += 1
                 logger.warning(
-                    "alert %s not sent by %s: %s", alert_id, self.channel.name, _describe(exc)
+                    "alert %s not sent by %s: %s", alert_id, self.channel.name, describe_error(exc)
                 )
                 return
         if scope.cancelled_caught:
@@ -99,13 +99,6 @@ class ChannelWorker:
             )
             return
         self.sent += 1
-
-
-def _describe(exc: BaseException) -> str:
-    """The innermost message of an error (coredis wraps its errors in exception groups)."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"
 
 
 class EmailAlertChannel:

@@ -20,8 +20,10 @@ def register(app: Quart, services: HubServices) -> None:
     async def health() -> Response:
         """Component status: 200 ok, 503 down when the database is unreachable.
 
-        `degraded` (still 200) when the read replica (`DATABASE_READ_URL`) is away: its
-        reads are then served by the primary (`components.database_replica`). No token needed.
+        `degraded` (still 200) when an optional part is away: the read replica
+        (`DATABASE_READ_URL`; its reads are then served by the primary,
+        `components.database_replica`) or Redis (`REDIS_URL`; critical alerts are then not
+        published there, `components.redis`). No token needed.
         """
         status, body = await services.health.report()
         return json_response(body, status=status)

@@ -573,3 +573,22 @@ async def test_page_breaks_created_at_ties_by_id(database_url: str) -> None:
                 seen += [row["alert_id"] for row in rows]
                 before = (rows[-1]["created_at"], rows[-1]["alert_id"])
             assert seen == [f"alert_{n}" for n in reversed(range(5))]
+
+
+async def test_health_says_whether_redis_answers(database_url: str, redis_url: str) -> None:
+    with trio.fail_after(60):
+        async with running_hub(database_url, redis_url=redis_url) as hub:
+            body = (await hub.client.get("/health")).json()
+            assert body["status"] == "ok", body
+            assert body["components"]["redis"]["status"] == "ok"
+        async with running_hub(database_url, redis_url=f"redis://127.0.0.1:{free_port()}/0") as hub:
+            answer = await hub.client.get("/health")
+            assert answer.status_code == 200  # Redis only carries the alert side channel
+            body = answer.json()
+            assert body["status"] == "degraded", body
+            redis = body["components"]["redis"]
+            assert redis["status"] == "down"
+            assert "Connection" in redis["error"], redis
+        async with running_hub(database_url) as hub:
+            body = (await hub.client.get("/health")).json()
+            assert (body["status"], body["components"]["redis"]) == ("ok", "disabled")
