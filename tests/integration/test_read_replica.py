@@ -8,6 +8,8 @@ answer shows which database it came from.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -91,16 +93,23 @@ async def health(hub: RunningHub) -> dict[str, Any]:
     return body
 
 
-async def test_history_and_audit_come_from_the_replica_and_writes_stay_on_the_primary(
-    database_url: str, replica_url: str
-) -> None:
+@asynccontextmanager
+async def hub_with_a_replica(database_url: str, replica_url: str) -> AsyncIterator[RunningHub]:
+    """A hub reading from the replica, with the vehicle registered and one location of its
+    own posted (so it is on the primary only)."""
     async with guarded_hub(database_url, database_read_url=replica_url) as hub:
         vehicle = await hub.register_vehicle(VEHICLE)
         posted = await hub.post(
             vehicle, "location", location_body(timestamp(), latitude=PRIMARY_LATITUDE)
         )
         assert posted.status_code == 200, posted.text
+        yield hub
 
+
+async def test_history_and_audit_come_from_the_replica_and_writes_stay_on_the_primary(
+    database_url: str, replica_url: str
+) -> None:
+    async with hub_with_a_replica(database_url, replica_url) as hub:
         assert await latitudes(hub) == [REPLICA_LATITUDE]
         assert "seen_on_replica" in await audit_actions(hub)
         snapshot = await hub.client.get(f"/api/v1/vehicle/{VEHICLE}", headers=hub.admin_headers)
@@ -117,12 +126,7 @@ async def test_history_and_audit_come_from_the_replica_and_writes_stay_on_the_pr
 async def test_a_failed_replica_hands_its_reads_to_the_primary_until_it_is_back(
     database_url: str, replica_url: str
 ) -> None:
-    async with guarded_hub(database_url, database_read_url=replica_url) as hub:
-        vehicle = await hub.register_vehicle(VEHICLE)
-        posted = await hub.post(
-            vehicle, "location", location_body(timestamp(), latitude=PRIMARY_LATITUDE)
-        )
-        assert posted.status_code == 200, posted.text
+    async with hub_with_a_replica(database_url, replica_url) as hub:
         assert await latitudes(hub) == [REPLICA_LATITUDE]
 
         await trio.to_thread.run_sync(

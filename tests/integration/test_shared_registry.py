@@ -9,6 +9,8 @@ same secret, so a token issued by one is good at the other, as behind a load bal
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import trio
@@ -47,20 +49,29 @@ def end_listening_sessions(database_url: str) -> None:
     raise AssertionError("the listening sessions did not end within 5 s")
 
 
-async def test_registration_disable_and_enable_on_one_hub_reach_the_other(
+@asynccontextmanager
+async def two_hubs_and_a_vehicle(
     database_url: str,
-) -> None:
+) -> AsyncIterator[tuple[RunningHub, RunningHub, Vehicle]]:
+    """Hubs A and B on one database, and a vehicle registered on A (its token issued by A)
+    once B accepts its reports: a registration reaches the other hub."""
     async with (
         guarded_hub(database_url, guard=90) as hub_a,
         guarded_hub(database_url, guard=90) as hub_b,
     ):
-        vehicle = await hub_a.register_vehicle("wheelchair_001")  # token issued by hub A
+        vehicle = await hub_a.register_vehicle("wheelchair_001")
         await until(
             lambda: status_of_report(hub_b, vehicle),
             lambda status: status == 200,
             what="hub B to accept the vehicle registered on hub A",
         )
+        yield hub_a, hub_b, vehicle
 
+
+async def test_registration_disable_and_enable_on_one_hub_reach_the_other(
+    database_url: str,
+) -> None:
+    async with two_hubs_and_a_vehicle(database_url) as (hub_a, hub_b, vehicle):
         disabled = await hub_a.client.delete(
             f"{VEHICLES}/wheelchair_001", headers=hub_a.admin_headers
         )
@@ -89,17 +100,7 @@ async def test_registration_disable_and_enable_on_one_hub_reach_the_other(
 async def test_a_change_made_while_a_hub_was_not_listening_is_read_when_it_is_back(
     database_url: str,
 ) -> None:
-    async with (
-        guarded_hub(database_url, guard=90) as hub_a,
-        guarded_hub(database_url, guard=90) as hub_b,
-    ):
-        vehicle = await hub_a.register_vehicle("wheelchair_001")
-        await until(
-            lambda: status_of_report(hub_b, vehicle),
-            lambda status: status == 200,
-            what="hub B to accept the vehicle registered on hub A",
-        )
-
+    async with two_hubs_and_a_vehicle(database_url) as (hub_a, hub_b, vehicle):
         await trio.to_thread.run_sync(end_listening_sessions, database_url)
         disabled = await hub_a.client.delete(
             f"{VEHICLES}/wheelchair_001", headers=hub_a.admin_headers
