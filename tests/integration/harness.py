@@ -6,6 +6,7 @@ gracefully at the end; requests go over TCP with httpx, exactly as a vehicle's w
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import ssl
@@ -21,6 +22,7 @@ import trio
 from api.serve import serve_hub
 from hub.clock import format_timestamp, utc_now
 from hub.config import Settings
+from hub.contract.commands import DISPATCH_EXAMPLE
 
 JWT_SECRET = "test-secret-" + "x" * 40
 ADMIN_USERNAME = "admin"
@@ -114,22 +116,10 @@ def docking_body(phase: str, ts: str | None = None, **fields: Any) -> dict[str, 
 
 
 def mission_body(mission_id: str) -> dict[str, Any]:
-    """A dispatch's mission: from the lobby entrance (docking the wheelchair) to room 201."""
-    return {
-        "mission_id": mission_id,
-        "pickup": {
-            "waypoint_id": "lobby_entrance",
-            "latitude": 35.6811,
-            "longitude": 139.767,
-            "action": "dock_wheelchair",
-        },
-        "destination": {
-            "waypoint_id": "room_201",
-            "latitude": 35.682456,
-            "longitude": 139.768234,
-            "action": "undock_wheelchair",
-        },
-    }
+    """A dispatch's mission: the contract's example (lobby entrance to room 201), unscheduled."""
+    mission = copy.deepcopy(DISPATCH_EXAMPLE["mission"])
+    del mission["scheduled_time"]
+    return {**mission, "mission_id": mission_id}
 
 
 TELEMETRY_TABLES = {

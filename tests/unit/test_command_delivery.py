@@ -10,6 +10,7 @@ runs on the autojump clock; times are virtual seconds since the start of the tes
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from actors.vehicle.offline_queue import QueuedCommand
 from actors.vehicle.ports import AuditEntry
 from hub.clock import utc_now
 from hub.contract.command_acks import CommandAck
+from hub.contract.commands import DISPATCH_EXAMPLE
 from hub.runtime import Reply
 from storage.database import StorageError, StorageUnavailableError
 from tests.unit.fakes import MemoryVehicleStore, RecordingPublisher, StatusWrite
@@ -196,19 +198,8 @@ def command(
     """A command as the VehicleActor hands it to the desk."""
     if kind == "dispatch" and "mission" not in fields:
         fields["mission"] = {
+            **copy.deepcopy(DISPATCH_EXAMPLE["mission"]),
             "mission_id": f"mission_{command_id}",
-            "pickup": {
-                "waypoint_id": "lobby",
-                "latitude": 35.6811,
-                "longitude": 139.767,
-                "action": "dock_wheelchair",
-            },
-            "destination": {
-                "waypoint_id": "room_201",
-                "latitude": 35.682456,
-                "longitude": 139.768234,
-                "action": "undock_wheelchair",
-            },
         }
     payload = {"type": kind, "command_id": command_id, "timestamp": TIMESTAMP, **fields}
     queued = QueuedCommand(command_id, kind, payload, created_at or utc_now(), sender="operator_1")
