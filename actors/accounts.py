@@ -255,7 +255,7 @@ class AccountService:
                 )
         except UniqueViolationError:
             async with storage_guard():
-                disabled = await vehicle_queries.is_disabled(self._database, vehicle_id)
+                disabled = await vehicle_queries.enabled_flag(self._database, vehicle_id) is False
             message = f"Vehicle {vehicle_id} is already registered"
             if disabled:
                 message = (

@@ -31,7 +31,7 @@ class VehicleRegistry:
     async def refresh(self, vehicle_id: str) -> None:
         """Read one vehicle's state again: enabled, disabled or gone (raises the storage
         error family). Blocks for one query."""
-        if await vehicle_queries.is_enabled(self._database, vehicle_id):
+        if await vehicle_queries.enabled_flag(self._database, vehicle_id):
             self._enabled.add(vehicle_id)
         else:
             self._enabled.discard(vehicle_id)

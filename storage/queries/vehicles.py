@@ -82,20 +82,12 @@ async def enable_vehicle(database: Database, vehicle_id: str) -> bool | None:
     return None if value is None else value == "enabled"
 
 
-async def is_enabled(database: Database, vehicle_id: str) -> bool:
-    """Whether the vehicle is registered and enabled."""
+async def enabled_flag(database: Database, vehicle_id: str) -> bool | None:
+    """Whether the vehicle is enabled; None if it is not registered at all."""
     value = await database.fetchval(
         "SELECT enabled FROM vehicles WHERE vehicle_id = $1", vehicle_id
     )
-    return value is True
-
-
-async def is_disabled(database: Database, vehicle_id: str) -> bool:
-    """Whether the vehicle is registered and disabled."""
-    value = await database.fetchval(
-        "SELECT NOT enabled FROM vehicles WHERE vehicle_id = $1", vehicle_id
-    )
-    return bool(value)
+    return None if value is None else bool(value)
 
 
 async def credentials_for_client(database: Database, client_id: str) -> Row | None:
