@@ -7,6 +7,7 @@ setting prints one line naming the variable and exits 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import logging
 import secrets
@@ -20,7 +21,8 @@ from actors.accounts import AccountService
 from actors.rate_limit import RateLimiter
 from actors.vehicle.registry import VehicleRegistry
 from api import serve
-from hub.config import ConfigError, Settings, load_settings
+from api.workers import WorkersStartError, run_workers
+from hub.config import ConfigError, Settings, load_settings, worker_count
 from hub.contract.roles import PEOPLE_ROLES
 from hub.errors import ContractError
 from hub.logs import configure_logging
@@ -35,7 +37,16 @@ T = TypeVar("T")
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tvm-hub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run the hub (HTTP + WebSocket) until SIGTERM")
+    serve_command = commands.add_parser(
+        "serve", help="run the hub (HTTP + WebSocket) until SIGTERM"
+    )
+    serve_command.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=None,
+        metavar="N",
+        help="hub processes sharing the port (default TVM_WORKERS, else 1); see docs/deployment.md",
+    )
 
     database = commands.add_parser("db", help="database migrations")
     database_commands = database.add_subparsers(dest="db_command", required=True)
@@ -69,6 +80,37 @@ def _parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate", help="run simulated vehicles against a hub")
     simulator_options.add_arguments(simulate)
     return parser
+
+
+def _worker_count(text: str) -> int:
+    try:
+        return worker_count(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def _serve(settings: Settings, workers: int | None) -> int:
+    """``serve``: one hub process, or the parent of ``workers`` of them (``--workers``)."""
+    count = settings.workers if workers is None else workers
+    if settings.worker_id is not None or count == 1:
+        serve.run(settings)
+        return 0
+    settings = dataclasses.replace(settings, workers=count)
+    try:
+        return run_workers(settings, prepare=lambda dsn: _prepare_workers(settings, dsn))
+    except WorkersStartError as exc:
+        logging.getLogger(__name__).error("cannot start the workers: %s", exc)
+        print(f"tvm-hub: {exc}", file=sys.stderr)
+        return 1
+
+
+def _prepare_workers(settings: Settings, dsn: str) -> None:
+    """Create the configured admin once, before the workers start (each would try it)."""
+    username, password = settings.admin_username, settings.admin_password
+    if username is None or password is None:
+        return
+    if trio.run(_with_accounts, settings, dsn, lambda a: a.ensure_admin(username, password)):
+        logging.getLogger(__name__).info("created admin user %s", username)
 
 
 async def _with_accounts(
@@ -186,7 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tvm-hub: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(
-        settings.log_level, log_dir=settings.log_dir, files_kept=settings.log_files_kept
+        settings.log_level,
+        log_dir=settings.log_dir,
+        files_kept=settings.log_files_kept,
+        worker=settings.worker_id,
     )
     configure_hashing(
         time_cost=settings.argon2_time_cost,
@@ -196,8 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         match arguments.command:
             case "serve":
-                serve.run(settings)
-                return 0
+                return _serve(settings, arguments.workers)
             case "db":
                 return _db(settings, arguments.db_command, getattr(arguments, "revision", ""))
             case "vehicle":

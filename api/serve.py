@@ -19,7 +19,9 @@ exits 0.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -256,8 +258,9 @@ async def serve_hub(
             await service_nursery.start(watch_loop_lag)
             base = binds[0]
             logger.info(
-                "TVM Hub listening on %s — API docs %s/docs, WebSocket protocol %s/asyncapi.json,"
-                " health %s/health",
+                "TVM Hub%s listening on %s — API docs %s/docs, WebSocket protocol"
+                " %s/asyncapi.json, health %s/health",
+                _worker_name(settings),
                 ", ".join(binds),
                 base,
                 base,
@@ -301,14 +304,41 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.websocket_max_message_size = settings.websocket_max_message_bytes
     config.h11_max_incomplete_size = 64 * 1024
     config.backlog = LISTEN_BACKLOG
+    if settings.worker_id is not None:
+        share_port(config, settings.workers)
     return config
 
 
+def share_port(config: HypercornConfig, workers: int) -> None:
+    """Bind with ``SO_REUSEPORT``, so the ``workers`` processes of ``serve --workers`` listen on
+    one port and the kernel spreads new connections across them.
+
+    Hypercorn sets that option on the sockets it creates when ``workers > 1``; its ``serve``
+    runs one process whatever ``workers`` says, and warns that the setting has no effect there.
+    """
+    config.workers = workers
+    warnings.filterwarnings(
+        "ignore", message="The config `workers` has no affect", module="hypercorn"
+    )
+
+
+def _worker_name(settings: Settings) -> str:
+    """`` worker 2 (pid 4242)`` under ``serve --workers N``, else nothing."""
+    if settings.worker_id is None:
+        return ""
+    return f" worker {settings.worker_id} (pid {os.getpid()})"
+
+
 def run(settings: Settings) -> None:
-    """Start everything and block until the hub stops (the ``tvm-hub serve`` command)."""
+    """Start everything and block until the hub stops (the ``tvm-hub serve`` command).
+
+    A worker of ``serve --workers N`` (``TVM_WORKER_ID`` set) finds its database in
+    ``DATABASE_URL`` and leaves the migrations to its parent, which ran them before starting it.
+    """
     target = resolve_database(settings)
     try:
-        migrate.upgrade(target.dsn)
+        if settings.worker_id is None:
+            migrate.upgrade(target.dsn)
         trio.run(serve_hub, settings, target.dsn)
     finally:
         target.stop()

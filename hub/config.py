@@ -23,6 +23,8 @@ MIN_JWT_SECRET_BYTES = 32
 ARGON2_PRODUCTION_MINIMUM = (2, 19 * 1024)
 """Time cost and memory (KiB) below which production refuses to hash secrets (OWASP)."""
 ENVIRONMENTS = ("development", "production")
+MAX_WORKERS = 64
+"""The most hub processes ``serve --workers`` runs (``TVM_WORKERS``)."""
 
 T = TypeVar("T")
 
@@ -108,6 +110,8 @@ class Settings:
     body_timeout: float = 30 * SECONDS
     fast_telemetry: bool = True
     websocket_max_message_bytes: int = 1024 * 1024
+    workers: int = 1
+    worker_id: int | None = None
 
     @property
     def tls_enabled(self) -> bool:
@@ -153,6 +157,26 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise ValueError("must be a port number 0-65535")
     return value
+
+
+def worker_count(text: str) -> int:
+    """``TVM_WORKERS`` (or ``serve --workers``): how many hub processes share the port."""
+    value = int(text)
+    if not 1 <= value <= MAX_WORKERS:
+        raise ValueError(f"must be a whole number of workers from 1 to {MAX_WORKERS}")
+    return value
+
+
+def _worker_id(env: Mapping[str, str], workers: int) -> int | None:
+    """``TVM_WORKER_ID``, set by the parent of ``serve --workers N``: 0 to N - 1."""
+
+    def convert(text: str) -> int:
+        value = int(text)
+        if not 0 <= value < workers:
+            raise ValueError(f"must be 0 to {workers - 1} (TVM_WORKERS={workers})")
+        return value
+
+    return _parse(env, "TVM_WORKER_ID", convert, None)
 
 
 def _bool(text: str) -> bool:
@@ -284,6 +308,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f" {minimum_memory} are required in production"
         )
     cert, key, proxy = _tls_files(env, environment)
+    workers = _parse(env, "TVM_WORKERS", worker_count, DEFAULTS.workers)
     d = DEFAULTS
     return Settings(
         host=_parse(env, "TVM_HOST", str, d.host),
@@ -363,4 +388,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         websocket_max_message_bytes=_parse(
             env, "TVM_WS_MAX_MESSAGE_BYTES", _positive_int, d.websocket_max_message_bytes
         ),
+        workers=workers,
+        worker_id=_worker_id(env, workers),
     )

@@ -4,7 +4,9 @@ file rotated at midnight UTC with the last N files kept (TVM-ERR-002, TVM-OBS-00
 Each line has timestamp, level, logger, message, and — when known — request_id,
 vehicle_id and user_id, taken from :data:`LOG_CONTEXT`, which the API sets per request
 (trio tasks copy context variables, so everything a request does logs with its id).
-Errors carry their stack trace.
+Errors carry their stack trace. Under ``serve --workers N`` every line of a worker also
+carries ``worker`` (0 to N - 1), and each worker writes its own file
+(``tvm-hub-worker-<n>.log``): the processes share stdout, but never rotate one file.
 """
 
 from __future__ import annotations
@@ -61,7 +63,12 @@ def current_request_id() -> str | None:
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON line; errors carry their stack trace."""
+    """Formats a record as one JSON line; errors carry their stack trace. ``worker`` (when
+    given) is written into every line."""
+
+    def __init__(self, *, worker: int | None = None) -> None:
+        super().__init__()
+        self._worker = worker
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -70,6 +77,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self._worker is not None:
+            entry["worker"] = self._worker
         context = LOG_CONTEXT.get() or {}
         for name in _EXTRA_FIELDS:
             value = getattr(record, name, None) or context.get(name)
@@ -81,16 +90,22 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(
-    level: str = "INFO", *, log_dir: Path | None = None, files_kept: int = 10
+    level: str = "INFO",
+    *,
+    log_dir: Path | None = None,
+    files_kept: int = 10,
+    worker: int | None = None,
 ) -> None:
-    """Send every logger's records to stdout (and the log dir) as JSON lines."""
-    formatter = JsonFormatter()
+    """Send every logger's records to stdout (and the log dir) as JSON lines; ``worker`` is
+    the worker number under ``serve --workers N`` (None for the hub's only or parent process)."""
+    formatter = JsonFormatter(worker=worker)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
+        file_name = "tvm-hub.log" if worker is None else f"tvm-hub-worker-{worker}.log"
         handlers.append(
             logging.handlers.TimedRotatingFileHandler(
-                log_dir / "tvm-hub.log",
+                log_dir / file_name,
                 when="midnight",
                 utc=True,
                 backupCount=files_kept,

@@ -83,6 +83,13 @@ replica_fallbacks = Counter(
     "History and audit reads served by the primary because the read replica failed",
     registry=REGISTRY,
 )
+worker_info = Gauge(
+    "hub_worker_info",
+    "Always 1: which process answered (worker 0 to N - 1 under serve --workers N, empty when"
+    " the hub runs as one process) and its pid",
+    ["worker", "pid"],
+    registry=REGISTRY,
+)
 writer_queue_depth = Gauge(
     "writer_queue_depth", "Write requests waiting for the next group commit", registry=REGISTRY
 )

@@ -1,6 +1,8 @@
-"""``/debug/actors`` (admin): every live actor and what it holds."""
+"""``/debug/actors`` (admin): every live actor and what it holds, and which worker answered."""
 
 from __future__ import annotations
+
+import os
 
 from quart import Quart, Response
 from quart_schema import document_response, tag
@@ -21,9 +23,11 @@ def register(app: Quart, services: HubServices) -> None:
         """Every live actor and what it holds (admin).
 
         Kind, id, mailbox and queue depth, connection state, last heartbeat, restarts,
-        subscriptions of every live actor.
+        subscriptions of every live actor. ``worker`` says which process answered: under
+        ``serve --workers N`` each worker holds only the actors of its own connections.
         """
         require_role(services, ADMINS)
-        return json_response({"actors": services.actors.snapshot()})
+        worker = {"id": services.settings.worker_id, "pid": os.getpid()}
+        return json_response({"worker": worker, "actors": services.actors.snapshot()})
 
     app.add_url_rule("/debug/actors", view_func=debug_actors, methods=["GET"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter as Tally
 
 from quart import Quart, Response
@@ -13,6 +14,8 @@ from hub import metrics
 
 def refresh_gauges(services: HubServices) -> None:
     """Set the gauges that describe the hub right now."""
+    worker_id = services.settings.worker_id
+    metrics.worker_info.labels("" if worker_id is None else str(worker_id), str(os.getpid())).set(1)
     for state, count in services.health.pool_usage().items():
         metrics.db_pool_usage.labels(state).set(count)
     snapshot = services.actors.snapshot()

@@ -323,6 +323,16 @@ class VehicleEnabled(ResponseModel):
     enabled: Literal[True]
 
 
+class WorkerIdentity(ResponseModel):
+    """Which hub process answered: its worker number under ``serve --workers N``, its pid."""
+
+    id: int | None = Field(
+        description="0 to N - 1 under ``serve --workers N`` (TVM_WORKER_ID); null when the hub"
+        " runs as one process"
+    )
+    pid: int = Field(description="The answering process's id")
+
+
 class ActorList(ResponseModel):
     """``GET /debug/actors``: every live actor; the keys beyond ``kind`` depend on the kind."""
 
@@ -330,6 +340,7 @@ class ActorList(ResponseModel):
         json_schema_extra={
             "examples": [
                 {
+                    "worker": {"id": 0, "pid": 4242},
                     "actors": [
                         {
                             "kind": "vehicle",
@@ -339,10 +350,11 @@ class ActorList(ResponseModel):
                             "connected": True,
                             "queue_depth": 0,
                         }
-                    ]
+                    ],
                 }
             ]
         }
     )
 
+    worker: WorkerIdentity
     actors: list[dict[str, Any]]
