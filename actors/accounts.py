@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from actors.rate_limit import RateLimiter
+from actors import rate_limit
 from actors.vehicle.registry import VehicleRegistry
 from hub import metrics, security
 from hub.clock import utc_now
@@ -59,7 +59,7 @@ class AccountService:
         database: Database,
         registry: VehicleRegistry,
         codec: security.TokenCodec,
-        limiter: RateLimiter,
+        limiter: rate_limit.Limiter,
         refresh_ttl_seconds: float,
     ) -> None:
         self._database = database
@@ -105,14 +105,22 @@ class AccountService:
         if not new_row:
             metrics.audit_repeats.labels(action).inc()
 
-    def _login_succeeded(self, client_key: str, address: str) -> None:
-        """Only failures count towards the login limit (CONTRACT §2): refund a good login."""
-        self._limiter.refund("login_client", client_key)
-        self._limiter.refund("login_address", address)
+    async def _login_succeeded(self, client_key: str, address: str) -> None:
+        """Only failures count towards the login limit (CONTRACT §2): refund a good login.
 
-    def _check_login_rate(self, client_key: str, address: str) -> None:
+        With buckets shared through Redis this awaits it (at most its 250 ms timeout each).
+        """
+        await rate_limit.refund(self._limiter, "login_client", client_key)
+        await rate_limit.refund(self._limiter, "login_address", address)
+
+    async def _check_login_rate(self, client_key: str, address: str) -> None:
+        """Take a token of the client's and of the address' bucket; the 429 if either is dry.
+
+        With buckets shared through Redis this awaits it (at most its 250 ms timeout each;
+        Redis away lets the attempt through).
+        """
         for kind, key in (("login_client", client_key), ("login_address", address)):
-            decision = self._limiter.take(kind, key)
+            decision = await rate_limit.take(self._limiter, kind, key)
             if not decision.allowed:
                 raise decision.refusal()
 
@@ -120,7 +128,7 @@ class AccountService:
         self, client_id: str, client_secret: str, address: str
     ) -> dict[str, Any]:
         """Tokens for a vehicle's client credentials, or 401 ``invalid_client``."""
-        self._check_login_rate(client_id, address)
+        await self._check_login_rate(client_id, address)
         async with storage_guard():
             row = await vehicle_queries.credentials_for_client(self._database, client_id)
         secret_hash = None if row is None else row["secret_hash"]
@@ -134,7 +142,7 @@ class AccountService:
                 repeat_key=f"client_credentials {address}",
             )
             raise security.invalid_client()
-        self._login_succeeded(client_id, address)
+        await self._login_succeeded(client_id, address)
         vehicle_id = str(row["vehicle_id"])
         # Read again now, not from the row above: a disable committed meanwhile (here or on
         # another hub) must win, and a vehicle another process registered may report.
@@ -151,7 +159,7 @@ class AccountService:
 
     async def login_user(self, username: str, password: str, address: str) -> dict[str, Any]:
         """Tokens for a person's password, or 401 ``invalid_client``."""
-        self._check_login_rate("user:" + username, address)
+        await self._check_login_rate("user:" + username, address)
         async with storage_guard():
             row = await account_queries.user_by_name(self._database, username)
         password_hash = None if row is None else row["password_hash"]
@@ -165,7 +173,7 @@ class AccountService:
                 repeat_key=f"password {address}",
             )
             raise security.invalid_client()
-        self._login_succeeded("user:" + username, address)
+        await self._login_succeeded("user:" + username, address)
         tokens = await self._issue(
             subject=username,
             role=str(row["role"]),

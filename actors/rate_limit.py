@@ -1,4 +1,18 @@
-"""Token buckets per (vehicle, kind) and per login key (CONTRACT §5), on trio's clock."""
+"""Token buckets per (vehicle, kind) and per login key (CONTRACT §5).
+
+Two kinds of limiter give the same :class:`Decision`:
+
+- :class:`RateLimiter` keeps the buckets in this process, on trio's clock. Taking never
+  blocks, so a VehicleActor's control task uses it directly. It is the only limiter without
+  ``REDIS_URL``, and when the limits are off.
+- :class:`SharedRateLimiter` keeps them in Redis (:mod:`storage.redis_rate`), so every hub of
+  a fleet spends from the same buckets (TVM-SEC-003). Taking awaits Redis — one batched
+  round trip; 250–500 µs of CPU a take when takes come one at a time, 25–70 µs when many
+  are pending together (figures in :mod:`storage.redis_rate`) — so a vehicle's takes
+  happen in its telemetry lane, never in its control task. When Redis does not answer
+  within 250 ms the take is let through (limits off), counted in
+  ``rate_limit_unavailable_total``; limits apply again as soon as Redis answers.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +22,10 @@ from dataclasses import dataclass
 
 import trio
 
+from hub import metrics
 from hub.config import RateLimit
 from hub.errors import RateLimitedError
+from storage.redis_rate import RateStoreUnavailable, RedisBuckets
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +94,7 @@ class RateLimiter:
             bucket = TokenBucket(limit.rate, limit.burst, float(limit.burst), now)
             self._buckets[(kind, key)] = bucket
         allowed = bucket.take(now) or not self.enabled
-        wall = time.time()
-        return Decision(
-            allowed=allowed,
-            limit=limit.burst,
-            remaining=int(bucket.tokens),
-            reset_epoch=math.ceil(wall + bucket.seconds_until_full()),
-            retry_after=max(1, math.ceil(bucket.seconds_until_token())),
-        )
+        return decision(limit, allowed=allowed, tokens=bucket.tokens, wall=time.time())
 
     def refund(self, kind: str, key: str) -> None:
         """Give back the token of an attempt that turned out not to count (a good login)."""
@@ -97,3 +106,74 @@ class RateLimiter:
         for key, bucket in list(self._buckets.items()):
             if bucket.tokens + (now - bucket.updated_at) * bucket.rate >= bucket.burst:
                 del self._buckets[key]
+
+
+def decision(limit: RateLimit, *, allowed: bool, tokens: float, wall: float) -> Decision:
+    """The decision for a bucket of ``limit`` holding ``tokens`` right after a take."""
+    return Decision(
+        allowed=allowed,
+        limit=limit.burst,
+        remaining=int(tokens),
+        reset_epoch=math.ceil(wall + max(0.0, (limit.burst - tokens) / limit.rate)),
+        retry_after=max(1, math.ceil(max(0.0, (1 - tokens) / limit.rate))),
+    )
+
+
+class SharedRateLimiter:
+    """Buckets by key kept in Redis and shared by every hub using ``buckets``' Redis.
+
+    Same buckets, same decisions as :class:`RateLimiter` (created full, refilled at ``rate``
+    per second, at most ``burst``), on Redis' clock. While Redis does not answer, every take
+    is allowed and counted in ``rate_limit_unavailable_total`` (by kind); the quota headers
+    then come from an in-process bucket that refuses nothing.
+    """
+
+    def __init__(self, limits: dict[str, RateLimit], buckets: RedisBuckets) -> None:
+        self._limits = limits
+        self._buckets = buckets
+        self._unchecked = RateLimiter(limits, enabled=False)
+
+    async def take(self, kind: str, key: str) -> Decision:
+        """Spend one token of ``kind`` for ``key``.
+
+        Blocks for one Redis round trip, at most the buckets' timeout (250 ms); never raises
+        for Redis trouble (the take is then allowed). Cancellation abandons the wait.
+        """
+        limit = self._limits[kind]
+        try:
+            state = await self._buckets.take(kind, key, rate=limit.rate, burst=limit.burst)
+        except RateStoreUnavailable:
+            metrics.rate_limit_unavailable.labels(kind).inc()
+            return self._unchecked.take(kind, key)
+        return decision(limit, allowed=state.taken, tokens=state.tokens, wall=time.time())
+
+    async def refund(self, kind: str, key: str) -> None:
+        """Give back the token of an attempt that turned out not to count (a good login).
+
+        Blocks like :meth:`take`; a refund Redis does not answer is lost (that bucket holds
+        one token less until it refills).
+        """
+        limit = self._limits[kind]
+        try:
+            await self._buckets.take(kind, key, rate=limit.rate, burst=limit.burst, cost=-1)
+        except RateStoreUnavailable:
+            self._unchecked.refund(kind, key)
+
+
+Limiter = RateLimiter | SharedRateLimiter
+"""Either limiter, for a caller that may await (logins)."""
+
+
+async def take(limiter: Limiter, kind: str, key: str) -> Decision:
+    """``limiter.take``, awaited if the buckets are shared (blocks as that does)."""
+    if isinstance(limiter, SharedRateLimiter):
+        return await limiter.take(kind, key)
+    return limiter.take(kind, key)
+
+
+async def refund(limiter: Limiter, kind: str, key: str) -> None:
+    """``limiter.refund``, awaited if the buckets are shared (blocks as that does)."""
+    if isinstance(limiter, SharedRateLimiter):
+        await limiter.refund(kind, key)
+    else:
+        limiter.refund(kind, key)

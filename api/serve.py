@@ -29,6 +29,7 @@ from pathlib import Path
 
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.middleware import ProxyFixMiddleware
 from hypercorn.trio import serve as hypercorn_serve
 
 from actors.accounts import AccountService
@@ -36,15 +37,17 @@ from actors.alerts.actor import ALERTS_KEY, ALERTS_KIND, ALERTS_MAILBOX, AlertsA
 from actors.alerts.book import AlertBook
 from actors.alerts.channels import channels_from_settings
 from actors.alerts.publisher import HubPublisher
+from actors.bus_relay import BusRelay, BusService
 from actors.fleet_reads import FleetReads
 from actors.health import HealthProbe
 from actors.missions import MissionService
-from actors.rate_limit import RateLimiter
+from actors.rate_limit import RateLimiter, SharedRateLimiter
 from actors.retention.job import RETENTION_CALL_TIMEOUT, RetentionJob, RetentionPolicy
 from actors.router.sink import start_router
 from actors.sockets.connection import SocketPolicy
 from actors.vehicle.actor import VehicleActor, VehicleOptions
 from actors.vehicle.directory import VehicleDirectory
+from actors.vehicle.queued_follower import QueuedCommandFollower
 from actors.vehicle.registry import RegistryFollower, VehicleRegistry
 from actors.vehicle.store import PostgresVehicleStore
 from api.app import create_app
@@ -61,12 +64,15 @@ from storage.database import Database, open_asyncio_bridge, open_database
 from storage.embedded import start_embedded_postgres
 from storage.queries import vehicles as vehicle_queries
 from storage.queries.alerts import DatabaseAlertStore
+from storage.redis_bus import RedisBus, new_hub_id
+from storage.redis_rate import RedisBuckets
 from storage.replica import ReadDatabases, open_read_databases
 from storage.writer import Writer
 
 logger = logging.getLogger(__name__)
 
 GRACEFUL_TIMEOUT = 30.0
+BUS_START_WAIT = 2.0  # seconds start-up waits for Redis before serving on this hub alone
 DRAIN_TIMEOUT = 10.0
 
 
@@ -120,17 +126,35 @@ async def start_services(
         "registry", "changes", lambda: ServiceActor(RegistryFollower(registry, database.dsn))
     )
     codec = token_codec(settings)
+    shared_buckets: RedisBuckets | None = None  # limits shared by every hub (TVM-SEC-003)
+    if settings.redis_url is not None and settings.rate_limit_enabled:
+        buckets = shared_buckets = RedisBuckets(settings.redis_url)
+        await supervisor.start_child("rate_limits", "redis", lambda: ServiceActor(buckets))
     accounts = AccountService(
         database=database,
         registry=registry,
         codec=codec,
-        limiter=RateLimiter(login_limits(settings), enabled=settings.rate_limit_enabled),
+        limiter=(
+            RateLimiter(login_limits(settings), enabled=settings.rate_limit_enabled)
+            if shared_buckets is None
+            else SharedRateLimiter(login_limits(settings), shared_buckets)
+        ),
         refresh_ttl_seconds=settings.refresh_token_ttl,
     )
     admin = settings.admin_username, settings.admin_password
     if admin[0] and admin[1] and await accounts.ensure_admin(admin[0], admin[1]):
         logger.info("created admin user %s", settings.admin_username)
-    router = await start_router(actors)
+    bus = (
+        None
+        if settings.redis_url is None
+        else RedisBus(
+            settings.redis_url,
+            hub_id=new_hub_id(),
+            presence_ttl=settings.ping_interval + settings.pong_timeout,
+            namespace=settings.redis_namespace,
+        )
+    )
+    router = await start_router(actors, bus=bus, presence=bus)
     alert_store = DatabaseAlertStore(database)
     alerts = await supervisor.start_child(
         ALERTS_KIND,
@@ -153,6 +177,11 @@ async def start_services(
     options = VehicleOptions(
         rate_limits=settings.rate_limits,
         rate_limit_enabled=settings.rate_limit_enabled,
+        shared_limits=(
+            None
+            if shared_buckets is None
+            else SharedRateLimiter(settings.rate_limits, shared_buckets)
+        ),
         command_ttl=timedelta(seconds=settings.command_ttl),
         ack_timeout=settings.command_ack_timeout,
         ping_interval=settings.ping_interval,
@@ -165,7 +194,20 @@ async def start_services(
             publisher=publisher,
             known_error_codes=known_error_codes,
             options=options,
+            presence=bus,
         )
+
+    vehicles = VehicleDirectory(
+        actors=actors, known=registry, make_actor=make_vehicle_actor, hub=bus
+    )
+    await supervisor.start_child(
+        "commands", "queued", lambda: ServiceActor(QueuedCommandFollower(vehicles, database.dsn))
+    )
+    if bus is not None:
+        relay = BusRelay(router, vehicles)
+        await supervisor.start_child("bus", "redis", lambda: ServiceActor(BusService(bus, relay)))
+        with trio.move_on_after(BUS_START_WAIT):  # start on the bus if Redis is there
+            await bus.until_up()
 
     return HubServices(
         settings=settings,
@@ -181,7 +223,7 @@ async def start_services(
             redis_url=settings.redis_url,
         ),
         actors=actors,
-        vehicles=VehicleDirectory(actors=actors, known=registry, make_actor=make_vehicle_actor),
+        vehicles=vehicles,
         router=router,
         alerts=AlertBook(alert_store, alerts),
         missions=MissionService(database=database, registry=registry),
@@ -232,6 +274,12 @@ async def serve_hub(
                 served = TelemetryFastPath(served, services)
             if settings.tls_enabled and settings.http_redirect_port is not None:
                 served = RedirectInsecure(served, https_port=settings.port or 443)
+            if settings.trusted_proxy_hops:  # the client's address as the proxies saw it
+                served = ProxyFixMiddleware(  # type: ignore[assignment]
+                    served,  # type: ignore[arg-type]
+                    mode="legacy",
+                    trusted_hops=settings.trusted_proxy_hops,
+                )
 
             async def stop_trigger() -> None:
                 await shutdown_trigger()

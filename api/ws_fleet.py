@@ -106,7 +106,7 @@ def fleet_snapshot(reads: SnapshotReads, router: RouterSink) -> Snapshot:
             if vehicle_ids is not None:
                 wanted = set(vehicle_ids)
                 rows = [row for row in rows if row["vehicle_id"] in wanted]
-        connected = await router.connected_vehicles()
+        connected = await router.connected_vehicles([row["vehicle_id"] for row in rows])
         return [vehicle_summary(row, connected=row["vehicle_id"] in connected) for row in rows]
 
     return snapshot

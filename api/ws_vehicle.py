@@ -79,7 +79,7 @@ async def _send(text: str) -> None:
 async def serve_vehicle(services: HubServices, vehicle_id: str, link: OutboundLink) -> None:
     """Run one vehicle connection until it closes; the actor knows it for that long."""
     directory = services.vehicles
-    actor = await directory.actor(vehicle_id)
+    actor = await directory.connect(vehicle_id, link)  # the actor that now holds the socket
     request_id = socket_request_id()
 
     async def on_frame(raw: str | bytes) -> None:
@@ -104,7 +104,6 @@ async def serve_vehicle(services: HubServices, vehicle_id: str, link: OutboundLi
                 except (MailboxFullError, ActorStoppedError):
                     reply.fail(UnavailableError("Telemetry backlog full", retry_after=1))
 
-    await directory.connect(vehicle_id, link)
     try:
         code, reason = await run_socket(
             link, receive=_receive, send=_send, on_frame=on_frame, policy=services.socket_policy

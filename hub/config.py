@@ -8,6 +8,7 @@ Every setting has a default written in its unit. :func:`load_settings` raises
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -89,6 +90,7 @@ class Settings:
     ping_interval: float = 30 * SECONDS
     pong_timeout: float = 10 * SECONDS
     redis_url: str | None = None
+    redis_namespace: str = "tvm"
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str = "tvm-hub@localhost"
@@ -105,6 +107,7 @@ class Settings:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_terminated_by_proxy: bool = False
+    trusted_proxy_hops: int = 0
     http_redirect_port: int | None = None
     cors_origins: tuple[str, ...] = ()
     body_timeout: float = 30 * SECONDS
@@ -233,6 +236,19 @@ def _development_secret(data_dir: Path) -> str:
     return secret
 
 
+def _proxy_hops(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 5:
+        raise ValueError("must be 0 to 5")
+    return value
+
+
+def _namespace(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text):
+        raise ValueError("must be 1-64 letters, digits, '_', '.' or '-'")
+    return text
+
+
 def _hour_minute(text: str) -> str:
     hours, _, minutes = text.partition(":")
     if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
@@ -355,6 +371,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ping_interval=_parse(env, "TVM_WS_PING_INTERVAL_SECONDS", _positive_float, d.ping_interval),
         pong_timeout=_parse(env, "TVM_WS_PONG_TIMEOUT_SECONDS", _positive_float, d.pong_timeout),
         redis_url=_parse(env, "REDIS_URL", _redis_url, d.redis_url),
+        redis_namespace=_parse(env, "TVM_REDIS_NAMESPACE", _namespace, d.redis_namespace),
         smtp_host=_parse(env, "SMTP_HOST", str, d.smtp_host),
         smtp_port=_parse(env, "SMTP_PORT", _port, d.smtp_port),
         smtp_from=_parse(env, "SMTP_FROM", str, d.smtp_from),
@@ -381,6 +398,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         tls_cert_file=cert,
         tls_key_file=key,
         tls_terminated_by_proxy=proxy,
+        trusted_proxy_hops=_parse(
+            env, "TVM_TRUSTED_PROXY_HOPS", _proxy_hops, DEFAULTS.trusted_proxy_hops
+        ),
         http_redirect_port=_parse(env, "TVM_HTTP_REDIRECT_PORT", _port, d.http_redirect_port),
         cors_origins=_parse(env, "CORS_ORIGINS", _list, d.cors_origins),
         body_timeout=_parse(env, "TVM_BODY_TIMEOUT_SECONDS", _positive_float, d.body_timeout),

@@ -78,6 +78,13 @@ audit_repeats = Counter(
     ["action"],
     registry=REGISTRY,
 )
+rate_limit_unavailable = Counter(
+    "rate_limit_unavailable",
+    "Rate-limit takes let through unchecked because the shared buckets (Redis) did not answer,"
+    " by kind",
+    ["kind"],
+    registry=REGISTRY,
+)
 replica_fallbacks = Counter(
     "database_replica_fallbacks",
     "History and audit reads served by the primary because the read replica failed",

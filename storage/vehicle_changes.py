@@ -1,10 +1,14 @@
-"""Registrations, disables and enables made by any process, heard by every hub.
+"""What any process changes, heard by every hub: registrations, disables and enables, and
+commands queued for a vehicle.
 
 Migration 0004 has PostgreSQL ``NOTIFY tvm_vehicles, '<vehicle_id>'`` whenever a row of
-``vehicles`` is inserted, deleted or changes ``enabled``; the notification is sent at commit,
-to every session listening on that database. :func:`follow_vehicle_changes` holds one such
-session for a hub: the admin API of another hub, ``tvm-hub vehicle add`` and a manual
-``UPDATE`` all reach every hub's registry at once, with no Redis and no polling.
+``vehicles`` is inserted, deleted or changes ``enabled``; migration 0005 ``NOTIFY
+tvm_commands, '<vehicle_id>'`` whenever a command row is inserted as ``queued``. A
+notification is sent at commit, to every session listening on that database.
+:func:`follow_notifications` holds one such session for a hub: the admin API of another hub,
+``tvm-hub vehicle add`` and a manual ``UPDATE`` all reach every hub's registry at once, and a
+command queued on one hub reaches the hub holding the vehicle's socket, with no Redis and no
+polling.
 
 Notifications sent while the listening session is away are not queued by PostgreSQL, so each
 time the session (re)connects the caller is told to read everything again.
@@ -25,10 +29,15 @@ from storage.database import StorageError, translate_error
 logger = logging.getLogger(__name__)
 
 VEHICLE_CHANNEL = "tvm_vehicles"
-"""The PostgreSQL notification channel; each payload is one vehicle id."""
+"""The registry's notification channel; each payload is one vehicle id."""
+
+COMMAND_CHANNEL = "tvm_commands"
+"""Commands queued; each payload is the vehicle's id."""
 
 APPLICATION_NAME = "tvm-hub vehicle changes"
-"""How the listening session shows in ``pg_stat_activity``."""
+"""How the registry's listening session shows in ``pg_stat_activity``."""
+
+COMMANDS_APPLICATION_NAME = "tvm-hub queued commands"
 
 RECONNECT_DELAY = 1.0
 """Seconds between attempts to open the listening session while the database is away."""
@@ -49,8 +58,29 @@ async def follow_vehicle_changes(
     resync: Callable[[], Awaitable[None]],
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Until cancelled: await ``changed(vehicle_id)`` for each change, one at a time in the
-    order committed, and ``resync()`` after every (re)connect and whenever changes were missed.
+    """:func:`follow_notifications` of the registry's channel."""
+    await follow_notifications(
+        dsn,
+        VEHICLE_CHANNEL,
+        APPLICATION_NAME,
+        changed=changed,
+        resync=resync,
+        task_status=task_status,
+    )
+
+
+async def follow_notifications(
+    dsn: str,
+    channel: str,
+    application_name: str,
+    *,
+    changed: Callable[[str], Awaitable[None]],
+    resync: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Until cancelled: await ``changed(vehicle_id)`` for each notification on ``channel``,
+    one at a time in the order committed, and ``resync()`` after every (re)connect and
+    whenever notifications were missed.
 
     Reports started once the first session listens (or has failed to open: the database may
     be away at start; attempts go on every :data:`RECONNECT_DELAY`). Errors of ``changed``
@@ -67,19 +97,21 @@ async def follow_vehicle_changes(
 
     while True:
         try:
-            await _listen_once(dsn, changed, resync, listening)
+            await _listen_once(dsn, channel, application_name, changed, resync, listening)
         except StorageError as exc:
-            logger.warning("vehicle changes could not be applied: %s", exc)
+            logger.warning("%s could not be applied: %s", channel, exc)
         except trio.TooSlowError:
-            logger.warning("vehicle change listener got no answer; reconnecting")
+            logger.warning("%s listener got no answer; reconnecting", channel)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            logger.warning("vehicle change listener lost the database: %s", translate_error(exc))
+            logger.warning("%s listener lost the database: %s", channel, translate_error(exc))
         listening()  # the first attempt failed: start anyway, and keep trying
         await trio.sleep(RECONNECT_DELAY)
 
 
 async def _listen_once(
     dsn: str,
+    channel: str,
+    application_name: str,
     changed: Callable[[str], Awaitable[None]],
     resync: Callable[[], Awaitable[None]],
     listening: Callable[[], None],
@@ -90,15 +122,15 @@ async def _listen_once(
         try:
             heard_send.send_nowait(payload)
         except trio.WouldBlock:
-            logger.warning("vehicle changes arrive faster than they are applied; reading all")
+            logger.warning("%s arrive faster than they are applied; reading all", channel)
             _drain(heard)
             heard_send.send_nowait(None)  # None: read everything again
 
     connection: asyncpg.Connection = await trio_asyncio.aio_as_trio(asyncpg.connect)(
-        dsn, timeout=CONNECT_TIMEOUT, server_settings={"application_name": APPLICATION_NAME}
+        dsn, timeout=CONNECT_TIMEOUT, server_settings={"application_name": application_name}
     )
     try:
-        await trio_asyncio.aio_as_trio(connection.add_listener)(VEHICLE_CHANNEL, on_notify)
+        await trio_asyncio.aio_as_trio(connection.add_listener)(channel, on_notify)
         listening()
         await resync()  # whatever changed before this session listened
         while True:

@@ -12,19 +12,26 @@
 ``seq`` starts at ``seq_origin + 1`` per vehicle and only grows; a new incarnation (or hub)
 numbers from a new origin (the wall clock in µs), above any earlier ``seq``, so every
 ``since`` from before answers ``replayed: false``.
+
+With a bus (several hubs on Redis, :class:`EventBus`), the Router does not number or fan out
+what it is given: it publishes it, and fans out what the bus relays — every hub's events,
+its own included, numbered fleet-wide — so each hub's sessions see the whole fleet. While the
+bus is away it numbers and delivers on its own hub as without one, and when the bus returns
+it lifts the shared counters above the numbers it gave meanwhile.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
-from actors.router.replay import ReplayLimits, VehicleReplay, encode_numbered
+from actors.router.replay import ReplayLimits, VehicleReplay, encode_numbered, text_before_seq
 from actors.sockets.encoded import EncodedEvent, Frame
 from hub.contract.roles import STAFF
 from hub.logs import reset_log_context
@@ -43,6 +50,50 @@ STAFF_ROLES = frozenset(STAFF)
 _NOBODY: frozenset[str] = frozenset()
 
 Event = dict[str, Any]
+
+
+class EventBus(Protocol):
+    """The Router's side of the bus between hubs (``storage.redis_bus.RedisBus``). Every
+    method returns at once; False means "not taken: deliver it on this hub". A fallback runs
+    (on the bus's task) for a message taken but then lost with the connection."""
+
+    @property
+    def up(self) -> bool:
+        """Whether the bus is connected now."""
+        ...
+
+    def publish_event(
+        self,
+        vehicle_id: str,
+        type: str,
+        text_before_seq: str,
+        *,
+        floor: int,
+        alert: bool = False,
+        fallback: Callable[[], None] | None = None,
+    ) -> bool:
+        """Number (fleet-wide, at least ``floor + 1``) and publish an event."""
+        ...
+
+    def publish_status(
+        self,
+        vehicle_id: str,
+        sender_session: str | None,
+        text: str,
+        fallback: Callable[[], None] | None,
+    ) -> bool:
+        """Publish a command status."""
+        ...
+
+    def publish_alert(self, text: str, fallback: Callable[[], None] | None) -> bool:
+        """Publish an alert naming no vehicle."""
+        ...
+
+    def raise_floors(self, floors: Mapping[str, int]) -> None:
+        """Lift the shared counters to at least these numbers."""
+        ...
+
+
 Deliver = Callable[[Frame], bool]  # queue a frame without blocking; False: the session is gone
 Close = Callable[[int, str], None]  # end the session's socket with this code (never blocks)
 
@@ -120,6 +171,43 @@ class PublishCommandStatus:  # for its sender session and the vehicle's subscrib
 class PublishAlert:  # for every admin and operator session and the vehicle's subscribers
     event: Event
 
+    @property
+    def vehicle_id(self) -> str | None:
+        """The vehicle the alert names, if it names one (its stream numbers the alert)."""
+        vehicle_id = self.event.get("vehicle_id")
+        return vehicle_id if isinstance(vehicle_id, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayedEvent:  # a numbered event (or an alert naming a vehicle) the bus relays
+    vehicle_id: str
+    seq: int
+    type: str
+    text: str
+    alert: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RelayedStatus:  # a command status the bus relays
+    vehicle_id: str
+    sender_session: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RelayedAlert:  # an alert naming no vehicle, relayed by the bus
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BusState:  # the bus connected (up) or was lost
+    up: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverHere:  # a publish the bus took and then lost: deliver it on this hub
+    message: PublishEvent | PublishCommandStatus | PublishAlert
+
 
 class Overflow:
     """Must-deliver messages (command statuses, alerts, detaches) sent while the Router's
@@ -137,7 +225,8 @@ class Overflow:
 
 
 _Requests = Attach | Detach | Subscribe | Unsubscribe | StaffOnline | ConnectedVehicles
-RouterMessage = _Requests | PublishEvent | PublishCommandStatus | PublishAlert  # the mailbox's
+_Relayed = RelayedEvent | RelayedStatus | RelayedAlert | BusState | DeliverHere
+RouterMessage = _Requests | PublishEvent | PublishCommandStatus | PublishAlert | _Relayed
 
 
 class RouterState:
@@ -163,6 +252,7 @@ class RouterState:
         self._gone: list[str] = []
         self.connected: set[str] = set()  # vehicles whose last connection event said connected
         self.delivered = 0
+        self.stale = 0  # relayed events numbered below what this hub delivered already
 
     def attach(self, handle: SessionHandle) -> Attached:
         """Register a session; a known id keeps its subscriptions and takes the new handle."""
@@ -229,6 +319,28 @@ class RouterState:
                 self.connected.discard(vehicle_id)
         self._fan_out(vehicle_id, self._number(vehicle_id, event), ())
 
+    def accept_numbered(
+        self, vehicle_id: str, seq: int, type: str, text: str, *, alert: bool = False
+    ) -> None:
+        """An event numbered elsewhere (the bus): keep it for replay and hand it on, unless
+        its ``seq`` is not above the last one this hub delivered for the vehicle (it was
+        numbered while the bus was away; counted in ``stale`` and dropped)."""
+        last = self._seq.get(vehicle_id)
+        if last is not None and seq <= last:
+            self.stale += 1
+            return
+        self._seq[vehicle_id] = seq
+        if type == "vehicle_connection":
+            connected = json.loads(text).get("connected")
+            (self.connected.add if connected else self.connected.discard)(vehicle_id)
+        numbered = EncodedEvent(text, type=type, vehicle_id=vehicle_id, seq=seq)
+        self._keep(vehicle_id, numbered)
+        self._fan_out(vehicle_id, numbered, self._staff if alert else ())
+
+    def last_delivered(self, vehicle_id: str) -> int:
+        """The last ``seq`` this hub delivered for the vehicle (0 before any)."""
+        return self._seq.get(vehicle_id, 0)
+
     def publish_command_status(self, vehicle_id: str, event: Event, sender: str | None) -> None:
         """To the sender session and the vehicle's subscribers, each once. No ``seq``."""
         self._fan_out(vehicle_id, event, (sender,) if sender in self.sessions else ())
@@ -268,17 +380,21 @@ class RouterState:
             "vehicles_numbered": len(self._seq),
             "replay_events": sum(len(replay) for replay in self._replays.values()),
             "delivered": self.delivered,
+            "stale_dropped": self.stale,
         }
 
     def _number(self, vehicle_id: str, event: Event) -> EncodedEvent:
         """Give the event the vehicle's next ``seq``, encode it once, keep it for replay."""
         seq = self._seq[vehicle_id] = self._seq.get(vehicle_id, self.seq_origin) + 1
         numbered = encode_numbered(event, seq)
+        self._keep(vehicle_id, numbered)
+        return numbered
+
+    def _keep(self, vehicle_id: str, numbered: EncodedEvent) -> None:
         replay = self._replays.get(vehicle_id)
         if replay is None:
             replay = self._replays[vehicle_id] = VehicleReplay()
         replay.add(numbered, self._clock(), self.limits)
-        return numbered
 
     def expire_replays(self) -> None:
         """Forget replay events past their age, of vehicles gone quiet too (periodic)."""
@@ -349,9 +465,19 @@ class Router:
     ``since`` then answers ``replayed: false``).
     """
 
-    def __init__(self, state: RouterState, overflow: Overflow) -> None:
+    def __init__(
+        self,
+        state: RouterState,
+        overflow: Overflow,
+        *,
+        bus: EventBus | None = None,
+        deliver_here: Callable[[DeliverHere], None] = lambda message: None,
+    ) -> None:
         self.state = state
         self._overflow = overflow
+        self._bus = bus
+        self._deliver_here = deliver_here  # how a bus fallback reaches this mailbox
+        self._numbered_here: set[str] = set()  # vehicles numbered on this hub, bus away
 
     async def run(self, inbox: Inbox[RouterMessage], *, task_status: trio.TaskStatus[None]) -> None:
         """Handle messages until cancelled; drain the overflow whenever the mailbox is empty;
@@ -384,12 +510,23 @@ class Router:
         """Apply one message (no await: fan-out is synchronous)."""
         state = self.state
         match message:
-            case PublishEvent(vehicle_id, event):
-                state.publish_event(vehicle_id, event)
-            case PublishCommandStatus(vehicle_id, event, sender_session):
-                state.publish_command_status(vehicle_id, event, sender_session)
-            case PublishAlert(event):
-                state.publish_alert(event)
+            case PublishEvent() | PublishCommandStatus() | PublishAlert():
+                if not self._published(message):
+                    self._here(message)
+            case RelayedEvent(vehicle_id, seq, type, text, alert):
+                state.accept_numbered(vehicle_id, seq, type, text, alert=alert)
+            case RelayedStatus(vehicle_id, sender_session, text):
+                state.publish_command_status(vehicle_id, json.loads(text), sender_session)
+            case RelayedAlert(text):
+                state.publish_alert(json.loads(text))
+            case DeliverHere(original):
+                self._here(original)
+            case BusState(up):
+                if up and self._bus is not None and self._numbered_here:
+                    self._bus.raise_floors(
+                        {v: state.last_delivered(v) for v in self._numbered_here}
+                    )
+                    self._numbered_here.clear()
             case Attach(handle, reply):
                 reply.send(state.attach(handle))
             case Detach(session_id):
@@ -406,6 +543,45 @@ class Router:
             case ConnectedVehicles(reply):
                 reply.send(frozenset(state.connected))
 
+    def _published(self, message: PublishEvent | PublishCommandStatus | PublishAlert) -> bool:
+        """Hand a publish to the bus; False when it is away (deliver on this hub)."""
+        bus = self._bus
+        if bus is None or not bus.up:
+            return False
+
+        def fallback() -> None:
+            self._deliver_here(DeliverHere(message))
+
+        if isinstance(message, PublishCommandStatus):
+            text = _encode(message.event)
+            return bus.publish_status(message.vehicle_id, message.sender_session, text, fallback)
+        event, vehicle_id = message.event, message.vehicle_id
+        if vehicle_id is None:
+            return bus.publish_alert(_encode(event), fallback)
+        return bus.publish_event(
+            vehicle_id,
+            str(event.get("type")),
+            text_before_seq(event),
+            floor=self.state.last_delivered(vehicle_id),
+            alert=isinstance(message, PublishAlert),
+            fallback=fallback,
+        )
+
+    def _here(self, message: PublishEvent | PublishCommandStatus | PublishAlert) -> None:
+        """Number (where it has a vehicle) and fan out on this hub only."""
+        state = self.state
+        match message:
+            case PublishEvent(vehicle_id, event):
+                state.publish_event(vehicle_id, event)
+                if self._bus is not None:
+                    self._numbered_here.add(vehicle_id)
+            case PublishCommandStatus(vehicle_id, event, sender_session):
+                state.publish_command_status(vehicle_id, event, sender_session)
+            case PublishAlert(event):
+                state.publish_alert(event)
+                if self._bus is not None and message.vehicle_id is not None:
+                    self._numbered_here.add(message.vehicle_id)
+
     def describe(self) -> dict[str, Any]:
         """Fields for /debug/actors."""
         return {
@@ -413,3 +589,7 @@ class Router:
             "overflow": len(self._overflow.messages),
             "undelivered": self._overflow.lost,
         }
+
+
+def _encode(event: Event) -> str:
+    return json.dumps(event, separators=(",", ":"), allow_nan=False)

@@ -25,11 +25,20 @@ class ReplayLimits:
     max_events: int = 1000
 
 
+def text_before_seq(event: dict[str, Any]) -> str:
+    """The event's JSON text up to its ``seq`` value, which comes last: the number and a
+    closing brace finish it (so the hub that numbers it — or Redis — need not encode it)."""
+    fields = {name: value for name, value in event.items() if name != "seq"}
+    return json.dumps(fields, separators=(",", ":"), allow_nan=False)[:-1] + ',"seq":'
+
+
 def encode_numbered(event: dict[str, Any], seq: int) -> EncodedEvent:
     """``event`` with its ``seq``, encoded once (the publisher's dict is left as it was)."""
-    text = json.dumps({**event, "seq": seq}, separators=(",", ":"), allow_nan=False)
     return EncodedEvent(
-        text, type=str(event.get("type")), vehicle_id=str(event.get("vehicle_id")), seq=seq
+        f"{text_before_seq(event)}{seq}}}",
+        type=str(event.get("type")),
+        vehicle_id=str(event.get("vehicle_id")),
+        seq=seq,
     )
 
 
@@ -48,7 +57,13 @@ class VehicleReplay:
         return len(self.texts)
 
     def add(self, event: EncodedEvent, now: float, limits: ReplayLimits) -> None:
-        """Keep ``event`` (the next ``seq``), then forget what the limits no longer allow."""
+        """Keep ``event``, then forget what the limits no longer allow. An event that does not
+        follow the last one (numbers jumped: another hub numbered while the bus was away, or
+        Redis lost its counters) starts the buffer again: the gap cannot be replayed."""
+        if self.texts and event.seq != self.first_seq + len(self.texts):
+            self.texts.clear()
+            self.times.clear()
+            self.types.clear()
         if not self.texts:
             self.first_seq = event.seq
         self.texts.append(event.text)

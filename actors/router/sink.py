@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, Protocol
 
 import trio
 
@@ -21,12 +21,18 @@ from actors.router.actor import (
     ROUTER_KEY,
     ROUTER_KIND,
     ROUTER_MAILBOX_SIZE,
+    BusState,
     ConnectedVehicles,
+    DeliverHere,
     Detach,
+    EventBus,
     Overflow,
     PublishAlert,
     PublishCommandStatus,
     PublishEvent,
+    RelayedAlert,
+    RelayedEvent,
+    RelayedStatus,
     Router,
     RouterMessage,
     RouterState,
@@ -44,9 +50,15 @@ QUESTION_TIMEOUT = 1.0  # seconds an ask of the Router may take before the asker
 class RouterSink:
     """Publishing to the Router (never blocks) and asking it (bounded waits)."""
 
-    def __init__(self, ref: ActorRef[RouterMessage], overflow: Overflow) -> None:
+    def __init__(
+        self,
+        ref: ActorRef[RouterMessage],
+        overflow: Overflow,
+        presence: Presence | None = None,
+    ) -> None:
         self.ref = ref
         self._overflow = overflow
+        self._presence = presence
         self.dropped = 0  # telemetry events dropped because the Router's mailbox was full
 
     def vehicle_event(self, vehicle_id: str, event: dict[str, Any]) -> None:
@@ -65,6 +77,31 @@ class RouterSink:
         """Publish an alert to staff sessions and subscribers (must be delivered)."""
         self._tell(PublishAlert(event), droppable=False)
 
+    def relayed_event(
+        self, vehicle_id: str, seq: int, type: str, text: str, *, alert: bool
+    ) -> None:
+        """An event from the bus (telemetry may be dropped under overload; others not)."""
+        self._tell(
+            RelayedEvent(vehicle_id, seq, type, text, alert),
+            droppable=not alert and type in CONFLATABLE_TYPES,
+        )
+
+    def relayed_status(self, vehicle_id: str, sender_session: str | None, text: str) -> None:
+        """A command status from the bus (must be delivered)."""
+        self._tell(RelayedStatus(vehicle_id, sender_session, text), droppable=False)
+
+    def relayed_alert(self, text: str) -> None:
+        """An alert naming no vehicle, from the bus (must be delivered)."""
+        self._tell(RelayedAlert(text), droppable=False)
+
+    def bus_state(self, up: bool) -> None:
+        """The bus connected or was lost."""
+        self._tell(BusState(up), droppable=False)
+
+    def deliver_here(self, message: DeliverHere) -> None:
+        """A publish the bus lost: deliver it on this hub (must be delivered)."""
+        self._tell(message, droppable=False)
+
     def detach(self, session_id: str) -> None:
         """Forget a session; safe to call from a cancelled task (never blocks)."""
         self._tell(Detach(session_id), droppable=False)
@@ -79,8 +116,14 @@ class RouterSink:
                 return False
         return False
 
-    async def connected_vehicles(self) -> frozenset[str]:
-        """The vehicles with an open socket (empty if the Router does not answer in time)."""
+    async def connected_vehicles(self, among: Collection[str] = ()) -> frozenset[str]:
+        """The vehicles with an open socket, on any hub when there is a bus (its presence
+        records, for the vehicles named in ``among``), else on this hub (from their
+        connection events). Empty if nobody answers within a second."""
+        if self._presence is not None and among:
+            owners = await self._presence.owners(among)
+            if owners is not None:
+                return frozenset(owners)
         with trio.move_on_after(QUESTION_TIMEOUT):
             try:
                 return await self.ref.ask(ConnectedVehicles)
@@ -125,20 +168,40 @@ def seq_origin_now() -> int:
     return time.time_ns() // 1000
 
 
+class Presence(Protocol):
+    """Who holds which vehicle's socket, across hubs (``storage.redis_bus.RedisBus``)."""
+
+    async def owners(self, vehicle_ids: Collection[str]) -> dict[str, str] | None:
+        """The hub holding each connected vehicle's socket; None when it cannot say."""
+        ...
+
+
 async def start_router(
     actors: Registry,
     make_state: Callable[[], RouterState] | None = None,
     *,
     mailbox_size: int = ROUTER_MAILBOX_SIZE,
+    bus: EventBus | None = None,
+    presence: Presence | None = None,
 ) -> RouterSink:
     """Start the Router under ``actors`` and return its sink (``ValueError`` if running).
 
     Every incarnation gets a fresh state from ``make_state`` (default: default replay limits,
-    numbering from :func:`seq_origin_now`).
+    numbering from :func:`seq_origin_now`). With ``bus``, events go through it (see
+    :class:`~actors.router.actor.Router`); with ``presence``, ``connected`` is fleet-wide.
     """
     fresh = make_state or (lambda: RouterState(seq_origin=seq_origin_now()))
     overflow = Overflow()
+    sinks: list[RouterSink] = []
+
+    def deliver_here(message: DeliverHere) -> None:
+        sinks[0].deliver_here(message)
+
     ref: ActorRef[RouterMessage] = await actors.supervisor.start_child(
-        ROUTER_KIND, ROUTER_KEY, lambda: Router(fresh(), overflow), mailbox_size=mailbox_size
+        ROUTER_KIND,
+        ROUTER_KEY,
+        lambda: Router(fresh(), overflow, bus=bus, deliver_here=deliver_here),
+        mailbox_size=mailbox_size,
     )
-    return RouterSink(ref, overflow)
+    sinks.append(RouterSink(ref, overflow, presence))
+    return sinks[0]

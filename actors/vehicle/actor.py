@@ -4,8 +4,9 @@ Three tasks, each the only one to touch its part, so a slow database never delay
 
 - the **control task** (the mailbox loop) owns the socket, the commands (its
   :class:`~actors.vehicle.command_desk.CommandDesk`, driven by its deadlines), the rate
-  buckets and the state the resume rule reads. It never awaits storage: an emergency stop
-  goes out the moment it arrives;
+  buckets and the state the resume rule reads. It never awaits storage (nor Redis): an
+  emergency stop goes out the moment it arrives. With rate limits shared through Redis
+  (``VehicleOptions.shared_limits``) the telemetry lane takes the tokens instead;
 - the **telemetry lane** (:class:`~actors.vehicle.telemetry.TelemetryLane`) owns the live
   state and battery health, and checks and commits reports one at a time, in arrival order;
 - the **persistence lane** writes command rows, statuses and audit records in order.
@@ -25,7 +26,7 @@ from typing import Any
 
 import trio
 
-from actors.rate_limit import RateLimiter
+from actors.rate_limit import Decision, RateLimiter, SharedRateLimiter
 from actors.sockets.outbound import OutboundLink
 from actors.vehicle.command_desk import CommandDesk, PendingCommand, PersistJob
 from actors.vehicle.command_rows import (
@@ -45,9 +46,12 @@ from actors.vehicle.messages import (
     CommandStatus,
     CommandStored,
     Connect,
+    ConnectedElsewhere,
     Disconnect,
     Drain,
     GoingAway,
+    QueuedCommandsRead,
+    QueuedElsewhere,
     Report,
     SendCommand,
     StateSeen,
@@ -57,7 +61,14 @@ from actors.vehicle.messages import (
     VehicleMessage,
 )
 from actors.vehicle.offline_queue import QueuedCommand
-from actors.vehicle.ports import Publisher, StoredCommand, VehicleStore
+from actors.vehicle.ports import (
+    NoPresence,
+    Publisher,
+    SocketPresence,
+    StoredCommand,
+    VehicleStore,
+)
+from actors.vehicle.recent_ids import RecentIds
 from actors.vehicle.state import STATE_MEMORY
 from actors.vehicle.telemetry import (
     LANE_SIZE,
@@ -82,6 +93,7 @@ from storage.database import StorageError
 logger = logging.getLogger(__name__)
 
 PERSIST_LANE_SIZE = 10_000
+SEEN_COMMANDS = 10_000  # command ids an actor remembers having taken itself
 DRAIN_FLUSH_TIMEOUT = 5.0
 GOING_AWAY = 1001
 INTERNAL_ERROR = 1011
@@ -99,6 +111,9 @@ class VehicleOptions:
 
     rate_limits: dict[str, RateLimit]
     rate_limit_enabled: bool = True
+    # Buckets shared by every hub (Redis): the telemetry lane takes the tokens, since the
+    # control task must not await; None keeps them in this actor, taken by the control task.
+    shared_limits: SharedRateLimiter | None = None
     command_ttl: timedelta = timedelta(minutes=10)
     ack_timeout: float = 5.0
     ping_interval: float = 30.0
@@ -124,11 +139,13 @@ class VehicleActor:
         publisher: Publisher,
         known_error_codes: Collection[str],
         options: VehicleOptions,
+        presence: SocketPresence | None = None,
     ) -> None:
         self.vehicle_id = vehicle_id
         self._store = store
         self._publisher = publisher
         self._options = options
+        self._presence = presence or NoPresence()
         self._limits = RateLimiter(options.rate_limits, enabled=options.rate_limit_enabled)
         self._lane_send, self._lane_receive = trio.open_memory_channel[LaneJob](LANE_SIZE)
         self._persist_send, self._persist_receive = trio.open_memory_channel[
@@ -140,6 +157,7 @@ class VehicleActor:
             publisher=publisher,
             known_error_codes=known_error_codes,
             tell_control=self._tell_self,
+            shared_limits=options.shared_limits,
         )
         self.desk = CommandDesk(
             vehicle_id,
@@ -151,6 +169,7 @@ class VehicleActor:
             ack_timeout=options.ack_timeout,
         )
         self._awaiting_rows: dict[str, _AwaitingRow] = {}
+        self._seen_here = RecentIds(SEEN_COMMANDS)  # commands this actor took itself
         self._stop_replies: dict[str, Reply[CommandStatus]] = {}  # stops sent, rows pending
         self._last_state: StateSeen | None = None
         self._queue_position = 0
@@ -177,6 +196,7 @@ class VehicleActor:
         self.lane.restore(restored)
         for stored in sorted(restored.queued, key=_delivery_order):
             self._restore_command(stored)
+            self._seen_here.remember(stored.command_id)
         self._inbox = inbox
         try:
             async with trio.open_nursery() as lanes:
@@ -230,8 +250,8 @@ class VehicleActor:
             case Report():
                 self._admit_report(message, now)
             case BulkReport(parsed, request_id, reply):
-                quota = self._limits.take("bulk", self.vehicle_id)
-                if not quota.allowed:
+                quota = self._local_take("bulk")
+                if quota is not None and not quota.allowed:
                     reply.fail(quota.refusal())
                     return
                 self._to_lane(LaneBulk(parsed, quota, request_id, reply), reply)
@@ -241,7 +261,18 @@ class VehicleActor:
             case Disconnect(link_id):
                 if self.desk.link is not None and self.desk.link.link_id == link_id:
                     self.desk.disconnected()
+                    self._presence.release(self.vehicle_id, link_id)
                     self._connection_event(connected=False)
+            case QueuedElsewhere():
+                if self.desk.link is not None:
+                    self._persist(self._read_queued)
+            case QueuedCommandsRead(commands):
+                self._queued_elsewhere(commands, now)
+            case ConnectedElsewhere(hub_id):
+                if self.desk.link is not None:  # no "disconnected" event: it is connected
+                    logger.info("vehicle connected on hub %s: closing this socket", hub_id)
+                    self.desk.link.close(REPLACED, "replaced")
+                    self.desk.disconnected()
             case AckReceived(ack, _):
                 if not self.desk.acknowledged(ack, now):
                     logger.info("ack for unknown command %s", ack.command_id)
@@ -290,8 +321,8 @@ class VehicleActor:
     def _admit_report(self, message: Report, now: float) -> None:
         """The one admission step of every live report, REST or socket: rate limit, window."""
         record, reply = message.record, message.reply
-        quota = self._limits.take(record.kind, self.vehicle_id)
-        if not quota.allowed:
+        quota = self._local_take(record.kind)
+        if quota is not None and not quota.allowed:
             reply.fail(quota.refusal())
             return
         try:
@@ -302,6 +333,15 @@ class VehicleActor:
             reply.fail(error)
             return
         self._to_lane(LaneReport(record, quota, message.request_id, reply), reply)
+
+    def _local_take(self, kind: str) -> Decision | None:
+        """A token from this actor's bucket; None when the buckets are shared through Redis
+        (the telemetry lane takes it then, and answers the 429: the control task never
+        awaits, and a refused report still stores nothing). A report refused here for its
+        timestamp then costs no shared token."""
+        if self._options.shared_limits is not None:
+            return None
+        return self._limits.take(kind, self.vehicle_id)
 
     def _to_lane(self, job: LaneJob, reply: Reply[Any]) -> None:
         try:
@@ -321,6 +361,7 @@ class VehicleActor:
         )
         link.send_nowait(welcome, urgent=True)  # first, even before queued emergency stops
         self.desk.connected(link, now)
+        self._presence.claim(self.vehicle_id, link.link_id)
         self._connection_event(connected=True)
 
     def _connection_event(self, *, connected: bool) -> None:
@@ -364,6 +405,7 @@ class VehicleActor:
             )
             return
         self._queue_position += 1
+        self._seen_here.remember(command.command_id)
         is_stop = command.type == "emergency_stop"
         pending = PendingCommand(
             QueuedCommand(
@@ -446,6 +488,24 @@ class VehicleActor:
                 ids, status.status, sends=sends, ack=status.ack, sent_at=sent_at
             )
         )
+
+    async def _read_queued(self) -> None:
+        """(Persistence lane.) Read the queued commands and tell the control task."""
+        restored = await self._store.restore(self.vehicle_id)
+        await self._tell_self(QueuedCommandsRead(tuple(restored.queued)))
+
+    def _queued_elsewhere(self, commands: tuple[StoredCommand, ...], now: float) -> None:
+        """Deliver the queued commands another hub wrote that this one does not know yet
+        (emergency stops first, then in queue order)."""
+        for stored in sorted(commands, key=_delivery_order):
+            if stored.command_id in self._seen_here or self.desk.knows(stored.command_id):
+                continue  # this hub took it: it is delivering, delivered or refused it
+            logger.info("delivering %s, queued on another hub", stored.command_id)
+            self._restore_command(stored)
+            self._seen_here.remember(stored.command_id)
+        link = self.desk.link
+        if link is not None and not link.closed:
+            self.desk.connected(link, now)  # sends what is queued, in order
 
     def _restore_command(self, stored: StoredCommand) -> None:
         queued = QueuedCommand(

@@ -3,6 +3,13 @@
 REST handlers, the vehicle socket and frontend sessions go through :class:`VehicleDirectory`,
 so none of them knows how actors are started, named or supervised, and nothing reaches into
 an actor: every answer is a value the actor sent.
+
+With several hubs on a bus (``hub`` given), a command for a vehicle whose socket another hub
+holds is run there (:mod:`actors.vehicle.remote`); if that hub does not answer, the command is
+queued here, in the database, for the vehicle's next connection. A vehicle that connects here
+while this hub already has its actor starts a fresh one, restored from the database, so the
+commands other hubs queued for it meanwhile are delivered; and when it connects to another
+hub, this hub closes its older socket (4009).
 """
 
 from __future__ import annotations
@@ -27,18 +34,35 @@ from actors.vehicle.messages import (
     CommandOrigin,
     CommandStatus,
     Connect,
+    ConnectedElsewhere,
     Disconnect,
     Drain,
     GoingAway,
+    QueuedElsewhere,
     Report,
     ReportAccepted,
     SendCommand,
     VehicleMessage,
 )
 from actors.vehicle.registry import VehicleRegistry
+from actors.vehicle.remote import (
+    COMMAND_OUTCOME,
+    OWNER_LOOKUP,
+    REMOTE_MARGIN,
+    SEND_COMMAND,
+    HubLink,
+    decode_answer,
+    decode_outcome_call,
+    decode_send,
+    encode_answer,
+    encode_outcome_call,
+    encode_refusal,
+    encode_send,
+)
 from hub.contract.bulk import ParsedBulk
 from hub.contract.command_acks import CommandAck
 from hub.contract.commands import AnyCommand
+from hub.contract.errors import ContractError
 from hub.contract.telemetry import TelemetryRecord
 from hub.errors import InternalError, UnavailableError
 from hub.runtime import (
@@ -69,10 +93,14 @@ class VehicleDirectory:
         actors: Registry,
         known: VehicleRegistry,
         make_actor: Callable[[str], VehicleActor],
+        hub: HubLink | None = None,
     ) -> None:
         self._actors = actors
         self._known = known
         self._make_actor = make_actor
+        self._hub = hub
+        self.forwarded = 0  # commands run on the hub holding the vehicle's socket
+        self.forward_failures = 0  # ... that got no answer there, and were queued here
 
     async def actor(self, vehicle_id: str) -> ActorRef[VehicleMessage]:
         """The vehicle's actor, started if needed.
@@ -95,13 +123,7 @@ class VehicleDirectory:
             raise InternalError() from exc
 
     async def _ask(self, vehicle_id: str, build: Callable[[Reply[T]], VehicleMessage]) -> T:
-        ref = await self.actor(vehicle_id)
-        try:
-            return await ref.ask(build)
-        except ActorCrashedError as exc:
-            raise InternalError() from exc
-        except ActorStoppedError:
-            raise UnavailableError("The hub is shutting down, retry later") from None
+        return await _asked(await self.actor(vehicle_id), build)
 
     async def report(
         self, vehicle_id: str, record: TelemetryRecord, *, request_id: str | None
@@ -118,11 +140,106 @@ class VehicleDirectory:
     async def send_command(
         self, vehicle_id: str, command: AnyCommand, origin: CommandOrigin
     ) -> CommandStatus:
-        """Hand a command to the vehicle; returns once it is recorded and sent or queued."""
+        """Hand a command to the vehicle; returns once it is recorded and sent or queued.
+
+        When another hub holds the vehicle's socket, that hub runs it (one bus round trip);
+        if it does not answer within a few seconds, the command is queued on this hub.
+        """
+        self._known.require(vehicle_id)
+        owner = await self._remote_owner(vehicle_id)
+        if owner is not None:
+            body = encode_send(vehicle_id, command, origin)
+            answer = await self._forward(owner, SEND_COMMAND, body, REMOTE_MARGIN)
+            if answer is not None:
+                return answer
+        return await self._send_here(vehicle_id, command, origin)
+
+    async def _send_here(
+        self, vehicle_id: str, command: AnyCommand, origin: CommandOrigin
+    ) -> CommandStatus:
         return await self._ask(vehicle_id, lambda reply: SendCommand(command, origin, reply))
 
     async def outcome(self, vehicle_id: str, command_id: str, *, wait: float) -> CommandStatus:
-        """The command's outcome once written, or its status after ``wait`` seconds."""
+        """The command's outcome once written, or its status after ``wait`` seconds (asked of
+        the hub holding the vehicle's socket, when that is another one)."""
+        owner = await self._remote_owner(vehicle_id)
+        if owner is not None:
+            body = encode_outcome_call(vehicle_id, command_id, wait)
+            answer = await self._forward(owner, COMMAND_OUTCOME, body, wait + REMOTE_MARGIN)
+            if answer is not None:
+                return answer
+        return await self._outcome_here(vehicle_id, command_id, wait=wait)
+
+    async def _remote_owner(self, vehicle_id: str) -> str | None:
+        """The other hub holding the vehicle's socket, if one does and the bus is up."""
+        hub = self._hub
+        if hub is None or not hub.up or hub.holds(vehicle_id):
+            return None
+        owners = await hub.owners([vehicle_id], within=OWNER_LOOKUP)
+        owner = None if owners is None else owners.get(vehicle_id)
+        return owner if owner is not None and owner != hub.hub_id else None
+
+    async def _forward(
+        self, owner: str, name: str, body: str, answer_within: float
+    ) -> CommandStatus | None:
+        """Run a call on ``owner``; its status, or None when it did not answer (raises the
+        refusal it answered with)."""
+        assert self._hub is not None
+        try:
+            answer = await self._hub.call(owner, name, body, answer_within=answer_within)
+        except Exception as exc:  # the owner is gone or the bus was lost: handle it here
+            self.forward_failures += 1
+            logger.warning("hub %s did not run %s (%s); handling it here", owner, name, exc)
+            return None
+        self.forwarded += 1
+        return decode_answer(answer)
+
+    async def handle_call(self, name: str, body: str) -> str:
+        """Run another hub's call here (this hub holds the vehicle's socket); a refusal is
+        answered as the error itself. Blocks as the same request made here would."""
+        try:
+            if name == SEND_COMMAND:
+                vehicle_id, command, origin = decode_send(body)
+                self._known.require(vehicle_id)
+                return encode_answer(await self._send_here(vehicle_id, command, origin))
+            if name == COMMAND_OUTCOME:
+                vehicle_id, command_id, wait = decode_outcome_call(body)
+                status = await self._outcome_here(vehicle_id, command_id, wait=wait)
+                return encode_answer(status)
+        except ContractError as refusal:
+            return encode_refusal(refusal)
+        raise LookupError(f"no call named {name}")
+
+    async def queued_elsewhere(self, vehicle_id: str) -> None:
+        """A command was queued for the vehicle in the database (maybe by another hub): if
+        this hub holds its socket, its actor reads and delivers it. Never blocks for long."""
+        ref = self._actors.lookup(VEHICLE, vehicle_id)
+        if ref is not None and not ref.stopped:
+            with contextlib.suppress(MailboxFullError, ActorStoppedError):
+                ref.tell_nowait(QueuedElsewhere())
+
+    async def reread_queued(self) -> None:
+        """Notifications may have been missed: every vehicle actor holding a socket reads
+        its queued commands again."""
+        for ref in self._actors.supervisor.refs(VEHICLE):
+            with contextlib.suppress(MailboxFullError, ActorStoppedError):
+                ref.tell_nowait(QueuedElsewhere())
+
+    def connected_elsewhere(self, vehicle_id: str, hub_id: str) -> None:
+        """Another hub now holds the vehicle's socket: close ours (4009), without a
+        "disconnected" event (the vehicle is connected, there). Never blocks; the next
+        socket here restarts the actor from the database (:meth:`connect`)."""
+        if self._hub is None or hub_id == self._hub.hub_id:
+            return
+        ref = self._actors.lookup(VEHICLE, vehicle_id)
+        if ref is None or ref.stopped:
+            return
+        with contextlib.suppress(MailboxFullError, ActorStoppedError):
+            ref.tell_nowait(ConnectedElsewhere(hub_id))
+
+    async def _outcome_here(
+        self, vehicle_id: str, command_id: str, *, wait: float
+    ) -> CommandStatus:
         with trio.move_on_after(wait):
             return await self._ask(vehicle_id, lambda reply: AwaitOutcome(command_id, reply))
         return await self._ask(vehicle_id, lambda reply: CommandNow(command_id, reply))
@@ -131,9 +248,28 @@ class VehicleDirectory:
         """A copy of the vehicle's battery-health accumulators."""
         return await self._ask(vehicle_id, BatteryHealthNow)
 
-    async def connect(self, vehicle_id: str, link: OutboundLink) -> None:
-        """Attach a vehicle socket (the older one, if any, is closed 4009)."""
-        await self._ask(vehicle_id, lambda reply: Connect(link, reply))
+    async def connect(self, vehicle_id: str, link: OutboundLink) -> ActorRef[VehicleMessage]:
+        """Attach a vehicle socket (the older one, if any, is closed 4009); the actor that
+        holds it, for the socket's frames.
+
+        With several hubs, an actor this hub had before the connection is first drained and
+        stopped (a few seconds at most), so the one that takes the socket is restored from
+        the database with every command any hub queued for the vehicle.
+        """
+        if self._hub is not None:
+            await self._restart_for_socket(vehicle_id)
+        ref = await self.actor(vehicle_id)
+        await _asked(ref, lambda reply: Connect(link, reply))
+        return ref
+
+    async def _restart_for_socket(self, vehicle_id: str) -> None:
+        ref = self._actors.lookup(VEHICLE, vehicle_id)
+        if ref is None or ref.stopped:
+            return
+        with trio.move_on_after(DRAIN_TIMEOUT):
+            with contextlib.suppress(ActorCrashedError, ActorStoppedError):
+                await ref.ask(Drain)
+        await self._actors.supervisor.stop_child(VEHICLE, vehicle_id)
 
     async def disconnect(self, vehicle_id: str, link_id: str) -> None:
         """Detach a vehicle socket that closed (nothing to do if the actor is gone)."""
@@ -168,3 +304,13 @@ class VehicleDirectory:
             with trio.move_on_after(DRAIN_TIMEOUT):
                 with contextlib.suppress(ActorCrashedError, ActorStoppedError):
                     await ref.ask(Drain)
+
+
+async def _asked(ref: ActorRef[VehicleMessage], build: Callable[[Reply[T]], VehicleMessage]) -> T:
+    """The actor's answer; its crash is an InternalError, its stop an UnavailableError."""
+    try:
+        return await ref.ask(build)
+    except ActorCrashedError as exc:
+        raise InternalError() from exc
+    except ActorStoppedError:
+        raise UnavailableError("The hub is shutting down, retry later") from None

@@ -4,9 +4,10 @@ Requests from outside carry a :class:`~hub.runtime.Reply`; the caller sets the d
 Answers are frozen values — never the actor's own objects — so nothing another task holds
 can change under it, and nothing it holds lets it reach into the actor.
 
-Five messages come from the actor's own lanes (:class:`StateSeen`, :class:`CommandStored`,
-:class:`StopRecorded`, :class:`StopAnswerDue`, :class:`StatusWritten`): a lane that finished
-a piece of work tells the control task, which alone changes the command desk.
+Six messages come from the actor's own lanes (:class:`StateSeen`, :class:`CommandStored`,
+:class:`StopRecorded`, :class:`StopAnswerDue`, :class:`StatusWritten`,
+:class:`QueuedCommandsRead`): a lane that finished a piece of work tells the control task,
+which alone changes the command desk.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.rate_limit import Decision
 from actors.sockets.outbound import OutboundLink
@@ -25,6 +26,9 @@ from hub.contract.commands import AnyCommand
 from hub.contract.telemetry import TelemetryKind, TelemetryRecord
 from hub.errors import ContractError
 from hub.runtime import Reply
+
+if TYPE_CHECKING:
+    from actors.vehicle.ports import StoredCommand
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +166,27 @@ class GoingAway:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectedElsewhere:
+    """The vehicle opened a socket on another hub: close this hub's one with 4009."""
+
+    hub_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedElsewhere:
+    """Another hub queued a command for this vehicle in the database: if this hub holds the
+    vehicle's socket, read the queued commands and deliver the ones it does not know."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedCommandsRead:
+    """The vehicle's queued commands as the database holds them now (after
+    :class:`QueuedElsewhere`)."""
+
+    commands: tuple[StoredCommand, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Drain:
     """Answered once every storage write queued before it is done (shutdown)."""
 
@@ -223,6 +248,9 @@ VehicleMessage = (
     | CommandNow
     | BatteryHealthNow
     | GoingAway
+    | ConnectedElsewhere
+    | QueuedElsewhere
+    | QueuedCommandsRead
     | Drain
     | StateSeen
     | CommandStored

@@ -139,3 +139,27 @@ class Publisher(Protocol):
     async def staff_online(self) -> bool:
         """Whether an admin or operator session is attached to receive alerts now."""
         ...
+
+
+class SocketPresence(Protocol):
+    """Where a hub records that it holds a vehicle's socket, so that other hubs can route
+    the vehicle's commands here and close an older socket of it (the bus between hubs).
+    Never blocks."""
+
+    def claim(self, vehicle_id: str, link_id: str) -> None:
+        """This hub now holds the vehicle's socket ``link_id``."""
+        ...
+
+    def release(self, vehicle_id: str, link_id: str) -> None:
+        """The socket ``link_id`` closed."""
+        ...
+
+
+class NoPresence:
+    """One hub on its own: nobody else needs to know."""
+
+    def claim(self, vehicle_id: str, link_id: str) -> None:
+        """Nothing to record."""
+
+    def release(self, vehicle_id: str, link_id: str) -> None:
+        """Nothing to record."""

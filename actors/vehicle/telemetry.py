@@ -6,6 +6,10 @@ accumulators. It takes one job at a time, so per-vehicle order is the order of a
 transition is always checked against the previous accepted report. A report is answered
 only after its row is committed; then its event is published and, for a status, the state
 the resume rule needs is told to the actor's control task.
+
+With rate limits shared through Redis, the lane also takes each report's token (the control
+task never awaits Redis): a report the shared bucket refuses is answered 429 before anything
+is checked or stored.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import trio
 
-from actors.rate_limit import Decision
+from actors.rate_limit import Decision, SharedRateLimiter
 from actors.vehicle import battery_health, rules
 from actors.vehicle.battery_health import BatteryHealthState, SaveSchedule
 from actors.vehicle.messages import BulkAccepted, ReportAccepted, StateSeen
@@ -41,20 +45,23 @@ LANE_SIZE = 1_000
 
 @dataclass(frozen=True, slots=True)
 class LaneReport:
-    """A live record, admitted by the control task, to check and commit."""
+    """A live record, admitted by the control task, to check and commit.
+
+    ``quota`` is None when the shared buckets decide: the lane takes the token first.
+    """
 
     record: TelemetryRecord
-    quota: Decision
+    quota: Decision | None
     request_id: str | None
     reply: Reply[ReportAccepted]
 
 
 @dataclass(frozen=True, slots=True)
 class LaneBulk:
-    """An admitted offline backlog to commit in one transaction."""
+    """An admitted offline backlog to commit in one transaction (``quota``: as LaneReport)."""
 
     parsed: ParsedBulk
-    quota: Decision
+    quota: Decision | None
     request_id: str | None
     reply: Reply[BulkAccepted]
 
@@ -88,8 +95,10 @@ class TelemetryLane:
         known_error_codes: Collection[str],
         tell_control: Callable[[StateSeen], Awaitable[None]],
         save_interval: float = battery_health.SAVE_INTERVAL,
+        shared_limits: SharedRateLimiter | None = None,
     ) -> None:
         self.vehicle_id = vehicle_id
+        self._shared_limits = shared_limits
         self._store = store
         self._publisher = publisher
         self._known_error_codes = known_error_codes
@@ -141,13 +150,15 @@ class TelemetryLane:
 
     # --- live reports ---------------------------------------------------------------------
 
-    async def report(self, record: TelemetryRecord, quota: Decision) -> ReportAccepted:
+    async def report(self, record: TelemetryRecord, quota: Decision | None) -> ReportAccepted:
         """Check, commit and publish one live record; return the answer.
 
-        Blocks until committed; raises InvalidInputError for a forbidden transition (nothing
-        stored), UnavailableError when the database stays unreachable through the retries,
+        Blocks until committed; raises RateLimitedError when the shared bucket is dry (nothing
+        stored), InvalidInputError for a forbidden transition (nothing stored),
+        UnavailableError when the database stays unreachable through the retries,
         InternalError when it refuses the data.
         """
+        quota = await self._admitted(record.kind, quota)
         at = rules.Moment(utc_now(), trio.current_time())
         plan = rules.plan(self.state, record, backfilled=False, at=at)
         request = rules.write_request([plan])
@@ -209,13 +220,16 @@ class TelemetryLane:
 
     # --- bulk -----------------------------------------------------------------------------
 
-    async def bulk(self, parsed: ParsedBulk, quota: Decision) -> BulkAccepted:
+    async def bulk(self, parsed: ParsedBulk, quota: Decision | None) -> BulkAccepted:
         """Commit a whole offline backlog in one transaction; skip what is already stored.
+
+        Raises RateLimitedError when the shared bucket is dry (nothing stored).
 
         Transition rules are not applied to history; the live state moves only for records
         newer than what the hub holds. Error reports of severity error/critical raise
         alerts marked backfilled.
         """
+        quota = await self._admitted("bulk", quota)
         at = rules.Moment(utc_now(), trio.current_time())
         plans = [
             rules.plan(self.state, item.record, backfilled=True, at=at) for item in parsed.messages
@@ -253,6 +267,18 @@ class TelemetryLane:
         )
 
     # --- shared ---------------------------------------------------------------------------
+
+    async def _admitted(self, kind: str, quota: Decision | None) -> Decision:
+        """The control task's decision, or — None: the buckets are shared — the shared
+        bucket's, taken now (blocks for one Redis round trip, at most 250 ms). Raises the 429
+        if that bucket is dry."""
+        if quota is not None:
+            return quota
+        assert self._shared_limits is not None, "no quota and no shared buckets"
+        decided = await self._shared_limits.take(kind, self.vehicle_id)
+        if not decided.allowed:
+            raise decided.refusal()
+        return decided
 
     async def _commit(self, request: WriteRequest) -> WriteResult:
         try:

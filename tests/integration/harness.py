@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -227,6 +228,8 @@ def hub_settings(database_url: str, **overrides: Any) -> Settings:
         "db_pool_min": 2,
         "db_pool_max": 10,
         "rate_limit_enabled": False,
+        # Hubs on one test database share a fleet; tests running at once on one Redis do not.
+        "redis_namespace": "test-" + hashlib.sha1(database_url.encode()).hexdigest()[:12],
     }
     values.update(overrides)
     return Settings(**values)

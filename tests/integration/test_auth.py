@@ -547,3 +547,26 @@ async def test_people_cannot_post_vehicle_telemetry(database_url: str) -> None:
                 "/api/v1/vehicle/wheelchair_001/locations", headers=hub.admin_headers
             )
             assert history.json()["items"] == []
+
+
+async def test_behind_a_trusted_proxy_login_buckets_count_the_forwarded_address(
+    database_url: str,
+) -> None:
+    """With ``TVM_TRUSTED_PROXY_HOPS=1`` the address is the one the proxy forwards: every
+    client behind one load balancer does not share one login bucket."""
+
+    async def failed_login(hub: RunningHub, forwarded_for: str, attempt: int) -> int:
+        answer = await hub.client.post(
+            "/api/v1/auth/token",
+            json={"grant_type": "password", "username": f"u{attempt}", "password": "guess-guess"},
+            headers={"X-Forwarded-For": forwarded_for},
+        )
+        return answer.status_code
+
+    limits = {"rate_limit_enabled": True, "login_attempts_per_minute": 3}
+    async with running_hub(database_url, trusted_proxy_hops=1, **limits) as hub:
+        assert [await failed_login(hub, "203.0.113.7", n) for n in range(4)] == [401] * 3 + [429]
+        assert await failed_login(hub, "198.51.100.9", 9) == 401  # another client of the proxy
+    async with running_hub(database_url, **limits) as hub:  # no proxy trusted: the header is
+        codes = [await failed_login(hub, f"192.0.2.{n}", n) for n in range(4)]  # not believed
+        assert codes == [401] * 3 + [429]
