@@ -512,3 +512,50 @@ def test_an_emergency_stop_crosses_hubs_while_redis_is_away(
         talk(conversation)
         b.stop()
         a.stop()
+
+
+def test_a_vehicle_s_burst_is_shared_by_both_hubs(env: dict[str, str], tmp_path: Path) -> None:
+    # One location a minute, a burst of 4: the fifth post is refused whichever hub takes it.
+    env = {**env, "TVM_RATE_LIMIT_ENABLED": "true", "TVM_RATE_LOCATION": "0.016/4"}
+    with two_hubs(env, tmp_path) as (a, b):
+        token = vehicle_token(a)
+        codes = [post_location(hub, token).status_code for hub in (a, b, a, b)]
+        assert codes == [200] * 4
+        for hub in (a, b):
+            refused = post_location(hub, token)
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["error"] == "rate_limit_exceeded"
+        b.stop()
+        a.stop()
+
+
+def test_a_vehicle_registered_on_one_hub_logs_in_and_reports_on_the_other_at_once(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    with two_hubs(env, tmp_path) as (a, b):
+        created = a.client.post(
+            "/api/v1/admin/vehicles",
+            json={"vehicle_id": VEHICLE, "name": VEHICLE},
+            headers=bearer(a.admin),
+        )
+        assert created.status_code == 201, created.text
+        registered_at = time.monotonic()
+        credentials = {key: created.json()[key] for key in ("client_id", "client_secret")}
+        while True:
+            login = b.client.post("/api/v1/auth/token", json=credentials)
+            if login.status_code == 200 or time.monotonic() > registered_at + 5:
+                break
+            time.sleep(0.05)
+        assert login.status_code == 200, login.text
+        assert time.monotonic() - registered_at < 1.0
+        token = login.json()["access_token"]
+        assert post_location(b, token).status_code == 200
+        disabled = a.client.delete(f"/api/v1/admin/vehicles/{VEHICLE}", headers=bearer(a.admin))
+        assert disabled.status_code in (200, 204), disabled.text
+        deadline = time.monotonic() + 1.0
+        while post_location(b, token).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refused = post_location(b, token)
+        assert refused.status_code in (401, 404), refused.text  # its token or its id refused
+        b.stop()
+        a.stop()
