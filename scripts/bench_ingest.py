@@ -11,6 +11,7 @@ rate limits off) unless ``--url`` points at a running one. Prints figures; asser
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import time
@@ -78,8 +79,15 @@ async def bulk_runs(client: httpx.AsyncClient, admin: dict[str, str], runs: int)
     timings = []
     for run in range(runs):
         body = bulk_body(vehicle_id, datetime.now(UTC) - timedelta(hours=run + 1), 1000)
+        # Encoded before the clock starts, as a vehicle holds its buffer: what is timed is
+        # the upload and the hub's answer, not this script's JSON encoder.
+        content = json.dumps(body).encode()
         started = time.perf_counter()
-        answer = await client.post(f"/api/v1/vehicle/{vehicle_id}/bulk", json=body, headers=headers)
+        answer = await client.post(
+            f"/api/v1/vehicle/{vehicle_id}/bulk",
+            content=content,
+            headers={**headers, "Content-Type": "application/json"},
+        )
         timings.append(time.perf_counter() - started)
         answer.raise_for_status()
         assert answer.json()["inserted"] == 1000, answer.text

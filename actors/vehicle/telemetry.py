@@ -15,6 +15,7 @@ is checked or stored.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -256,8 +257,12 @@ class TelemetryLane:
         for reading in readings:
             assert isinstance(reading, BatteryUpdate)
             await self._observe_battery(reading)
-        for item, inserted in zip(parsed.messages, result.inserted, strict=True):
-            _count(item.kind, inserted)
+        tally = Counter(
+            (item.kind, inserted)
+            for item, inserted in zip(parsed.messages, result.inserted, strict=True)
+        )
+        for (kind, inserted), count in tally.items():  # one metric update per kind, not 1,000
+            _count(kind, inserted, count)
         self._publish_alerts([alert for alert in request.alerts if result.inserted[alert.source]])
         return BulkAccepted(
             received=len(parsed.messages),
@@ -333,5 +338,6 @@ def _refused_by_storage(exc: StorageError) -> InternalError:
     return InternalError("The report could not be stored; quote the request id to support")
 
 
-def _count(kind: str, inserted: bool) -> None:
-    (metrics.telemetry_ingested if inserted else metrics.telemetry_duplicates).labels(kind).inc()
+def _count(kind: str, inserted: bool, count: int = 1) -> None:
+    counter = metrics.telemetry_ingested if inserted else metrics.telemetry_duplicates
+    counter.labels(kind).inc(count)

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from hub.clock import TIMESTAMP_PATTERN
 from hub.contract.base import VEHICLE_ID_PATTERN, WireModel
 from hub.contract.errors import ContractError, InvalidInputError
 from hub.contract.mapping import FieldError, Loc, dotted, raise_first, to_field_errors
@@ -25,7 +26,7 @@ from hub.contract.telemetry import (
     TelemetryKind,
     TelemetryRecord,
 )
-from hub.contract.timestamps import EXAMPLE_TIMESTAMP, WireTimestamp
+from hub.contract.timestamps import EXAMPLE_TIMESTAMP, WireTimestamp, parse_exact
 from hub.contract.validation import check_bulk_timestamp, parse_json_object, validate_model
 
 BULK_MAX_MESSAGES = 1000
@@ -186,11 +187,14 @@ def _parse_message(
 ) -> BulkItem | None:
     """Validate one message; on failure append its errors and return None."""
     prefix = f"messages[{index}]"
-    try:
-        head = BulkMessage.model_validate(message)
-    except ValidationError as exc:
-        errors.extend(to_field_errors(BulkMessage, exc.errors(), _under(prefix)))
-        return None
+    head = _plain_head(message)
+    if head is None:  # not the plain shape: the model says exactly what is wrong, if anything
+        try:
+            checked = BulkMessage.model_validate(message)
+        except ValidationError as exc:
+            errors.extend(to_field_errors(BulkMessage, exc.errors(), _under(prefix)))
+            return None
+        head = _Head(checked.type, checked.timestamp, checked.data)
     failed = False
     try:
         check_bulk_timestamp(
@@ -231,6 +235,39 @@ def _parse_message(
     if failed:
         return None
     return BulkItem(index=index, kind=head.type, record=record)
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """A message's kind, timestamp and data, checked."""
+
+    type: TelemetryKind
+    timestamp: datetime
+    data: dict[str, Any]
+
+
+def _plain_head(message: Any) -> _Head | None:
+    """The message's head built without validation when it has the plain shape every
+    well-formed message has (exactly ``type``, ``timestamp``, ``data``; a known kind; a
+    timestamp of the exact form; an object of data); None otherwise. The same values
+    :class:`BulkMessage` would give, at a fraction of its cost per message."""
+    if not isinstance(message, dict) or message.keys() != _HEAD_KEYS:
+        return None
+    kind, timestamp, data = message["type"], message["timestamp"], message["data"]
+    if kind not in TELEMETRY_MODELS or not isinstance(data, dict):
+        return None
+    if not isinstance(timestamp, str) or not timestamp.isascii():
+        return None
+    if not TIMESTAMP_PATTERN.fullmatch(timestamp):
+        return None
+    try:
+        moment = parse_exact(timestamp)
+    except ValueError:
+        return None
+    return _Head(kind, moment, data)
+
+
+_HEAD_KEYS = frozenset({"type", "timestamp", "data"})
 
 
 def _under(prefix: str) -> Callable[[Loc], str | None]:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
+import pydantic_core
 from pydantic import BaseModel, ValidationError
 
 from hub.clock import format_timestamp
@@ -47,6 +48,20 @@ def decode_json(raw: bytes | str, *, clean_text: bool = False) -> Any:
     ``validation_error`` naming its field — except in an emergency stop (an object of
     ``type`` ``emergency_stop``, or ``clean_text``), where it is replaced by U+FFFD.
     """
+    if isinstance(raw, bytes) and not (
+        b"NaN" in raw or b"Infinity" in raw or may_hold_unstorable(raw)
+    ):
+        # pydantic-core's parser (Rust) decodes the same JSON to the same values at about
+        # half the cost of the stdlib's, which is much of a 1000-message bulk upload. It
+        # also takes NaN and Infinity, which the stdlib path refuses, may read an escaped
+        # lone surrogate its own way, and its errors read differently: all of those, and
+        # anything it does not take, go the stdlib way, for the same answer.
+        try:
+            data = pydantic_core.from_json(raw)
+        except ValueError:
+            pass
+        else:
+            return screen(data, raw, clean=clean_text)
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         data = json.loads(text, parse_constant=_refuse_constant)

@@ -307,3 +307,24 @@ def test_bulk_and_single_endpoints_give_the_same_answer(
         single_error.message,
         single_error.received_value,
     )
+
+
+def test_a_plain_message_gives_the_record_its_kind_s_model_gives() -> None:
+    """Well-formed messages skip the envelope model (the cost of a 1,000-message upload);
+    the records are still the per-kind model's, value for value."""
+    for kind in KINDS:
+        sent = message(kind)
+        (item,) = parse(upload([sent])).messages
+        expected = TELEMETRY_MODELS[kind].model_validate(  # type: ignore[attr-defined]
+            {**sent["data"], "timestamp": sent["timestamp"]}
+        )
+        assert item.record == expected
+
+
+def test_a_timestamp_of_the_right_form_but_no_real_date_still_names_its_field() -> None:
+    sent = {**message("location"), "timestamp": "2025-02-30T10:30:45.123Z"}
+    error = refused(upload([message("location"), sent]))
+    assert error.field == "messages[1].timestamp"
+    assert error.error == "invalid_timestamp"
+    assert error.message == "timestamp must be a real calendar date and time"
+    assert error.details is not None and error.details["index"] == 1

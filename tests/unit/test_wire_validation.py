@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from hub.contract import (
     validate_model,
     wire_text,
 )
+from hub.contract.validation import decode_json
 from hub.errors import ContractError
 from tests.unit.wire_examples import (
     DELETE,
@@ -362,3 +364,38 @@ def test_nan_inside_a_string_is_just_text() -> None:
 
 def test_parse_json_object_returns_the_object() -> None:
     assert parse_json_object(b'{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": 1e400, "b": [1, 2.5, -0.0, null, true], "c": "\\u00e9\\n\\"", "a2": 1}',
+        b'{"a": 1, "a": 2}',
+        b'{"big": 123456789012345678901234567890}',
+        '{"text": "caf\u00e9 \u2603"}'.encode(),
+    ],
+)
+def test_json_decodes_to_the_same_values_on_either_parser(raw: bytes) -> None:
+    """Plain bodies are decoded by pydantic-core's parser, the rest by the stdlib's: the
+    values are the same either way."""
+    assert decode_json(raw) == json.loads(raw)
+    assert repr(decode_json(raw)) == repr(json.loads(raw))
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b'{"a": NaN}', "invalid_json"),
+        (b'{"a": -Infinity}', "invalid_json"),
+        (b'{"a": 1', "invalid_json"),
+        (b'\xef\xbb\xbf{"a": 1}', "invalid_json"),
+        (b'{"a": "\\ud800"}', "validation_error"),
+        (b'{"a": "\\u0000"}', "validation_error"),
+    ],
+)
+def test_what_json_or_postgresql_cannot_hold_is_refused_on_either_parser(
+    raw: bytes, code: str
+) -> None:
+    with pytest.raises(ContractError) as refusal:
+        decode_json(raw)
+    assert refusal.value.error == code
