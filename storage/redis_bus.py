@@ -28,6 +28,7 @@ of many vehicles at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -381,7 +382,8 @@ class RedisBus:
         self._client = None
         self.last_error = describe_error(exc)
         for pending in self._calls.values():
-            pending.send_nowait((False, "the bus was lost"))
+            with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                pending.send_nowait((False, "the bus was lost"))  # answered already: fine
         self._fail_outbox()
         if was_up:
             logger.warning("bus lost: %s; delivering on this hub only", self.last_error)
@@ -451,7 +453,8 @@ class RedisBus:
                 _, call_id, ok, body = data.split("|", 3)
                 pending = self._calls.get(call_id)
                 if pending is not None:
-                    pending.send_nowait((ok == "1", body))
+                    with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                        pending.send_nowait((ok == "1", body))  # a second answer: dropped
         except Exception:  # one bad message must not end the relay of the others
             logger.exception("bus message not understood: %.200s", data)
 
