@@ -39,6 +39,7 @@ from tests.e2e.test_restart_queue import (
     talk,
 )
 from tests.integration.harness import DISPATCH_EXAMPLE, JWT_SECRET, error_body, location_body
+from tests.integration.test_alerts import redis_alerts
 from tests.integration.test_vehicle_socket import receive_welcome, send
 
 pytestmark = pytest.mark.hang_guard(240)
@@ -384,14 +385,16 @@ def connected_on(hub: LiveHub) -> bool:
     return bool(row["connected"])
 
 
-def test_an_alert_is_raised_and_pushed_once_with_two_hubs(
-    env: dict[str, str], tmp_path: Path, database_url: str
+def test_an_alert_is_raised_pushed_published_and_escalated_once_with_two_hubs(
+    env: dict[str, str], tmp_path: Path, database_url: str, redis: PrivateRedis
 ) -> None:
+    env = {**env, "TVM_ALERT_ESCALATION_SECONDS": "1"}
     with two_hubs(env, tmp_path) as (a, b):
         token = vehicle_token(a)
 
-        async def conversation() -> None:
+        async def conversation() -> list[dict[str, Any]]:
             async with (
+                redis_alerts(redis.url) as published,
                 open_socket(a.base_url, "/ws/v1/fleet", a.admin) as on_a,
                 open_socket(b.base_url, "/ws/v1/fleet", b.admin) as on_b,
             ):
@@ -406,15 +409,20 @@ def test_an_alert_is_raised_and_pushed_once_with_two_hubs(
                 )
                 assert answer.status_code == 200, answer.text
                 for session in (on_a, on_b):
-                    alert = await next_of(session, "alert")
-                    assert alert["vehicle_id"] == VEHICLE
-                    with trio.move_on_after(1.0):
+                    raised = await next_of(session, "alert")
+                    assert (raised["vehicle_id"], raised["escalated"]) == (VEHICLE, False)
+                    escalated = await next_of(session, "alert")  # a second later, once
+                    assert escalated["escalated"] is True
+                    assert escalated["alert_id"] == raised["alert_id"]
+                    with trio.move_on_after(1.5):
                         again = await next_of(session, "alert")
-                        pytest.fail(f"a second alert frame: {again}")
+                        pytest.fail(f"a third alert frame: {again}")
+                return list(published)
 
-        talk(conversation)
-        rows = db.fetch(database_url, "SELECT alert_id FROM alerts")
-        assert len(rows) == 1, rows
+        published = talk(conversation)
+        assert [frame["escalated"] for frame in published] == [False, True], published
+        rows = db.fetch(database_url, "SELECT alert_id, escalated_at FROM alerts")
+        assert len(rows) == 1 and rows[0]["escalated_at"] is not None, rows
 
 
 def test_redis_stopped_under_load_loses_nothing_and_cross_hub_delivery_comes_back(
