@@ -128,7 +128,9 @@ async def start_services(
     codec = token_codec(settings)
     shared_buckets: RedisBuckets | None = None  # limits shared by every hub (TVM-SEC-003)
     if settings.redis_url is not None and settings.rate_limit_enabled:
-        buckets = shared_buckets = RedisBuckets(settings.redis_url)
+        buckets = shared_buckets = RedisBuckets(
+            settings.redis_url, prefix=f"{settings.redis_namespace}:rate:"
+        )
         await supervisor.start_child("rate_limits", "redis", lambda: ServiceActor(buckets))
     accounts = AccountService(
         database=database,

@@ -45,16 +45,30 @@ class Clock:
         return self.now
 
 
+async def _deleting(redis_url: str, pattern: str) -> None:
+    """Delete every key matching ``pattern`` (a test's own, after the test)."""
+    client: coredis.Redis[str] = coredis.Redis.from_url(redis_url, decode_responses=True)
+    async with client:
+        keys = [key async for key in client.scan_iter(match=pattern)]
+        if keys:
+            await client.delete(keys)
+
+
+@pytest.fixture
+async def namespace(redis_url: str) -> AsyncIterator[str]:
+    """A hub namespace of this test's own (its buckets are ``<namespace>:rate:…``); its
+    keys are deleted afterwards."""
+    mine = f"test-rate-{secrets.token_hex(4)}"
+    yield mine
+    await _deleting(redis_url, mine + ":*")
+
+
 @pytest.fixture
 async def prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
     mine = f"tvm:test:rate:{secrets.token_hex(4)}:"
     yield mine
-    client: coredis.Redis[str] = coredis.Redis.from_url(redis_url, decode_responses=True)
-    async with client:
-        keys = [key async for key in client.scan_iter(match=mine + "*")]
-        if keys:
-            await client.delete(keys)
+    await _deleting(redis_url, mine + "*")
 
 
 @asynccontextmanager
@@ -283,11 +297,11 @@ SLOW_LOCATION = {**Settings().rate_limits, "location": RateLimit(rate=1 / 10, bu
 
 
 async def test_two_hubs_share_a_vehicle_burst_and_the_failed_logins_of_an_address(
-    database_url: str, redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, redis_url: str, namespace: str
 ) -> None:
-    monkeypatch.setattr(redis_rate, "DEFAULT_PREFIX", prefix)
     limits = {
         "redis_url": redis_url,
+        "redis_namespace": namespace,
         "rate_limit_enabled": True,
         "rate_limits": SLOW_LOCATION,  # no refill during the test, however slow the machine
         "login_attempts_per_minute": 3,
@@ -323,14 +337,13 @@ async def test_two_hubs_share_a_vehicle_burst_and_the_failed_logins_of_an_addres
                     redis_url, decode_responses=True
                 )
                 async with client:
-                    held = await client.hgetall(f"{prefix}location:{VEHICLE}")
+                    held = await client.hgetall(f"{namespace}:rate:location:{VEHICLE}")
                 assert float(held["tokens"]) < 1
 
 
 async def test_a_hub_whose_redis_is_away_answers_without_limits_and_limits_again_when_back(
-    database_url: str, redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch
+    database_url: str, redis_url: str, namespace: str
 ) -> None:
-    monkeypatch.setattr(redis_rate, "DEFAULT_PREFIX", prefix)
     proxy = RedisProxy(redis_url)
     with trio.fail_after(90):
         async with trio.open_nursery() as nursery:
@@ -338,6 +351,7 @@ async def test_a_hub_whose_redis_is_away_answers_without_limits_and_limits_again
             await proxy.close()
             settings = {
                 "redis_url": proxy.url,
+                "redis_namespace": namespace,
                 "rate_limit_enabled": True,
                 "rate_limits": SLOW_LOCATION,
             }
