@@ -69,8 +69,7 @@ class VehicleReplay:
         Redis lost its counters) starts the buffer again: the gap cannot be replayed."""
         if len(self) and event.seq != self.first_seq + len(self):
             self._clear()
-        if not len(self):
-            self._clear()
+        if not len(self):  # (forgotten events are compacted away as they go: nothing is left)
             self.first_seq = event.seq
         head = _shared_head(event.type, event.vehicle_id)
         text = event.text

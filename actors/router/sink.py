@@ -21,21 +21,23 @@ from actors.router.actor import (
     ROUTER_KEY,
     ROUTER_KIND,
     ROUTER_MAILBOX_SIZE,
+    Overflow,
+    Router,
+    RouterState,
+)
+from actors.router.messages import (
     BusState,
     ConnectedVehicles,
     DeliverHere,
     Detach,
     EventBus,
-    Overflow,
     PublishAlert,
     PublishCommandStatus,
     PublishEvent,
     RelayedAlert,
     RelayedEvent,
     RelayedStatus,
-    Router,
     RouterMessage,
-    RouterState,
     StaffOnline,
 )
 from actors.session.conflation import CONFLATABLE_TYPES

@@ -32,6 +32,8 @@ import trio
 from actors.router.actor import (
     ALL_VEHICLES,
     STAFF_ROLES,
+)
+from actors.router.messages import (
     Attach,
     Attached,
     SessionHandle,

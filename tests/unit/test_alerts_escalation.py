@@ -29,7 +29,14 @@ from actors.alerts.actor import (
 from actors.alerts.book import AlertBook
 from actors.alerts.channels import AlertChannel, alert_email
 from actors.alerts.publisher import HubPublisher
-from actors.router.actor import Attach, RouterState, SessionHandle, Subscribe
+from actors.router.actor import (
+    RouterState,
+)
+from actors.router.messages import (
+    Attach,
+    SessionHandle,
+    Subscribe,
+)
 from actors.router.sink import start_router
 from actors.sockets.encoded import Frame, frame_dict
 from api.bodies.reads import alert_item

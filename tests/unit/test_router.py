@@ -14,10 +14,12 @@ import trio.testing
 from actors.router.actor import (
     ROUTER_KEY,
     ROUTER_KIND,
-    Attach,
-    PublishEvent,
     ReplayLimits,
     RouterState,
+)
+from actors.router.messages import (
+    Attach,
+    PublishEvent,
     SessionHandle,
     Subscribe,
 )

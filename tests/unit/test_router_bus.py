@@ -14,15 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.router.actor import (
+    Overflow,
+    Router,
+    RouterState,
+)
+from actors.router.messages import (
     BusState,
     DeliverHere,
-    Overflow,
     PublishCommandStatus,
     PublishEvent,
     RelayedEvent,
     RelayedStatus,
-    Router,
-    RouterState,
 )
 from actors.router.replay import ReplayLimits
 from tests.unit.test_router import FROZEN, Peer, location

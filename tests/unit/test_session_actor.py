@@ -17,7 +17,9 @@ import pytest
 import trio
 import trio.testing
 
-from actors.router.actor import RouterState
+from actors.router.actor import (
+    RouterState,
+)
 from actors.router.sink import RouterSink, start_router
 from actors.session.actor import (
     SESSION_KIND,
