@@ -26,12 +26,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from storage.process_logs import log_tail
+
 logger = logging.getLogger(__name__)
 
 POSTGRES_SUBDIR = "postgres"
 """The cluster's directory inside the hub's data directory."""
-
-_LOG_TAIL_LINES = 20
 
 
 class EmbeddedPostgresError(Exception):
@@ -118,7 +118,7 @@ def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
     except (OSError, subprocess.SubprocessError, RuntimeError, AssertionError) as exc:
         raise EmbeddedPostgresError(
             f"embedded PostgreSQL in {data_path} did not start ({exc}); "
-            f"end of its log:\n{_log_tail(data_path / 'log')}"
+            f"end of its log:\n{log_tail(data_path / 'log')}"
         ) from exc
     embedded = EmbeddedPostgres(server, data_path)
     logger.info(
@@ -172,11 +172,3 @@ def _process_exists(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _log_tail(log_file: Path) -> str:
-    try:
-        lines = log_file.read_text(errors="replace").splitlines()
-    except OSError as exc:
-        return f"(no log: {exc})"
-    return "\n".join(lines[-_LOG_TAIL_LINES:])

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.child_processes import child_process_options
+from storage.process_logs import log_tail
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ MAX_SOCKET_PATH = 100
 """Longest Unix socket path used as is (the kernel's limit is 107 bytes)."""
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
-_LOG_TAIL_LINES = 20
 
 
 class EmbeddedRedisError(Exception):
@@ -179,14 +179,14 @@ def _wait_until_ready(process: subprocess.Popen[bytes], socket_path: Path, log_f
         if process.poll() is not None:
             raise EmbeddedRedisError(
                 f"embedded Redis exited with status {process.returncode}; "
-                f"end of its log:\n{_log_tail(log_file)}"
+                f"end of its log:\n{log_tail(log_file)}"
             )
         if socket_path.exists() and _answers_ping(socket_path):
             return
         time.sleep(0.01)
     raise EmbeddedRedisError(
         f"embedded Redis did not answer on {socket_path} within {START_TIMEOUT:.0f} s; "
-        f"end of its log:\n{_log_tail(log_file)}"
+        f"end of its log:\n{log_tail(log_file)}"
     )
 
 
@@ -200,11 +200,3 @@ def _answers_ping(socket_path: Path) -> bool:
             return client.recv(64).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def _log_tail(log_file: Path) -> str:
-    try:
-        lines = log_file.read_text(errors="replace").splitlines()
-    except OSError as exc:
-        return f"(no log: {exc})"
-    return "\n".join(lines[-_LOG_TAIL_LINES:])

@@ -272,8 +272,10 @@ class RedisBus:
         None when Redis cannot say. Blocks for one round trip, at most ``within`` seconds
         (default: the command timeout)."""
         client = self._client
-        if client is None or not self.up or not vehicle_ids:
-            return None if client is None or not self.up else {}
+        if client is None or not self.up:
+            return None
+        if not vehicle_ids:
+            return {}
         ordered = list(vehicle_ids)
         try:
             with trio.fail_after(self._command_timeout if within is None else within):

@@ -213,10 +213,7 @@ class VehicleDirectory:
     async def queued_elsewhere(self, vehicle_id: str) -> None:
         """A command was queued for the vehicle in the database (maybe by another hub): if
         this hub holds its socket, its actor reads and delivers it. Never blocks for long."""
-        ref = self._actors.lookup(VEHICLE, vehicle_id)
-        if ref is not None and not ref.stopped:
-            with contextlib.suppress(MailboxFullError, ActorStoppedError):
-                ref.tell_nowait(QueuedElsewhere())
+        self._tell_if_running(vehicle_id, QueuedElsewhere())
 
     async def reread_queued(self) -> None:
         """Notifications may have been missed: every vehicle actor holding a socket reads
@@ -229,13 +226,16 @@ class VehicleDirectory:
         """Another hub now holds the vehicle's socket: close ours (4009), without a
         "disconnected" event (the vehicle is connected, there). Never blocks; the next
         socket here restarts the actor from the database (:meth:`connect`)."""
-        if self._hub is None or hub_id == self._hub.hub_id:
-            return
+        if self._hub is not None and hub_id != self._hub.hub_id:
+            self._tell_if_running(vehicle_id, ConnectedElsewhere(hub_id))
+
+    def _tell_if_running(self, vehicle_id: str, message: VehicleMessage) -> None:
+        """Hand ``message`` to the vehicle's actor if this hub has one (never starts one, never
+        blocks; a full mailbox or a stopping actor drops it)."""
         ref = self._actors.lookup(VEHICLE, vehicle_id)
-        if ref is None or ref.stopped:
-            return
-        with contextlib.suppress(MailboxFullError, ActorStoppedError):
-            ref.tell_nowait(ConnectedElsewhere(hub_id))
+        if ref is not None and not ref.stopped:
+            with contextlib.suppress(MailboxFullError, ActorStoppedError):
+                ref.tell_nowait(message)
 
     async def _outcome_here(
         self, vehicle_id: str, command_id: str, *, wait: float

