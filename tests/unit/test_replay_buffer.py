@@ -1,9 +1,9 @@
 """The packed replay buffer gives back each event's text exactly as it was sent, in order,
-across the compactions that forgetting from the front causes."""
+across the blocks it compresses and the ones forgetting from the front drops."""
 
 from __future__ import annotations
 
-from actors.router.replay import ReplayLimits, VehicleReplay, encode_numbered
+from actors.router.replay import BLOCK_EVENTS, ReplayLimits, VehicleReplay, encode_numbered
 from actors.sockets.encoded import EncodedEvent
 from hub.contract import ws_events
 
@@ -52,3 +52,30 @@ def test_events_past_their_age_are_forgotten_and_a_quiet_buffer_empties() -> Non
     buffer.expire(100.0, limits)
     assert len(buffer) == 0
     assert buffer.after(0, VEHICLE) is None
+
+
+def test_a_replay_from_any_point_reads_across_sealed_and_open_blocks() -> None:
+    limits = ReplayLimits(max_age=1e9, max_events=1_000)
+    buffer = VehicleReplay()
+    sent = events(3 * BLOCK_EVENTS + 5)  # three sealed blocks and an open one
+    for moment, event in enumerate(sent):
+        buffer.add(event, float(moment), limits)
+    for start in range(len(sent)):
+        replayed = buffer.after(sent[start].seq - 1, VEHICLE)
+        assert replayed is not None
+        assert [(e.text, e.seq) for e in replayed] == [(e.text, e.seq) for e in sent[start:]]
+    assert buffer.after(sent[-1].seq, VEHICLE) == []
+
+
+def test_forgetting_whole_blocks_keeps_the_rest_replayable() -> None:
+    limits = ReplayLimits(max_age=100.0, max_events=1_000)
+    buffer = VehicleReplay()
+    sent = events(5 * BLOCK_EVENTS)
+    for moment, event in enumerate(sent):
+        buffer.add(event, float(moment), limits)
+    kept = sent[-101:]  # seconds 219 to 319
+    assert len(buffer) == len(kept)
+    replayed = buffer.after(kept[0].seq - 1, VEHICLE)
+    assert replayed is not None
+    assert [e.text for e in replayed] == [e.text for e in kept]
+    assert buffer.after(kept[0].seq - 2, VEHICLE) is None
