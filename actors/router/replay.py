@@ -97,7 +97,7 @@ class VehicleReplay:
         self._ends.append(len(self._open))  # the end within its block
         self._times.append(now)
         self._kinds.append(_type_code(event.type) * 2 + stripped)
-        if len(self._ends) == (len(self._sealed) + 1) * BLOCK_EVENTS:
+        if len(self._ends) % BLOCK_EVENTS == 0:  # blocks start at multiples of BLOCK_EVENTS
             self._sealed.append(zlib.compress(self._open, _ZLIB_LEVEL))
             self._open = bytearray()
         self.expire(now, limits)
@@ -110,7 +110,8 @@ class VehicleReplay:
             self._head += 1
             self.first_seq += 1
         if not len(self):
-            self._clear()
+            if self._head:  # all forgotten: let go of the blocks too
+                self._clear()
         elif self._head >= BLOCK_EVENTS:
             self._drop_forgotten_blocks()
 
@@ -150,7 +151,7 @@ class VehicleReplay:
         self._head = 0
 
     def _drop_forgotten_blocks(self) -> None:
-        count = self._head // BLOCK_EVENTS  # sealed: the events after _head are in later blocks
+        count = self._head // BLOCK_EVENTS  # the blocks wholly before _head, all sealed
         cut = count * BLOCK_EVENTS
         del self._sealed[:count]
         del self._ends[:cut]
