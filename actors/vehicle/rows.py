@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.contract.base import WireModel
 from hub.contract.telemetry import (
     BatteryUpdate,
     DockingUpdate,
@@ -14,9 +15,16 @@ from hub.contract.telemetry import (
 from storage.writer import TelemetryRow
 
 
+def flat_fields(model: WireModel) -> dict[str, Any]:
+    """A model's fields as a new dict: what ``model_dump()`` gives for a model whose fields
+    are all plain values (no nested models, no extras), at a tenth of its cost — which is
+    per row of a 1000-message bulk upload. ``Location`` and ``Battery`` are such models."""
+    return model.__dict__.copy()
+
+
 def location_row(vehicle_id: str, record: LocationUpdate) -> TelemetryRow:
     """A ``vehicle_locations`` row."""
-    return TelemetryRow("location", vehicle_id, record.timestamp, record.location.model_dump())
+    return TelemetryRow("location", vehicle_id, record.timestamp, flat_fields(record.location))
 
 
 def status_row(vehicle_id: str, record: StatusUpdate) -> TelemetryRow:
@@ -39,7 +47,7 @@ def status_row(vehicle_id: str, record: StatusUpdate) -> TelemetryRow:
 
 def battery_row(vehicle_id: str, record: BatteryUpdate) -> TelemetryRow:
     """A ``vehicle_battery`` row."""
-    return TelemetryRow("battery", vehicle_id, record.timestamp, record.battery.model_dump())
+    return TelemetryRow("battery", vehicle_id, record.timestamp, flat_fields(record.battery))
 
 
 def error_row(

@@ -194,11 +194,12 @@ def _parse_message(
         except ValidationError as exc:
             errors.extend(to_field_errors(BulkMessage, exc.errors(), _under(prefix)))
             return None
-        head = _Head(checked.type, checked.timestamp, checked.data)
+        head = (checked.type, checked.timestamp, checked.data)
+    kind, timestamp, data = head
     failed = False
     try:
         check_bulk_timestamp(
-            head.timestamp,
+            timestamp,
             now,
             max_age=max_age,
             field=f"{prefix}.timestamp",
@@ -208,25 +209,25 @@ def _parse_message(
         errors.append(FieldError(exc.field, exc.error, exc.message, exc.received_value))
         failed = True
     data_path = f"{prefix}.data"
-    wrapper = _INNER_KEYS.get(head.type)
-    if wrapper is not None and wrapper not in head.data:
-        body: dict[str, Any] = {wrapper: head.data}
+    wrapper = _INNER_KEYS.get(kind)
+    if wrapper is not None and wrapper not in data:
+        body: dict[str, Any] = {wrapper: data}
         render = _under_unwrapped(data_path, wrapper)
     else:
-        if "timestamp" in head.data:
+        if "timestamp" in data:
             errors.append(
                 FieldError(
                     f"{data_path}.timestamp",
                     "validation_error",
                     "timestamp belongs on the message, not inside data",
-                    head.data["timestamp"],
+                    data["timestamp"],
                 )
             )
             failed = True
-        body = dict(head.data)
+        body = dict(data)
         render = _under(data_path)
-    body["timestamp"] = head.timestamp
-    model = TELEMETRY_MODELS[head.type]
+    body["timestamp"] = timestamp
+    model = TELEMETRY_MODELS[kind]
     try:
         record = model.model_validate(body)
     except ValidationError as exc:
@@ -234,16 +235,11 @@ def _parse_message(
         return None
     if failed:
         return None
-    return BulkItem(index=index, kind=head.type, record=record)
+    return BulkItem(index=index, kind=kind, record=record)
 
 
-@dataclass(frozen=True, slots=True)
-class _Head:
-    """A message's kind, timestamp and data, checked."""
-
-    type: TelemetryKind
-    timestamp: datetime
-    data: dict[str, Any]
+_Head = tuple[TelemetryKind, datetime, dict[str, Any]]
+"""A message's kind, timestamp and data, checked (a plain tuple: one is made per message)."""
 
 
 def _plain_head(message: Any) -> _Head | None:
@@ -264,7 +260,7 @@ def _plain_head(message: Any) -> _Head | None:
         moment = parse_exact(timestamp)
     except ValueError:
         return None
-    return _Head(kind, moment, data)
+    return (kind, moment, data)
 
 
 _HEAD_KEYS = frozenset({"type", "timestamp", "data"})

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from actors.vehicle.rows import battery_row, location_row
 from hub.contract import (
     BatteryAccepted,
     BatteryUpdate,
@@ -85,6 +86,51 @@ def test_timestamp_is_an_aware_utc_datetime_and_the_wire_string_comes_back() -> 
     assert update.timestamp_text == "2025-12-16T10:30:45.123Z"
     assert update.model_dump()["timestamp"] == NOW
     assert update.model_dump(mode="json")["timestamp"] == "2025-12-16T10:30:45.123Z"
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        (NOW, NOW),  # already UTC, whole milliseconds: kept as it is
+        (datetime(2025, 12, 16, 10, 30, 45, 123999, tzinfo=UTC), NOW),  # cut to milliseconds
+        (NOW.astimezone(timezone(timedelta(hours=9))), NOW),  # another zone: moved to UTC
+    ],
+)
+def test_a_timestamp_given_as_a_datetime_is_kept_as_utc_whole_milliseconds(
+    given: datetime, kept: datetime
+) -> None:
+    update = LocationUpdate.model_validate({**example(LocationUpdate), "timestamp": given})
+    assert update.timestamp == kept
+    assert update.timestamp.tzinfo is UTC
+    assert update.timestamp.microsecond == 123000
+
+
+def test_a_naive_datetime_is_refused_as_a_timestamp() -> None:
+    with pytest.raises(ValidationError, match="must be timezone-aware"):
+        LocationUpdate.model_validate(
+            {**example(LocationUpdate), "timestamp": NOW.replace(tzinfo=None)}
+        )
+
+
+@pytest.mark.parametrize(
+    ("model", "field"), [(LocationUpdate, "location"), (BatteryUpdate, "battery")]
+)
+def test_storage_rows_hold_exactly_what_the_model_dump_gives(
+    model: type[LocationUpdate | BatteryUpdate], field: str
+) -> None:
+    """The rows copy these flat models' fields instead of dumping them; a nested model or
+    an extra field would make the two differ, and this fails."""
+    record = parse_model(model, encode(example(model)))
+    inner = getattr(record, field)
+    row = (
+        location_row("v1", record)
+        if isinstance(record, LocationUpdate)
+        else battery_row("v1", record)
+    )
+    assert row.values == inner.model_dump()
+    assert row.values is not inner.__dict__  # a copy: the row does not alias the model
+    for info in type(inner).model_fields.values():
+        assert not (isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel))
 
 
 # --- auth and admin --------------------------------------------------------------------------
