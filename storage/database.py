@@ -379,6 +379,18 @@ class Database:
         }
 
 
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """What a pooled connection needs on its way back to the pool, beyond asyncpg's own part.
+
+    asyncpg rolls back a transaction left open and drops listeners itself; its default reset
+    then runs ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``, one more
+    round trip on every release. Nothing of the hub leaves that state on a pooled connection:
+    no session ``SET``, no session advisory lock (migrations take a transaction-scoped one on
+    their own connection), no cursor outside its transaction, and ``LISTEN`` runs on a
+    connection of its own (:mod:`storage.vehicle_changes`). So there is nothing to undo.
+    """
+
+
 @asynccontextmanager
 async def open_database(
     dsn: str,
@@ -408,6 +420,7 @@ async def open_database(
             # No idle-connection expiry: asyncpg would arm a 300 s timer on every release,
             # which trio-asyncio keeps in its heap for the full 300 s even once cancelled.
             max_inactive_connection_lifetime=0,
+            reset=_keep_session,
         )
 
     try:

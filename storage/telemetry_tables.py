@@ -2,11 +2,14 @@
 
 Each table is keyed on ``(vehicle_id, "timestamp")``; a batch is inserted with one
 ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`` so a whole group commit
-costs one round trip per table and duplicates are skipped by the database itself.
+costs one round trip per table and duplicates are skipped by the database itself. One more
+statement per batch (:func:`seen_and_latest_sql`) marks its vehicles seen and moves their
+current records in ``vehicle_latest`` forward.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -171,34 +174,41 @@ _LATEST_TYPES = {
 }
 
 
-def latest_upsert_sql(kind: TelemetryKind) -> str:
-    """Upsert of the newest record per vehicle into ``vehicle_latest``, only where newer."""
-    columns = LATEST_COLUMNS[kind]
-    at = LATEST_TIME_COLUMN[kind]
-    arrays = ", ".join(
-        f"${index}::{'text' if _LATEST_TYPES[c] == 'jsonb' else _LATEST_TYPES[c]}[]"
-        for index, c in enumerate(columns, start=3)
-    )
-    aliases = ", ".join(f"c_{c}" for c in columns)
-    selected = ", ".join(
-        f"c_{c}::jsonb" if _LATEST_TYPES[c] == "jsonb" else f"c_{c}" for c in columns
-    )
-    names = ", ".join(columns)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
+@functools.cache
+def seen_and_latest_sql(kinds: tuple[TelemetryKind, ...]) -> str:
+    """One upsert that marks every vehicle of a batch seen and records its newest records.
+
+    ``$1`` is the batch's vehicles, distinct and in sorted order: rows are locked in the order
+    given (no ``DISTINCT`` or join, which may reorder them), so two batches committing at once
+    lock shared rows in the same order and cannot deadlock. Then, for each kind of ``kinds``
+    in that order, an array of the newest new record's time per vehicle (``NULL`` where the
+    vehicle has none of that kind in the batch) and one array per column of
+    :data:`LATEST_COLUMNS`. A kind's columns change only where its time is newer than the
+    stored one; ``last_seen`` and ``updated_at`` change on every vehicle of the batch.
+    """
+    arrays = ["$1::text[]"]
+    aliases = ["c_vehicle_id"]
+    names = ["vehicle_id", "last_seen"]
+    selected = ["c_vehicle_id", "now()"]
+    updates = ["last_seen = now()", "updated_at = now()"]
+    for kind in kinds:
+        at = LATEST_TIME_COLUMN[kind]
+        newer = (
+            f"EXCLUDED.{at} IS NOT NULL"
+            f" AND (vehicle_latest.{at} IS NULL OR vehicle_latest.{at} < EXCLUDED.{at})"
+        )
+        typed = [(at, "timestamptz"), *((c, _LATEST_TYPES[c]) for c in LATEST_COLUMNS[kind])]
+        for column, pg_type in typed:
+            wire_type = "text" if pg_type == "jsonb" else pg_type
+            arrays.append(f"${len(arrays) + 1}::{wire_type}[]")
+            aliases.append(f"c_{column}")
+            names.append(column)
+            selected.append(f"c_{column}::jsonb" if pg_type == "jsonb" else f"c_{column}")
+            kept = f"vehicle_latest.{column}"
+            updates.append(f"{column} = CASE WHEN {newer} THEN EXCLUDED.{column} ELSE {kept} END")
     return (
-        f"INSERT INTO vehicle_latest (vehicle_id, {at}, {names}) "
-        f"SELECT c_vehicle_id, c_at, {selected} "
-        f"FROM unnest($1::text[], $2::timestamptz[], {arrays}) AS t(c_vehicle_id, c_at, {aliases}) "
-        f"ON CONFLICT (vehicle_id) DO UPDATE SET {at} = EXCLUDED.{at}, {updates}, "
-        f"updated_at = now() "
-        f"WHERE vehicle_latest.{at} IS NULL OR vehicle_latest.{at} < EXCLUDED.{at}"
+        f"INSERT INTO vehicle_latest ({', '.join(names)}) "
+        f"SELECT {', '.join(selected)} "
+        f"FROM unnest({', '.join(arrays)}) AS t({', '.join(aliases)}) "
+        f"ON CONFLICT (vehicle_id) DO UPDATE SET {', '.join(updates)}"
     )
-
-
-TOUCH_LAST_SEEN_SQL = (
-    "INSERT INTO vehicle_latest (vehicle_id, last_seen) SELECT unnest($1::text[]), now() "
-    "ON CONFLICT (vehicle_id) DO UPDATE SET last_seen = now(), updated_at = now()"
-)
-"""Marks vehicles seen. ``$1`` must be distinct ids in sorted order: rows are locked in the
-order given (no ``DISTINCT``, which may reorder them), so two batches committing at once
-lock shared rows in the same order and cannot deadlock."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,17 +40,11 @@ from storage.database import (
     StorageError,
     StorageUnavailableError,
 )
-from storage.telemetry_tables import (
-    LATEST_COLUMNS,
-    TABLES,
-    TOUCH_LAST_SEEN_SQL,
-    latest_upsert_sql,
-)
+from storage.telemetry_tables import LATEST_COLUMNS, TABLES, seen_and_latest_sql
 
 logger = logging.getLogger(__name__)
 
 _INSERT_SQL = {kind: spec.insert_sql() for kind, spec in TABLES.items()}
-_LATEST_SQL = {kind: latest_upsert_sql(kind) for kind in LATEST_COLUMNS}
 _ALERT_SQL = (
     "INSERT INTO alerts (alert_id, vehicle_id, kind, severity, error_code, message, details,"
     " backfilled) SELECT a, v, k, s, e, m, d::jsonb, b FROM unnest($1::text[], $2::text[],"
@@ -139,15 +133,41 @@ def _column_arrays(rows: Sequence[TelemetryRow], kind: TelemetryKind) -> list[li
     return arrays
 
 
-def _newest_per_vehicle(rows: Sequence[TelemetryRow]) -> list[TelemetryRow]:
-    """The newest row of each vehicle, in vehicle id order: batches committing at once then
-    lock ``vehicle_latest`` rows in the same order and cannot deadlock."""
+def _newest_per_vehicle(rows: Sequence[TelemetryRow]) -> dict[str, TelemetryRow]:
+    """The newest row of each vehicle among ``rows``."""
     newest: dict[str, TelemetryRow] = {}
     for row in rows:
         held = newest.get(row.vehicle_id)
         if held is None or held.timestamp < row.timestamp:
             newest[row.vehicle_id] = row
-    return [newest[vehicle_id] for vehicle_id in sorted(newest)]
+    return newest
+
+
+def _seen_and_latest_arrays(
+    vehicles: Sequence[str], inserted_rows: Mapping[TelemetryKind, Sequence[TelemetryRow]]
+) -> tuple[tuple[TelemetryKind, ...], list[list[Any]]]:
+    """The kinds with a newest record to show and their arrays, aligned with ``vehicles``."""
+    kinds: list[TelemetryKind] = []
+    arrays: list[list[Any]] = []
+    position = {vehicle_id: index for index, vehicle_id in enumerate(vehicles)}
+    for kind in LATEST_COLUMNS:
+        spec = TABLES[kind]
+        rows = inserted_rows.get(kind)
+        if not rows or spec.latest is None:
+            continue
+        newest = _newest_per_vehicle(rows)
+        kinds.append(kind)
+        times: list[Any] = [None] * len(vehicles)
+        columns: list[list[Any]] = [[None] * len(vehicles) for _ in LATEST_COLUMNS[kind]]
+        for row in newest.values():
+            index = position[row.vehicle_id]
+            times[index] = row.timestamp
+            latest = spec.latest(row.values)
+            for values, name in zip(columns, LATEST_COLUMNS[kind], strict=True):
+                values[index] = latest[name]
+        arrays.append(times)
+        arrays.extend(columns)
+    return tuple(kinds), arrays
 
 
 async def _apply_batch(
@@ -178,21 +198,8 @@ async def _apply_batch(
             results.append(WriteResult(tuple(flags)))
         vehicles = sorted({row.vehicle_id for request in requests for row in request.rows})
         if vehicles:
-            await connection.execute(TOUCH_LAST_SEEN_SQL, vehicles)
-        for kind, rows in inserted_rows.items():
-            spec = TABLES[kind]
-            if spec.latest is None:
-                continue
-            newest = _newest_per_vehicle(rows)
-            latest_values = [spec.latest(row.values) for row in newest]
-            arrays: list[list[Any]] = [
-                [row.vehicle_id for row in newest],
-                [row.timestamp for row in newest],
-            ]
-            arrays.extend(
-                [values[name] for values in latest_values] for name in LATEST_COLUMNS[kind]
-            )
-            await connection.execute(_LATEST_SQL[kind], *arrays)
+            kinds, arrays = _seen_and_latest_arrays(vehicles, inserted_rows)
+            await connection.execute(seen_and_latest_sql(kinds), vehicles, *arrays)
         if alerts:
             await connection.execute(
                 _ALERT_SQL,
