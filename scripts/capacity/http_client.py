@@ -171,22 +171,30 @@ def _parse_head(head: bytes) -> tuple[int, int, bool, bool]:
     return status, length, chunked, close
 
 
+REUSE_IDLE_LIMIT = 4.0
+"""Seconds an idle connection may wait and still be reused. The hub (Hypercorn's default)
+closes a keep-alive connection idle for 5 s; a request written on it just then is lost
+with the connection, so like any HTTP client this one does not reuse connections that old."""
+
+
 class ConnectionPool:
     """Up to ``limit`` keep-alive connections to one server, opened on demand.
 
     A request waits for a free connection when all ``limit`` are busy (the delay counts in its
-    latency, since latency runs from the intended send time). Failed connections are dropped.
+    latency, since latency runs from the intended send time). Failed connections are dropped,
+    and so are connections idle for :data:`REUSE_IDLE_LIMIT` or longer.
     """
 
     def __init__(self, host: str, port: int, limit: int) -> None:
         self._host = host
         self._port = port
         self._slots = trio.Semaphore(limit)
-        self._idle: list[HttpConnection] = []
+        self._idle: list[tuple[HttpConnection, float]] = []  # with the time it became idle
 
     async def warm(self) -> None:
         """Open one connection ahead of the load (blocks for the TCP handshake)."""
-        self._idle.append(await HttpConnection.open(self._host, self._port))
+        connection = await HttpConnection.open(self._host, self._port)
+        self._idle.append((connection, trio.current_time()))
 
     async def request(self, data: bytes) -> Answer:
         """Send ``data`` on a free connection and return the answer.
@@ -195,20 +203,34 @@ class ConnectionPool:
         ``trio.BrokenResourceError`` or :class:`HttpProtocolError` when the connection fails.
         """
         async with self._slots:
-            connection = self._idle.pop() if self._idle else None
+            connection = await self._fresh_idle()
             if connection is None:
                 connection = await HttpConnection.open(self._host, self._port)
             try:
                 answer = await connection.request(data)
             finally:
                 if connection.reusable:
-                    self._idle.append(connection)
+                    self._idle.append((connection, trio.current_time()))
                 else:
                     await connection.aclose()
             return answer
 
+    async def _fresh_idle(self) -> HttpConnection | None:
+        """The most recently used idle connection the server has not closed by now, if any;
+        the older ones are closed (the list is in the order they became idle)."""
+        if not self._idle:
+            return None
+        connection, since = self._idle.pop()
+        if trio.current_time() - since < REUSE_IDLE_LIMIT:
+            return connection
+        stale = [connection, *(each for each, _ in self._idle)]
+        self._idle = []
+        for each in stale:
+            await each.aclose()
+        return None
+
     async def aclose(self) -> None:
         """Close the idle connections (busy ones are closed by their requests)."""
         idle, self._idle = self._idle, []
-        for connection in idle:
+        for connection, _ in idle:
             await connection.aclose()
