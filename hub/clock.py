@@ -21,8 +21,9 @@ def utc_now() -> datetime:
 
 def format_timestamp(moment: datetime) -> str:
     """``2025-12-16T10:30:45.123Z`` for an aware datetime (converted to UTC)."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat ends in "+00:00" for UTC; it is about twice as fast as strftime, which every
+    # acknowledgement and frame pays for, and pads a year below 1000 to four digits.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def now_timestamp() -> str:
