@@ -15,6 +15,7 @@ from actors.router.sink import RouterSink
 from actors.sockets.connection import SocketPolicy
 from actors.vehicle.directory import VehicleDirectory
 from actors.vehicle.registry import VehicleRegistry
+from api.fleet_snapshot import FleetSnapshots
 from hub.config import Settings
 from hub.runtime import Registry
 from hub.security import TokenCodec
@@ -38,3 +39,7 @@ class HubServices:
     socket_policy: SocketPolicy = field(default_factory=SocketPolicy)
     started_at: float = field(default_factory=trio.current_time)
     accepting: bool = True
+    snapshots: FleetSnapshots = field(init=False)  # the sessions' snapshots, shared when alike
+
+    def __post_init__(self) -> None:
+        self.snapshots = FleetSnapshots(self.reads, self.router)

@@ -13,7 +13,7 @@ Quart-Trio cancels the handler when the peer disconnects, so the clean-up is shi
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
 import trio
 from quart import Quart, websocket
@@ -31,29 +31,15 @@ from actors.session.actor import (
 )
 from actors.session.conflation import SessionLink
 from actors.sockets.connection import NORMAL, PeerGoneError, SocketPolicy, run_socket
-from api.bodies.reads import vehicle_summary
 from api.ws_common import authenticate_socket, close_socket, refuse
-from hub.errors import ForbiddenError, InternalError, UnknownVehicleError
+from hub.errors import ForbiddenError, InternalError
 from hub.runtime import ActorCrashedError, ActorRef, ActorStoppedError, Registry
 from hub.security import Principal, TokenCodec
-from storage.database import Row
 
 logger = logging.getLogger(__name__)
 
 FLEET_PATH = "/ws/v1/fleet"
 CLEANUP_TIMEOUT = 5.0
-
-
-class SnapshotReads(Protocol):
-    """The part of ``FleetReads`` the ``subscribed`` snapshot needs."""
-
-    async def fleet(self) -> list[Row]:
-        """Every enabled vehicle with its latest state (one query)."""
-        ...
-
-    async def vehicle(self, vehicle_id: str) -> Row:
-        """One vehicle's latest state; UnknownVehicleError if it is not registered."""
-        ...
 
 
 class FrontendServices(Protocol):
@@ -68,7 +54,7 @@ class FrontendServices(Protocol):
     @property
     def vehicles(self) -> CommandDirectory: ...
     @property
-    def reads(self) -> SnapshotReads: ...
+    def snapshots(self) -> Snapshot: ...
     @property
     def socket_policy(self) -> SocketPolicy: ...
 
@@ -86,30 +72,6 @@ def register(app: Quart, services: FrontendServices) -> None:
         await serve_frontend(services, principal, bound_vehicle_id=None)
 
     app.add_websocket(FLEET_PATH, endpoint="fleet_socket", view_func=fleet_socket)
-
-
-def fleet_snapshot(reads: SnapshotReads, router: RouterSink) -> Snapshot:
-    """A :class:`~actors.session.actor.Snapshot` over the fleet reads (one query per call).
-
-    ``connected`` comes from the Router, which hears every vehicle's connection events (the
-    rows do not know it); vehicles that are not registered are left out.
-    """
-
-    async def snapshot(vehicle_ids: list[str] | None) -> list[dict[str, Any]]:
-        if vehicle_ids is not None and len(vehicle_ids) == 1:
-            try:
-                rows = [await reads.vehicle(vehicle_ids[0])]
-            except UnknownVehicleError:
-                rows = []
-        else:
-            rows = await reads.fleet()
-            if vehicle_ids is not None:
-                wanted = set(vehicle_ids)
-                rows = [row for row in rows if row["vehicle_id"] in wanted]
-        connected = await router.connected_vehicles([row["vehicle_id"] for row in rows])
-        return [vehicle_summary(row, connected=row["vehicle_id"] in connected) for row in rows]
-
-    return snapshot
 
 
 async def serve_frontend(
@@ -130,7 +92,6 @@ async def serve_frontend(
         bound_vehicle_id=bound_vehicle_id,
     )
     link = SessionLink(label=identity.session_id)
-    snapshot = fleet_snapshot(services.reads, services.router)
 
     def new_session() -> SessionActor:
         return SessionActor(
@@ -138,7 +99,7 @@ async def serve_frontend(
             link=link,
             router=services.router,
             directory=services.vehicles,
-            snapshot=snapshot,
+            snapshot=services.snapshots,
         )
 
     try:
