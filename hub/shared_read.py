@@ -32,7 +32,9 @@ class _Run(Generic[T]):
 
     def result(self) -> T:
         if self.error is not None:
-            raise self.error
+            # Shared by every caller of the run: without the reset, each raise would add its
+            # frames to the one traceback, which would grow with the number of callers.
+            raise self.error.with_traceback(None)
         return cast(T, self.value)
 
 
@@ -52,7 +54,8 @@ class SharedRead(Generic[T]):
         """The result of a run that began after this call.
 
         Blocks for the run in progress (if any) and then the next one. Raises what that run
-        raised (the same exception object for everyone who shared it). Cancelling a caller
+        raised (the same exception object for everyone who shared it, its traceback the last
+        raiser's). Cancelling a caller
         leaves the others waiting; when the caller that does the run is cancelled, those
         waiting for it start another run.
         """

@@ -14,6 +14,8 @@ from typing import Generic, TypeVar
 import trio
 import trio.lowlevel
 
+from storage.database import error_for_caller
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -78,20 +80,10 @@ class BatchLoader(Generic[K, V]):
         except Exception as exc:
             for waiting in slots.values():
                 for slot in waiting:
-                    slot.error = _copy(exc)
+                    slot.error = error_for_caller(exc)
                     slot.done.set()
             return
         for key, waiting in slots.items():
             for slot in waiting:
                 slot.value = found.get(key)
                 slot.done.set()
-
-
-def _copy(exc: Exception) -> Exception:
-    """A fresh instance per caller, so tracebacks of different tasks do not mix."""
-    try:
-        fresh = type(exc)(*exc.args)
-    except Exception:
-        return exc
-    fresh.__cause__ = exc
-    return fresh

@@ -39,6 +39,7 @@ from storage.database import (
     DatabaseSilentError,
     StorageError,
     StorageUnavailableError,
+    error_for_caller,
 )
 from storage.telemetry_tables import LATEST_COLUMNS, TABLES, seen_and_latest_sql
 
@@ -266,7 +267,7 @@ class Writer:
         finally:
             self._waiting.discard(pending)
         if pending.error is not None:
-            raise pending.error
+            raise error_for_caller(pending.error)
         assert pending.result is not None
         return pending.result
 

@@ -3,6 +3,9 @@ read before it asked (a subscriber's snapshot must not predate its subscription)
 
 from __future__ import annotations
 
+import traceback
+from types import TracebackType
+
 import pytest
 import trio
 import trio.testing
@@ -68,16 +71,19 @@ async def test_a_failed_run_fails_everyone_who_shared_it_and_the_next_call_reads
     read.failures.append(UnavailableError("Database unavailable"))
     shared = SharedRead(read)
     refused: list[str] = []
+    tracebacks: list[TracebackType | None] = []
 
     async def ask_expecting_refusal() -> None:
         with pytest.raises(UnavailableError) as raised:
             await shared()
         refused.append(raised.value.error)
+        tracebacks.append(raised.value.__traceback__)
 
     async with trio.open_nursery() as nursery:
         for _ in range(3):
             nursery.start_soon(ask_expecting_refusal)
     assert refused == ["service_unavailable"] * 3
+    assert len(traceback.extract_tb(tracebacks[-1])) < 5  # not three callers' frames
     assert await shared() == 1.0  # a new run, after the failed one
     assert shared.runs == 2
 

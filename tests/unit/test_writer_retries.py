@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -129,6 +130,29 @@ async def test_after_three_retries_every_waiter_gets_unavailable(
         await at_once(write, "wheelchair_001", "wheelchair_002")
     assert outcomes == ["unavailable at 7", "unavailable at 7"]
     assert len(database.attempt_times) == 4
+
+
+async def test_each_caller_of_a_failed_batch_gets_an_error_of_its_own(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """One shared exception raised in every caller would carry every caller's frames in its
+    traceback, and each refusal log would print them all."""
+    database = FakeDatabase(failures=[StorageUnavailableError("down")] * 4)
+    errors: list[StorageUnavailableError] = []
+    async with running_writer(database) as writer:
+
+        async def write(vehicle_id: str) -> None:
+            try:
+                await writer.write(_request(vehicle_id, 0))
+            except StorageUnavailableError as error:
+                errors.append(error)
+
+        await at_once(write, *(f"wheelchair_{index:03d}" for index in range(200)))
+    assert len(database.attempt_times) == 4  # one batch
+    assert len(errors) == 200
+    assert len({id(error) for error in errors}) == 200
+    assert {(type(error), str(error)) for error in errors} == {(StorageUnavailableError, "down")}
+    assert max(len(traceback.extract_tb(error.__traceback__)) for error in errors) < 5
 
 
 async def test_requests_waiting_together_commit_in_one_batch(
