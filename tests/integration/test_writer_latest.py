@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from storage.database import Database, open_asyncio_bridge, open_database
+from storage.telemetry_tables import TABLES
 from storage.writer import TelemetryRow, Writer, WriteRequest
 
 BASE = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -39,43 +40,17 @@ def location(vehicle_id: str, seconds: int, latitude: float) -> TelemetryRow:
 
 
 def status(vehicle_id: str, seconds: int, state: str, mission_id: str | None) -> TelemetryRow:
-    values: dict[str, Any] = {name: None for name in STATUS_COLUMNS}
+    values: dict[str, Any] = {name: None for name in TABLES["status"].column_names}
     values.update(state=state, mission_id=mission_id, passengers_onboard=False)
     values.update(operational_hours=True)
     return TelemetryRow("status", vehicle_id, at(seconds), values)
 
 
 def error(vehicle_id: str, seconds: int) -> TelemetryRow:
-    values: dict[str, Any] = {name: None for name in ERROR_COLUMNS}
+    values: dict[str, Any] = {name: None for name in TABLES["error"].column_names}
     values.update(error_code="E_TEST", severity="warning", subsystem=SUBSYSTEM)
     values.update(description="test", user_action_required=False, backfilled=False)
     return TelemetryRow("error", vehicle_id, at(seconds), values)
-
-
-STATUS_COLUMNS = (
-    "state",
-    "mission_id",
-    "current_waypoint",
-    "passengers_onboard",
-    "operational_hours",
-    "progress_percent",
-    "eta_seconds",
-    "distance_remaining_meters",
-    "error_code",
-    "error_message",
-)
-ERROR_COLUMNS = (
-    "error_code",
-    "severity",
-    "subsystem",
-    "latitude",
-    "longitude",
-    "description",
-    "recovery_action",
-    "user_action_required",
-    "alert_id",
-    "backfilled",
-)
 
 
 @asynccontextmanager
