@@ -21,20 +21,34 @@ from typing import Generic, TypeVar, cast
 import trio
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
+
+
+def error_for_caller(error: E) -> E:
+    """One failure answered to several callers, as a fresh exception for one of them.
+
+    Raising the one shared object in every caller would add each caller's frames to its one
+    traceback (a failed batch of a thousand reports would log tracebacks thousands of frames
+    long, just when the hub is busiest) and mix the tracebacks of different tasks. The copy
+    has the same type, arguments and attributes, is made without running ``__init__`` again
+    (whose parameters need not be the arguments it stored), and is caused by the shared one.
+    """
+    fresh = type(error).__new__(type(error), *error.args)
+    fresh.__dict__.update(getattr(error, "__dict__", {}))
+    fresh.__cause__ = error
+    return fresh
 
 
 @dataclass(slots=True, eq=False)
 class _Run(Generic[T]):
     done: trio.Event = field(default_factory=trio.Event)
-    finished: bool = False  # False once done: its leader was cancelled, nothing to share
+    finished: bool = False  # still False when done: the leader was cancelled mid-run
     value: T | None = None
     error: Exception | None = None
 
     def result(self) -> T:
         if self.error is not None:
-            # Shared by every caller of the run: without the reset, each raise would add its
-            # frames to the one traceback, which would grow with the number of callers.
-            raise self.error.with_traceback(None)
+            raise error_for_caller(self.error)
         return cast(T, self.value)
 
 
@@ -54,10 +68,9 @@ class SharedRead(Generic[T]):
         """The result of a run that began after this call.
 
         Blocks for the run in progress (if any) and then the next one. Raises what that run
-        raised (the same exception object for everyone who shared it, its traceback the last
-        raiser's). Cancelling a caller
-        leaves the others waiting; when the caller that does the run is cancelled, those
-        waiting for it start another run.
+        raised (a copy of its own for each caller, see :func:`error_for_caller`). Cancelling
+        a caller leaves the others waiting; when the caller that does the run is cancelled,
+        those waiting for it start another run.
         """
         while True:
             run = self._gathering

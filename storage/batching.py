@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 import trio
 import trio.lowlevel
 
-from storage.database import error_for_caller
+from hub.shared_read import error_for_caller
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

@@ -78,23 +78,6 @@ class UniqueViolationError(StorageError):
     """An insert collided with a unique key (a name or id already taken)."""
 
 
-def error_for_caller(exc: Exception) -> Exception:
-    """One failure answered to several callers, as a fresh instance for one of them.
-
-    Raising the one shared object in every caller would add each caller's frames to its one
-    traceback (a failed batch of a thousand reports would log tracebacks thousands of frames
-    long, just when the hub is busiest) and mix the tracebacks of different tasks. The copy
-    has the same type and message and is caused by the shared one. A type that cannot be
-    rebuilt from its arguments is returned as it is, its traceback cleared.
-    """
-    try:
-        fresh = type(exc)(*exc.args)
-    except Exception:
-        return exc.with_traceback(None)
-    fresh.__cause__ = exc
-    return fresh
-
-
 CALL_TIMEOUT = 1.5
 """Seconds a call may take before it answers 503 and the database is probed."""
 

@@ -33,13 +33,13 @@ import trio
 
 from hub import metrics
 from hub.contract.telemetry import TelemetryKind
+from hub.shared_read import error_for_caller
 from storage.database import (
     Database,
     DatabaseDownError,
     DatabaseSilentError,
     StorageError,
     StorageUnavailableError,
-    error_for_caller,
 )
 from storage.telemetry_tables import LATEST_COLUMNS, TABLES, seen_and_latest_sql
 

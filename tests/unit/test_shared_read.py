@@ -68,22 +68,28 @@ async def test_a_failed_run_fails_everyone_who_shared_it_and_the_next_call_reads
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     read = TimedRead()
-    read.failures.append(UnavailableError("Database unavailable"))
+    read.failures.append(UnavailableError("Database unavailable", retry_after=7))
     shared = SharedRead(read)
     refused: list[str] = []
     tracebacks: list[TracebackType | None] = []
+    errors: list[UnavailableError] = []
 
     async def ask_expecting_refusal() -> None:
         with pytest.raises(UnavailableError) as raised:
             await shared()
         refused.append(raised.value.error)
         tracebacks.append(raised.value.__traceback__)
+        errors.append(raised.value)
 
     async with trio.open_nursery() as nursery:
         for _ in range(3):
             nursery.start_soon(ask_expecting_refusal)
     assert refused == ["service_unavailable"] * 3
-    assert len(traceback.extract_tb(tracebacks[-1])) < 5  # not three callers' frames
+    assert len({id(error) for error in errors}) == 3  # each caller raises its own copy
+    assert {(str(error), error.retry_after) for error in errors} == {
+        ("service_unavailable: Database unavailable", 7)
+    }
+    assert max(len(traceback.extract_tb(each)) for each in tracebacks) < 5
     assert await shared() == 1.0  # a new run, after the failed one
     assert shared.runs == 2
 
