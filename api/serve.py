@@ -54,6 +54,7 @@ from api.app import create_app
 from api.context import HubServices
 from api.edge import ASGIApp, RedirectInsecure
 from api.fast_telemetry import TelemetryFastPath
+from api.ws_send import BatchedWebsocketSend
 from hub.config import RateLimit, Settings
 from hub.gc_policy import tune_garbage_collector
 from hub.loop_lag import watch_loop_lag
@@ -271,7 +272,8 @@ async def serve_hub(
             actors = Registry(supervisor)
             services = await start_services(settings, database, writer, actors, reads)
             app = create_app(services)
-            served: ASGIApp = app  # type: ignore[assignment]
+            # Innermost: ProxyFixMiddleware deep-copies the scope, and the writer holds a stream.
+            served: ASGIApp = BatchedWebsocketSend(app)  # type: ignore[arg-type]
             if settings.fast_telemetry:
                 served = TelemetryFastPath(served, services)
             if settings.tls_enabled and settings.http_redirect_port is not None:

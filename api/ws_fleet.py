@@ -32,6 +32,7 @@ from actors.session.actor import (
 from actors.session.conflation import SessionLink
 from actors.sockets.connection import NORMAL, PeerGoneError, SocketPolicy, run_socket
 from api.ws_common import authenticate_socket, close_socket, refuse
+from api.ws_send import socket_sender
 from hub.errors import ForbiddenError, InternalError
 from hub.runtime import ActorCrashedError, ActorRef, ActorStoppedError, Registry
 from hub.security import Principal, TokenCodec
@@ -114,7 +115,7 @@ async def serve_frontend(
         code, reason = await run_socket(
             link,
             receive=_receive,
-            send=websocket.send,
+            send=socket_sender(),
             on_frame=frame_handler(session, link, bound_vehicle_id=bound_vehicle_id),
             policy=services.socket_policy,
         )

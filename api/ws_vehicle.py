@@ -21,6 +21,7 @@ from actors.sockets.outbound import OutboundLink
 from actors.vehicle.messages import Report, ReportAccepted
 from api.context import HubServices
 from api.ws_common import authenticate_socket, close_socket, refuse, socket_request_id
+from api.ws_send import socket_sender
 from hub.clock import format_timestamp, now_timestamp
 from hub.contract import ws_events
 from hub.contract.command_acks import CommandAck
@@ -72,10 +73,6 @@ async def _receive() -> str | bytes:
         raise PeerGoneError from None
 
 
-async def _send(text: str) -> None:
-    await websocket.send(text)
-
-
 async def serve_vehicle(services: HubServices, vehicle_id: str, link: OutboundLink) -> None:
     """Run one vehicle connection until it closes; the actor knows it for that long."""
     directory = services.vehicles
@@ -106,7 +103,11 @@ async def serve_vehicle(services: HubServices, vehicle_id: str, link: OutboundLi
 
     try:
         code, reason = await run_socket(
-            link, receive=_receive, send=_send, on_frame=on_frame, policy=services.socket_policy
+            link,
+            receive=_receive,
+            send=socket_sender(),
+            on_frame=on_frame,
+            policy=services.socket_policy,
         )
         if reason != "peer closed":
             await close_socket(code, reason)

@@ -276,6 +276,15 @@ class SessionLink(OutboundLink):
         super().close(code, reason)
         self.queue.close()
 
+    def next_frame_nowait(self) -> Frame | None:
+        """The next frame to write if one is ready, else None (also once closed)."""
+        if self.closed:
+            return None
+        try:
+            return self.queue.pop_nowait()
+        except trio.WouldBlock:
+            return None
+
     async def next_frame(self) -> Frame:
         """The next frame to write; waits while none is ready.
 

@@ -2,7 +2,8 @@
 
 Three tasks in one nursery, in the style of trio-websocket's heartbeat: a reader that hands
 frames to the owner and enforces the invalid-message and flood limits, a writer that drains
-the :class:`OutboundLink`, and a heartbeat that pings every 30 s and closes 4008 when nothing
+the :class:`OutboundLink` (every frame ready at once goes out in one write, see
+:data:`WRITE_BATCH_FRAMES`), and a heartbeat that pings every 30 s and closes 4008 when nothing
 arrives within 10 s of a ping (or for 60 s at all). Whatever ends first ends the socket;
 :func:`run_socket` returns the close code and reason to send. No Quart here: the API layer
 passes in ``receive``/``send`` callables, and tests pass fakes on trio's MockClock.
@@ -11,7 +12,7 @@ passes in ``receive``/``send`` callables, and tests pass fakes on trio's MockClo
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,14 @@ INVALID_MESSAGE = 4002
 FLOODING = 4003
 HEARTBEAT_TIMEOUT = 4008
 FINAL_ERROR_WAIT = 5.0  # how long a 4002 close waits for the last error frame to go out
+WRITE_BATCH_FRAMES = 64
+"""At most this many frames go out in one write. Writing each frame on its own cost 75–110 µs
+of CPU a frame here, ten frames in one write about 12 µs each (docs/performance.md)."""
+WRITE_BATCH_CHARS = 256 * 1024
+"""A write stops taking more frames once it holds this much text (a big snapshot goes alone)."""
+
+SendTexts = Callable[[Sequence[str]], Awaitable[None]]
+"""Writes text messages to the peer, in order, each its own WebSocket message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +98,7 @@ async def run_socket(
     link: OutboundLink,
     *,
     receive: Callable[[], Awaitable[str | bytes]],
-    send: Callable[[str], Awaitable[None]],
+    send: SendTexts,
     on_frame: FrameHandler,
     policy: SocketPolicy = SocketPolicy(),
 ) -> tuple[int, str]:
@@ -98,7 +107,8 @@ async def run_socket(
     ``on_frame`` handles one inbound frame; raising :class:`ContractError` marks the frame
     invalid (an ``error`` frame is sent; three in a row close 4002 once the third error is
     written). Returns ``(1000, "peer closed")``, with nothing more to send, when the peer went
-    away (``receive`` raised PeerGoneError).
+    away (``receive`` raised PeerGoneError). ``send`` gets every frame that is ready when
+    the writer gets its turn (up to :data:`WRITE_BATCH_FRAMES`), urgent ones first.
     """
     outcome: list[tuple[int, str]] = []
     flood = _FloodMeter(policy.flood_messages_per_second, policy.flood_seconds)
@@ -143,7 +153,7 @@ async def run_socket(
                 outcome.append((closed.code, closed.reason))
                 return
             writer.busy = True
-            await send(encode_frame(frame))
+            await send(ready_texts(link, first=frame))
             writer.wrote()
 
     async def heartbeat() -> None:
@@ -179,6 +189,20 @@ async def run_socket(
         except LinkClosedError as closed:
             return (closed.code, closed.reason)
     return (NORMAL, "")
+
+
+def ready_texts(link: OutboundLink, *, first: Frame) -> list[str]:
+    """``first`` and the frames ready behind it, encoded, within one write's limits."""
+    texts = [encode_frame(first)]
+    chars = len(texts[0])
+    while len(texts) < WRITE_BATCH_FRAMES and chars < WRITE_BATCH_CHARS:
+        frame = link.next_frame_nowait()
+        if frame is None:
+            break
+        text = encode_frame(frame)
+        texts.append(text)
+        chars += len(text)
+    return texts
 
 
 _ENCODED_CACHE_SIZE = 4096

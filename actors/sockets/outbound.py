@@ -1,9 +1,11 @@
 """The outbound side of one socket as an actor sees it: frames to send, and a close request.
 
 The actor calls :meth:`OutboundLink.send_nowait` (never blocks) and :meth:`close`; the
-socket's writer task loops on :meth:`next_frame`. Urgent frames (emergency stops) are sent
-before anything already waiting. A peer that stops reading fills the queue; the link then
-closes itself (1008 policy violation would be wrong: 1013 "try again later").
+socket's writer task loops on :meth:`next_frame`, and takes whatever else is ready with
+:meth:`next_frame_nowait` so that one socket write carries them all. Urgent frames
+(emergency stops) are sent before anything already waiting. A peer that stops reading fills
+the queue; the link then closes itself (1008 policy violation would be wrong: 1013 "try
+again later").
 """
 
 from __future__ import annotations
@@ -68,6 +70,16 @@ class OutboundLink:
             self._urgent.clear()
             self._normal.clear()
             self._wakeup.set()
+
+    def next_frame_nowait(self) -> Frame | None:
+        """The next frame to write if one is waiting, else None (also once closed)."""
+        if self._close is not None:
+            return None
+        if self._urgent:
+            return self._urgent.popleft()
+        if self._normal:
+            return self._normal.popleft()
+        return None
 
     async def next_frame(self) -> Frame:
         """The next frame to write; waits while there is none.

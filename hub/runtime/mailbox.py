@@ -97,6 +97,14 @@ class Mailbox(Generic[M]):
         """
         return await self._receive_channel.receive()
 
+    def receive_nowait(self) -> M:
+        """Take the oldest message without waiting.
+
+        Raises :class:`trio.WouldBlock` when the mailbox is empty, and
+        :class:`trio.ClosedResourceError` once it is closed.
+        """
+        return self._receive_channel.receive_nowait()
+
     def close(self) -> list[M]:
         """Close the mailbox for good and return the messages that were still waiting.
 

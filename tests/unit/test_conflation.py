@@ -167,6 +167,24 @@ async def test_frames_behind_a_reservation_wait_until_it_is_filled(
         assert link.depth() == 0
 
 
+async def test_next_frame_nowait_takes_what_is_ready_and_never_passes_a_reservation() -> None:
+    # What the socket writer adds to a write without waiting: ready frames in order, nothing
+    # from behind an unfilled reservation, nothing once the link is closed.
+    link = SessionLink()
+    link.send_nowait(alert("a1"))
+    reservation = link.queue.reserve()
+    link.send_nowait(location("v1", 5))
+    assert link.next_frame_nowait() == alert("a1")
+    assert link.next_frame_nowait() is None  # the snapshot is not ready yet
+    assert link.fill(reservation, [{"type": "subscribed"}])
+    assert link.next_frame_nowait() == {"type": "subscribed"}
+    assert link.next_frame_nowait() == location("v1", 5)
+    assert link.next_frame_nowait() is None
+    link.send_nowait(alert("a2"))
+    link.close(1000, "session ended")
+    assert link.next_frame_nowait() is None
+
+
 async def test_a_reservation_filled_past_the_limit_closes_the_link(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -36,6 +36,18 @@ async def test_an_urgent_frame_overtakes_frames_already_waiting() -> None:
         assert names == ["stop_1", "stop_2", "normal_1", "normal_2"]
 
 
+async def test_next_frame_nowait_takes_urgent_then_normal_and_nothing_once_closed() -> None:
+    link = OutboundLink()
+    assert link.next_frame_nowait() is None
+    link.send_nowait(_frame("normal"))
+    link.send_nowait(_frame("stop"), urgent=True)
+    taken = [link.next_frame_nowait(), link.next_frame_nowait(), link.next_frame_nowait()]
+    assert taken == [_frame("stop"), _frame("normal"), None]
+    link.send_nowait(_frame("late"))
+    link.close(1000, "done")
+    assert link.next_frame_nowait() is None
+
+
 async def test_next_frame_waits_for_a_frame_and_wakes_when_one_is_sent(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from functools import partial
@@ -12,6 +13,7 @@ import trio
 import trio.testing
 
 from actors.router.actor import (
+    ROUTER_BURST,
     ROUTER_KEY,
     ROUTER_KIND,
     ReplayLimits,
@@ -466,3 +468,46 @@ async def test_a_crashed_router_closes_every_session_with_1011_and_restarts_know
         await trio.testing.wait_all_tasks_blocked()
         assert again.seqs() == [5001]  # numbered above anything the old one gave
         assert old.seqs() == [1001]
+
+
+class TaskSteps(trio.abc.Instrument):
+    """Counts task steps: frames delivered in one step of the Router share one count."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps += 1
+
+
+async def test_events_waiting_in_the_mailbox_are_fanned_out_in_bursts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The Router takes up to ROUTER_BURST more waiting messages in the same step, so a
+    # session's writer finds them together and writes them at once.
+    steps = TaskSteps()
+    delivered_in_step: list[int] = []
+    peer = Peer("s1")
+    deliver = peer.deliver
+
+    all_delivered = trio.Event()
+
+    def noting_step(frame: Frame) -> bool:
+        delivered_in_step.append(steps.steps)
+        alive = deliver(frame)
+        if len(peer.frames) == 120:
+            all_delivered.set()
+        return alive
+
+    peer.handle = SessionHandle("s1", "viewer", noting_step, peer.close)
+    async with running_router(lambda: frozen_router(peer, s1=["*"])) as (_, sink):
+        trio.lowlevel.add_instrument(steps)
+        try:
+            for _ in range(120):
+                sink.vehicle_event("v1", location("v1"))
+            await all_delivered.wait()
+        finally:
+            trio.lowlevel.remove_instrument(steps)
+    assert peer.seqs() == list(range(1, 121))
+    per_step = list(Counter(delivered_in_step).values())
+    assert per_step == [1 + ROUTER_BURST, 1 + ROUTER_BURST, 120 - 2 * (1 + ROUTER_BURST)]

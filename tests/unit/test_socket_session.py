@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +22,8 @@ from actors.sockets.connection import (
     HEARTBEAT_TIMEOUT,
     INVALID_MESSAGE,
     NORMAL,
+    WRITE_BATCH_CHARS,
+    WRITE_BATCH_FRAMES,
     PeerGoneError,
     SocketPolicy,
     _FloodMeter,
@@ -51,6 +53,7 @@ class ScriptedPeer:
         self._script = deque(script)
         self._send_seconds = send_seconds
         self.received: list[tuple[float, dict[str, Any]]] = []
+        self.writes: list[int] = []  # how many frames each write carried
 
     def now(self) -> float:
         return trio.current_time() - self.start
@@ -64,10 +67,11 @@ class ScriptedPeer:
             raise PeerGoneError
         return raw
 
-    async def send(self, text: str) -> None:
+    async def send(self, texts: Sequence[str]) -> None:
         if self._send_seconds:
             await trio.sleep(self._send_seconds)
-        self.received.append((self.now(), json.loads(text)))
+        self.writes.append(len(texts))
+        self.received.extend((self.now(), json.loads(text)) for text in texts)
 
     def frames(self, frame_type: str) -> list[tuple[float, dict[str, Any]]]:
         return [(at, frame) for at, frame in self.received if frame["type"] == frame_type]
@@ -274,9 +278,11 @@ async def test_the_third_error_goes_out_before_4002_even_when_the_peer_reads_slo
 ) -> None:
     # Each write takes 1 s: when the third invalid frame arrives at 0.5 s, the first error is
     # still being written. The socket must neither cut that write short nor lose the code.
+    # The second and third errors wait together, so they go out in one write.
     socket = await serve(THREE_QUICK_INVALID, send_seconds=1)
-    assert socket.peer.times("error") == [1.0, 2.0, 3.0]
-    assert (socket.result, socket.ended_at) == ((4002, "invalid_message"), 3.0)
+    assert socket.peer.times("error") == [1.0, 2.0, 2.0]
+    assert socket.peer.writes == [1, 2]
+    assert (socket.result, socket.ended_at) == ((4002, "invalid_message"), 2.0)
 
 
 async def test_a_peer_that_stopped_reading_is_closed_4002_without_its_last_error(
@@ -387,6 +393,54 @@ async def test_frames_queued_on_the_link_are_written_to_the_peer_in_order(
         (1.0, "emergency_stop"),
         (1.0, "telemetry_ack"),
         (1.0, "telemetry_ack"),
+    ]
+
+
+async def test_frames_waiting_together_go_out_in_few_writes_urgent_first_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # 150 events and then a stop, queued while the writer waits for its turn: three writes
+    # (64 + 64 + 23 frames) instead of 151, the stop first, the events in their order.
+    async with serving([(5, GONE)]) as socket:
+        await trio.sleep(1)
+        for n in range(150):
+            socket.link.send_nowait({"type": "location_update", "n": n})
+        socket.link.send_nowait({"type": "emergency_stop"}, urgent=True)
+    assert socket.peer.writes == [WRITE_BATCH_FRAMES, WRITE_BATCH_FRAMES, 23]
+    kinds = [frame["type"] for _, frame in socket.peer.received]
+    assert kinds == ["emergency_stop"] + ["location_update"] * 150
+    numbers = [frame["n"] for _, frame in socket.peer.received[1:]]
+    assert numbers == list(range(150))
+
+
+async def test_a_write_takes_no_more_frames_once_it_holds_enough_text(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Three frames of 60 % of a write's text each: the first write stops after the second.
+    padding = "x" * (WRITE_BATCH_CHARS * 6 // 10)
+    async with serving([(5, GONE)]) as socket:
+        await trio.sleep(1)
+        for n in range(3):
+            socket.link.send_nowait({"type": "subscribed", "n": n, "padding": padding})
+    assert socket.peer.writes == [2, 1]
+    assert [frame["n"] for _, frame in socket.peer.received] == [0, 1, 2]
+
+
+async def test_a_frame_queued_during_a_write_goes_out_in_the_next(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Writes take 1 s. The first frame goes alone; the two queued meanwhile go together.
+    async with serving([(10, GONE)], send_seconds=1) as socket:
+        await trio.sleep(1)
+        socket.link.send_nowait({"type": "telemetry_ack", "n": 1})
+        await trio.sleep(0.5)
+        socket.link.send_nowait({"type": "telemetry_ack", "n": 2})
+        socket.link.send_nowait({"type": "telemetry_ack", "n": 3})
+    assert socket.peer.writes == [1, 2]
+    assert [(at, frame["n"]) for at, frame in socket.peer.received] == [
+        (2.0, 1),
+        (3.0, 2),
+        (3.0, 3),
     ]
 
 
