@@ -29,3 +29,9 @@ def test_equal_texts_that_are_different_objects_each_get_their_own_frame() -> No
     assert shared_text_frame(first) == text_frame("ab")
     assert shared_text_frame(second) == text_frame("ac")
     assert shared_text_frame(first) is shared_text_frame(first)  # built once
+
+
+def test_a_big_text_is_framed_but_not_kept() -> None:
+    big = "y" * 300_000  # a whole-fleet snapshot is one session's own
+    assert shared_text_frame(big) == text_frame(big)
+    assert shared_text_frame(big) is not shared_text_frame(big)
