@@ -39,6 +39,7 @@ from wsproto.utilities import LocalProtocolError
 
 from actors.sockets.connection import SendTexts
 from api.edge import ASGIApp, Scope
+from hub.identity_cache import IdentityCache
 
 SEND_TEXTS = "tvm.websocket.send_texts"
 """The scope extension that holds the batched writer of this socket."""
@@ -119,9 +120,8 @@ def text_frame(text: str) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, length) + payload
 
 
-_FRAME_CACHE_SIZE = 4096
 _SHARED_FRAME_CHARS = 64 * 1024  # larger texts (a session's own snapshot) are not kept
-_frames: dict[int, tuple[str, bytes]] = {}
+_frames: IdentityCache[str, bytes] = IdentityCache(4096)
 
 
 def shared_text_frame(text: str) -> bytes:
@@ -132,14 +132,7 @@ def shared_text_frame(text: str) -> bytes:
     """
     if len(text) > _SHARED_FRAME_CHARS:
         return text_frame(text)
-    hit = _frames.get(id(text))
-    if hit is not None and hit[0] is text:
-        return hit[1]
-    frame = text_frame(text)
-    if len(_frames) >= _FRAME_CACHE_SIZE:
-        _frames.clear()
-    _frames[id(text)] = (text, frame)
-    return frame
+    return _frames.get(text, text_frame)
 
 
 def socket_sender() -> SendTexts:

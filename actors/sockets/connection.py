@@ -23,6 +23,7 @@ from actors.sockets.outbound import LinkClosedError, OutboundLink
 from hub.clock import now_timestamp
 from hub.contract import ws_events
 from hub.errors import ContractError
+from hub.identity_cache import IdentityCache
 
 NORMAL = 1000
 INVALID_MESSAGE = 4002
@@ -205,8 +206,7 @@ def ready_texts(link: OutboundLink, *, first: Frame) -> list[str]:
     return texts
 
 
-_ENCODED_CACHE_SIZE = 4096
-_encoded: dict[int, tuple[dict[str, Any], str]] = {}
+_encoded: IdentityCache[dict[str, Any], str] = IdentityCache(4096)
 
 
 def encode_frame(frame: Frame) -> str:
@@ -219,11 +219,4 @@ def encode_frame(frame: Frame) -> str:
     """
     if isinstance(frame, EncodedEvent):
         return frame.text
-    hit = _encoded.get(id(frame))
-    if hit is not None and hit[0] is frame:
-        return hit[1]
-    text = frame_text(frame)
-    if len(_encoded) >= _ENCODED_CACHE_SIZE:
-        _encoded.clear()
-    _encoded[id(frame)] = (frame, text)
-    return text
+    return _encoded.get(frame, frame_text)
