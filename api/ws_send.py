@@ -4,9 +4,9 @@ An ASGI ``websocket.send`` carries one message, and under Hypercorn each one is 
 through ``WSStream.app_send``, h11 and a locked, shielded ``send_all``: 75–110 µs of the
 server's CPU a message here, which capped a hub near 10,000 fleet frames a second. Framed
 with the same wsproto connection and handed to the same stream in one piece, ten messages
-cost about 12 µs each (docs/performance.md has the measurement).
-When the client negotiated no extension, a frame is the same bytes for every session, so the
-frame of an event going to many sessions is built once (:func:`text_frame`, cached by the
+cost about 12 µs each (docs/performance.md has the measurement). When the client
+negotiated no extension, a frame is the same bytes for every session, so the frame of an
+event going to many sessions is built once (:func:`shared_text_frame`, cached by the
 identity of the text, which the sessions share).
 
 :class:`BatchedWebsocketSend` is the ASGI wrapper that finds Hypercorn's WebSocket stream behind
@@ -19,9 +19,8 @@ The writer keeps Hypercorn's rules. With an extension offered, the bytes come fr
 stream's own wsproto connection (so permessage-deflate, if negotiated, still applies). Every
 write takes the stream's own send path (the connection's send lock, TLS). Once the socket is
 closing, a write goes through Hypercorn's per-message path, so it is dropped or refused
-exactly as ``websocket.send`` would be. Cancelling
-a write can cut it short exactly as cancelling ``websocket.send`` can (Hypercorn shields the
-socket write itself).
+exactly as ``websocket.send`` would be. Cancelling a write can cut it short exactly as
+cancelling ``websocket.send`` can (Hypercorn shields the socket write itself).
 """
 
 from __future__ import annotations

@@ -89,9 +89,8 @@ class OutboundLink:
         while True:
             if self._close is not None:
                 raise self._close
-            if self._urgent:
-                return self._urgent.popleft()
-            if self._normal:
-                return self._normal.popleft()
+            frame = self.next_frame_nowait()
+            if frame is not None:
+                return frame
             self._wakeup = trio.Event()
             await self._wakeup.wait()

@@ -97,6 +97,7 @@ class Client:
         self.protocol = WSConnection(ConnectionType.CLIENT)
         self.offer = [PerMessageDeflate()] if deflate else []
         self.messages: list[str] = []
+        self.accepted = False
         self.accepted_extensions: list[str] = []
         self._partial: list[str] = []
 
@@ -104,9 +105,7 @@ class Client:
         await self.stream.send_all(
             self.protocol.send(Request(host="127.0.0.1", target=path, extensions=self.offer))
         )
-        await self.read_until(lambda: self.accepted_extensions is not None and self._accepted)
-
-    _accepted = False
+        await self.read_until(lambda: self.accepted)
 
     async def read_until(self, done: Callable[[], bool]) -> None:
         while not done():
@@ -115,7 +114,7 @@ class Client:
             self.protocol.receive_data(data)
             for event in self.protocol.events():
                 if isinstance(event, AcceptConnection):
-                    self._accepted = True
+                    self.accepted = True
                     self.accepted_extensions = [ext.name for ext in event.extensions]
                 elif isinstance(event, TextMessage):
                     self._partial.append(event.data)
