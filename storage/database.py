@@ -192,11 +192,47 @@ def _discard_outcome(task: asyncio.Future[Any]) -> None:
         logger.debug("abandoned database call ended with %r", task.exception())
 
 
+ASYNCIO_BURST = 64
+"""The most asyncio callbacks the bridge runs in one step of its trio task."""
+
+
 @asynccontextmanager
 async def open_asyncio_bridge() -> AsyncIterator[None]:
     """Run the body with a trio-asyncio loop open, so storage calls work in every child task."""
-    async with trio_asyncio.open_loop():
+    async with trio_asyncio.open_loop() as loop:
+        _run_callbacks_in_bursts(loop)
         yield
+
+
+def _run_callbacks_in_bursts(loop: Any) -> None:
+    """Have ``loop`` run every asyncio callback that is ready, up to :data:`ASYNCIO_BURST`,
+    in one step of its trio task.
+
+    trio-asyncio (0.16 here) runs one callback per step: it takes each from a trio channel
+    with ``await receive()``, and every step waits for a turn of trio's scheduler. A database
+    round trip took 24 such steps (the transport's read, asyncpg's futures, the shield and
+    the task's wake-ups), so on a busy hub each call waited 24 turns; now it takes 3. The
+    callbacks keep their order; only the checkpoints between ready ones are gone.
+
+    This wraps trio-asyncio's private ``_main_loop_one`` (its loop task calls it once per
+    step, and ``no_wait=True`` takes a ready callback or raises :class:`trio.WouldBlock`).
+    A trio-asyncio without it keeps its own pace: slower, never wrong, and
+    ``tests/integration/test_asyncio_bridge.py`` then fails on the steps a call takes.
+    """
+    run_one = getattr(loop, "_main_loop_one", None)
+    if run_one is None:
+        logger.warning("trio-asyncio has no _main_loop_one: asyncio callbacks run one per step")
+        return
+
+    async def run_burst(no_wait: bool = False) -> None:
+        await run_one(no_wait)
+        for _ in range(ASYNCIO_BURST - 1):
+            try:
+                await run_one(True)
+            except trio.WouldBlock:
+                return
+
+    loop._main_loop_one = run_burst
 
 
 class Database:
