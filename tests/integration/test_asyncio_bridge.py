@@ -40,5 +40,6 @@ async def test_a_database_call_takes_few_steps_of_the_bridge(database_url: str) 
                     assert await database.fetchval("SELECT $1::int", number) == number
             finally:
                 trio.lowlevel.remove_instrument(counter)
-    # 3.0 steps per call with the bursts; 24.1 with trio-asyncio running one callback per step.
-    assert counter.steps / CALLS <= 6, counter.steps / CALLS
+    # Every call needs the loop task at least once (so the count is of the right task): 3.0
+    # steps per call with the bursts, 24.1 with trio-asyncio running one callback per step.
+    assert CALLS <= counter.steps <= 6 * CALLS, counter.steps / CALLS
