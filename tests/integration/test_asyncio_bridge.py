@@ -11,23 +11,15 @@ import trio
 import trio.lowlevel
 
 from storage.database import open_asyncio_bridge, open_database
+from tests.task_steps import TaskSteps
 
 CALLS = 50
-
-
-class BridgeSteps(trio.abc.Instrument):
-    """Counts the task steps of trio-asyncio's loop task (the one running asyncio callbacks)."""
-
-    def __init__(self) -> None:
-        self.steps = 0
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if task.name.endswith("_main_loop"):
-            self.steps += 1
+BRIDGE_TASK = "_main_loop"
+"""How trio-asyncio's loop task (the one running asyncio callbacks) is named."""
 
 
 async def test_a_database_call_takes_few_steps_of_the_bridge(database_url: str) -> None:
-    counter = BridgeSteps()
+    counter = TaskSteps(BRIDGE_TASK)
     with trio.fail_after(30):
         async with (
             open_asyncio_bridge(),

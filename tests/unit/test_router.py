@@ -30,6 +30,7 @@ from actors.sockets.encoded import Frame, frame_dict
 from hub.contract import ws_events
 from hub.runtime import Registry
 from hub.runtime.testing import open_registry
+from tests.task_steps import TaskSteps
 
 GUARD = 600.0  # virtual seconds: every test runs on autojump_clock
 MINUTE = 60.0
@@ -470,22 +471,12 @@ async def test_a_crashed_router_closes_every_session_with_1011_and_restarts_know
         assert old.seqs() == [1001]
 
 
-class TaskSteps(trio.abc.Instrument):
-    """Counts task steps: frames delivered in one step of the Router share one count."""
-
-    def __init__(self) -> None:
-        self.steps = 0
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        self.steps += 1
-
-
 async def test_events_waiting_in_the_mailbox_are_fanned_out_in_bursts(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     # The Router takes up to ROUTER_BURST more waiting messages in the same step, so a
     # session's writer finds them together and writes them at once.
-    steps = TaskSteps()
+    steps = TaskSteps()  # frames delivered in one step of the Router share one count
     delivered_in_step: list[int] = []
     peer = Peer("s1")
     deliver = peer.deliver
