@@ -37,8 +37,7 @@ from api.routes import (
     telemetry,
 )
 from hub import metrics
-from hub.contract.text import unstorable_path
-from hub.errors import InvalidInputError
+from hub.contract.text import refuse_unstorable_parameters
 from hub.logs import bind_log_context
 
 _SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
@@ -166,13 +165,9 @@ async def _assign_request_id() -> None:
 async def _refuse_unstorable_parameters() -> None:
     """A query or path parameter with text PostgreSQL cannot store (U+0000, a lone surrogate)
     is refused with 400 ``validation_error`` naming it, before any handler runs."""
-    for name, value in [*request.args.items(multi=True), *(request.view_args or {}).items()]:
-        if unstorable_path(name) is not None or unstorable_path(value) is not None:
-            raise InvalidInputError(
-                "validation_error",
-                f"{name} must not contain U+0000 or an unpaired surrogate",
-                field=name,
-            )
+    refuse_unstorable_parameters(
+        [*request.args.items(multi=True), *(request.view_args or {}).items()]
+    )
 
 
 async def _send_request_id(response: Response) -> Response:

@@ -32,15 +32,23 @@ def authenticate(services: HubServices) -> Principal:
 
 def require_role(services: HubServices, roles: tuple[str, ...]) -> Principal:
     """A person whose role is one of ``roles``; 403 for anyone else (vehicles included)."""
-    principal = authenticate(services)
+    return check_role(authenticate(services), roles)
+
+
+def require_vehicle(services: HubServices, vehicle_id: str) -> Principal:
+    """The vehicle that owns ``vehicle_id``'s path; 403 for another vehicle or a person."""
+    return check_owner(authenticate(services), vehicle_id)
+
+
+def check_role(principal: Principal, roles: tuple[str, ...]) -> Principal:
+    """``principal`` if its role is one of ``roles``; 403 otherwise."""
     if principal.role not in roles:
         raise ForbiddenError(f"Role {principal.role} may not do this")
     return principal
 
 
-def require_vehicle(services: HubServices, vehicle_id: str) -> Principal:
-    """The vehicle that owns ``vehicle_id``'s path; 403 for another vehicle or a person."""
-    principal = authenticate(services)
+def check_owner(principal: Principal, vehicle_id: str) -> Principal:
+    """``principal`` if it is the vehicle ``vehicle_id``; 403 for another vehicle or a person."""
     if not principal.is_vehicle:
         raise ForbiddenError("Only the vehicle itself may post its telemetry")
     if principal.vehicle_id != vehicle_id:

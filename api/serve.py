@@ -53,7 +53,9 @@ from actors.vehicle.store import PostgresVehicleStore
 from api.app import create_app
 from api.context import HubServices
 from api.edge import ASGIApp, RedirectInsecure
-from api.fast_telemetry import TelemetryFastPath
+from api.fast_commands import CommandRoute
+from api.fast_telemetry import TelemetryRoute
+from api.lean_http import LeanPaths
 from api.ws_send import BatchedWebsocketSend
 from hub.config import RateLimit, Settings
 from hub.gc_policy import tune_garbage_collector
@@ -274,8 +276,10 @@ async def serve_hub(
             app = create_app(services)
             # Innermost: ProxyFixMiddleware deep-copies the scope, and the writer holds a stream.
             served: ASGIApp = BatchedWebsocketSend(app)  # type: ignore[arg-type]
-            if settings.fast_telemetry:
-                served = TelemetryFastPath(served, services)
+            if settings.fast_paths:  # the hot POSTs answered in front of Quart
+                served = LeanPaths(
+                    served, services, [TelemetryRoute(services), CommandRoute(services)]
+                )
             if settings.tls_enabled and settings.http_redirect_port is not None:
                 served = RedirectInsecure(served, https_port=settings.port or 443)
             if settings.trusted_proxy_hops:  # the client's address as the proxies saw it

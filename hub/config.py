@@ -111,7 +111,7 @@ class Settings:
     http_redirect_port: int | None = None
     cors_origins: tuple[str, ...] = ()
     body_timeout: float = 30 * SECONDS
-    fast_telemetry: bool = True
+    fast_paths: bool = True
     websocket_max_message_bytes: int = 1024 * 1024
     workers: int = 1
     worker_id: int | None = None
@@ -404,7 +404,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http_redirect_port=_parse(env, "TVM_HTTP_REDIRECT_PORT", _port, d.http_redirect_port),
         cors_origins=_parse(env, "CORS_ORIGINS", _list, d.cors_origins),
         body_timeout=_parse(env, "TVM_BODY_TIMEOUT_SECONDS", _positive_float, d.body_timeout),
-        fast_telemetry=_parse(env, "TVM_FAST_TELEMETRY", _bool, d.fast_telemetry),
+        fast_paths=_parse(env, "TVM_FAST_PATHS", _bool, d.fast_paths),
         websocket_max_message_bytes=_parse(
             env, "TVM_WS_MAX_MESSAGE_BYTES", _positive_int, d.websocket_max_message_bytes
         ),

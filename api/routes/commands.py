@@ -49,6 +49,32 @@ def _origin(principal: Principal) -> CommandOrigin:
     return CommandOrigin(principal.subject, principal.role, None, g.get("request_id"))
 
 
+async def sent_command(
+    services: HubServices,
+    vehicle_id: str,
+    raw: bytes,
+    principal: Principal,
+    request_id: str | None,
+) -> CommandStatus:
+    """The command POST's body, checked and handed to the vehicle: its status then. Blocks
+    until the vehicle's actor has taken it (a stop goes out at once)."""
+    command = parse_command(raw)
+    if command.vehicle_id is not None and command.vehicle_id != vehicle_id:
+        raise InvalidInputError(
+            "vehicle_id_mismatch",
+            "vehicle_id differs from the path",
+            field="vehicle_id",
+            received_value=command.vehicle_id,
+        )
+    origin = CommandOrigin(principal.subject, principal.role, None, request_id)
+    return await services.vehicles.send_command(vehicle_id, command, origin)
+
+
+def command_reply(status: CommandStatus) -> tuple[int, dict[str, Any]]:
+    """The command POST's answer: 200 once settled, else 202; and its body."""
+    return (200 if status.settled else 202), command_answer(status)
+
+
 def command_answer(status: CommandStatus) -> dict[str, Any]:
     """The body describing a command's status."""
     return {
@@ -91,18 +117,12 @@ def register(app: Quart, services: HubServices) -> None:
         """
         principal = require_role(services, STAFF)
         wait = flag("wait", request.args.get("wait")) is not False  # refused before any send
-        command = parse_command(await json_body())
-        if command.vehicle_id is not None and command.vehicle_id != vehicle_id:
-            raise InvalidInputError(
-                "vehicle_id_mismatch",
-                "vehicle_id differs from the path",
-                field="vehicle_id",
-                received_value=command.vehicle_id,
-            )
-        status = await services.vehicles.send_command(vehicle_id, command, _origin(principal))
+        raw = await json_body()
+        status = await sent_command(services, vehicle_id, raw, principal, g.get("request_id"))
         if wait:
             status = await settled(services, status)
-        return json_response(command_answer(status), status=200 if status.settled else 202)
+        code, body = command_reply(status)
+        return json_response(body, status=code)
 
     @tag(["commands"])
     @document_querystring(LimitQuery)

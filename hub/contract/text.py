@@ -13,6 +13,7 @@ with U+FFFD and the stop goes out.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from hub.contract.errors import InvalidInputError
@@ -29,6 +30,18 @@ def may_hold_unstorable(raw: bytes | str) -> bool:
     if isinstance(raw, bytes):
         return _MAYBE_BYTES.search(raw) is not None
     return _MAYBE_TEXT.search(raw) is not None
+
+
+def refuse_unstorable_parameters(parameters: Iterable[tuple[str, str]]) -> None:
+    """400 ``validation_error`` naming the first request parameter (query or path) whose
+    name or value PostgreSQL cannot store (U+0000, an unpaired surrogate)."""
+    for name, value in parameters:
+        if _UNSTORABLE.search(name) or _UNSTORABLE.search(value):
+            raise InvalidInputError(
+                "validation_error",
+                f"{name} must not contain U+0000 or an unpaired surrogate",
+                field=name,
+            )
 
 
 def unstorable_path(value: Any, path: str = "") -> str | None:
