@@ -2,7 +2,8 @@
 
 Three tasks, each the only one to touch its part, so a slow database never delays a command:
 
-- the **control task** (the mailbox loop) owns the socket, the commands (its
+- the **control task** (the mailbox loop) owns the socket, the commands (taken in by its
+  :class:`~actors.vehicle.command_intake.CommandIntake`, sent by its
   :class:`~actors.vehicle.command_desk.CommandDesk`, driven by its deadlines), the rate
   buckets and the state the resume rule reads. It never awaits storage (nor Redis): an
   emergency stop goes out the moment it arrives. With rate limits shared through Redis
@@ -21,29 +22,20 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 import trio
 
 from actors.rate_limit import Decision, RateLimiter, SharedRateLimiter
 from actors.sockets.outbound import OutboundLink
-from actors.vehicle.command_desk import CommandDesk, PendingCommand, PersistJob
-from actors.vehicle.command_rows import (
-    STOP_ANSWER_GRACE,
-    StopRecorder,
-    duplicate_command,
-    new_row,
-    row_writer,
-)
+from actors.vehicle.command_desk import CommandDesk, PersistJob
+from actors.vehicle.command_intake import CommandIntake
 from actors.vehicle.messages import (
     AckReceived,
     AwaitOutcome,
     BatteryHealthNow,
     BulkReport,
     CommandNow,
-    CommandOrigin,
-    CommandStatus,
     CommandStored,
     Connect,
     ConnectedElsewhere,
@@ -60,15 +52,12 @@ from actors.vehicle.messages import (
     StopRecorded,
     VehicleMessage,
 )
-from actors.vehicle.offline_queue import QueuedCommand
 from actors.vehicle.ports import (
     NoPresence,
     Publisher,
     SocketPresence,
-    StoredCommand,
     VehicleStore,
 )
-from actors.vehicle.recent_ids import RecentIds
 from actors.vehicle.state import STATE_MEMORY
 from actors.vehicle.telemetry import (
     LANE_SIZE,
@@ -83,9 +72,8 @@ from hub import metrics
 from hub.clock import format_timestamp, now_timestamp, utc_now
 from hub.config import RateLimit
 from hub.contract import ws_events
-from hub.contract.commands import AnyCommand, vehicle_payload, with_defaults
 from hub.contract.validation import check_live_timestamp
-from hub.errors import ConflictError, ContractError, UnavailableError
+from hub.errors import ContractError, UnavailableError
 from hub.logs import log_context, reset_log_context
 from hub.runtime import Inbox, Reply, ended_by_cancellation
 from storage.database import StorageError
@@ -93,16 +81,10 @@ from storage.database import StorageError
 logger = logging.getLogger(__name__)
 
 PERSIST_LANE_SIZE = 10_000
-SEEN_COMMANDS = 10_000  # command ids an actor remembers having taken itself
 DRAIN_FLUSH_TIMEOUT = 5.0
 GOING_AWAY = 1001
 INTERNAL_ERROR = 1011
 REPLACED = 4009
-
-
-def resume_allowed(last_state: str | None, last_delivered: str | None) -> bool:
-    """CONTRACT §6.3: resume only after an emergency stop (state or last delivered command)."""
-    return last_state == "emergency_stop" or last_delivered == "emergency_stop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +99,6 @@ class VehicleOptions:
     command_ttl: timedelta = timedelta(minutes=10)
     ack_timeout: float = 5.0
     ping_interval: float = 30.0
-
-
-@dataclass(slots=True)
-class _AwaitingRow:
-    """An ordinary command whose row is being written; it is delivered once that is done."""
-
-    pending: PendingCommand
-    reply: Reply[CommandStatus]
-    stop_epoch: int
 
 
 class VehicleActor:
@@ -168,12 +141,15 @@ class VehicleActor:
             ttl=options.command_ttl,
             ack_timeout=options.ack_timeout,
         )
-        self._awaiting_rows: dict[str, _AwaitingRow] = {}
-        self._seen_here = RecentIds(SEEN_COMMANDS)  # commands this actor took itself
-        self._stop_replies: dict[str, Reply[CommandStatus]] = {}  # stops sent, rows pending
+        self.intake = CommandIntake(
+            vehicle_id,
+            desk=self.desk,
+            store=store,
+            persist=self._persist,
+            tell_control=self._tell_self,
+            start_soon=self._start_soon,
+        )
         self._last_state: StateSeen | None = None
-        self._queue_position = 0
-        self._stop_epoch = 0  # emergency stops accepted so far
         self._request_id: str | None = None
         self._lanes: trio.Nursery | None = None
         self._inbox: Inbox[VehicleMessage] | None = None
@@ -194,9 +170,7 @@ class VehicleActor:
         reset_log_context()
         restored = await self._store.restore(self.vehicle_id)
         self.lane.restore(restored)
-        for stored in sorted(restored.queued, key=_delivery_order):
-            self._restore_command(stored)
-            self._seen_here.remember(stored.command_id)
+        self.intake.restore(restored.queued)
         self._inbox = inbox
         try:
             async with trio.open_nursery() as lanes:
@@ -267,7 +241,7 @@ class VehicleActor:
                 if self.desk.link is not None:
                     self._persist(self._read_queued)
             case QueuedCommandsRead(commands):
-                self._queued_elsewhere(commands, now)
+                self.intake.queued_elsewhere(commands, now)
             case ConnectedElsewhere(hub_id):
                 if self.desk.link is not None:  # no "disconnected" event: it is connected
                     logger.info("vehicle connected on hub %s: closing this socket", hub_id)
@@ -279,11 +253,13 @@ class VehicleActor:
             case SendCommand(command, origin, reply):
                 self._request_id = origin.request_id
                 with log_context(request_id=origin.request_id):
-                    self._accept_command(command, origin, reply, now)
+                    self.intake.accept(
+                        command, origin, reply, now, known_state=self._known_state(now)
+                    )
             case AwaitOutcome(command_id, reply):
                 self.desk.await_outcome(command_id, reply)
             case CommandNow(command_id, reply):
-                reply.send(self._status_now(command_id))
+                reply.send(self.intake.status_now(command_id))
             case BatteryHealthNow(reply):
                 self._to_lane(LaneHealth(reply), reply)
             case GoingAway():
@@ -294,15 +270,13 @@ class VehicleActor:
             case StateSeen():
                 self._last_state = message
             case CommandStored(command_id, error):
-                self._command_stored(command_id, error, now)
+                self.intake.stored(command_id, error, now)
             case StatusWritten(command_id, status):
                 self.desk.status_written(command_id, status)
             case StopRecorded(command_id):
-                self._stop_recorded(command_id)
+                self.intake.stop_recorded(command_id)
             case StopAnswerDue(command_id):
-                stop_reply = self._stop_replies.pop(command_id, None)
-                if stop_reply is not None:
-                    stop_reply.send(self._status_now(command_id))
+                self.intake.stop_answer_due(command_id)
 
     def describe(self) -> dict[str, Any]:
         """Fields for /debug/actors."""
@@ -376,143 +350,14 @@ class VehicleActor:
             return None
         return seen.state
 
-    def _status_now(self, command_id: str) -> CommandStatus:
-        status = self.desk.status_of(command_id)
-        if status is not None:
-            return status
-        awaiting = self._awaiting_rows.get(command_id)
-        state = "queued" if awaiting is not None else "unknown"
-        return CommandStatus(command_id, self.vehicle_id, state, None, False)
-
-    def _accept_command(
-        self, command: AnyCommand, origin: CommandOrigin, reply: Reply[CommandStatus], now: float
-    ) -> None:
-        command = with_defaults(command, utc_now())
-        assert command.command_id is not None and command.timestamp is not None
-        if self.desk.knows(command.command_id) or command.command_id in self._awaiting_rows:
-            reply.fail(duplicate_command(command.command_id))
-            return
-        if command.type == "resume" and not resume_allowed(
-            self._known_state(now), self.desk.last_delivered_type
-        ):
-            reply.fail(
-                ConflictError(
-                    "invalid_command_state",
-                    "resume is only valid while the vehicle is in emergency_stop",
-                    field="type",
-                    received_value="resume",
-                )
-            )
-            return
-        self._queue_position += 1
-        self._seen_here.remember(command.command_id)
-        is_stop = command.type == "emergency_stop"
-        pending = PendingCommand(
-            QueuedCommand(
-                command.command_id,
-                command.type,
-                vehicle_payload(command),
-                command.timestamp,
-                origin.username,
-            ),
-            origin.session_id,
-        )
-        link = self.desk.link
-        row = new_row(
-            self.vehicle_id,
-            command,
-            pending,
-            origin,
-            queue_position=-self._queue_position if is_stop else self._queue_position,
-            will_send=is_stop and link is not None and not link.closed,
-        )
-        if is_stop:
-            # The stop goes out now: no validation delay, no queueing behind others, never
-            # refused for its storage. Its row is written in the lane meanwhile, and the
-            # sender is answered once that first attempt ends, so an answer means the stop
-            # is stored, unless the database was away or slower than STOP_ANSWER_GRACE.
-            self._stop_epoch += 1
-            recorder = StopRecorder(self._store, row, origin, self._tell_self, self._start_soon)
-            self._persist(recorder.record, must_run=True)
-            self.desk.deliver(pending, now)
-            self._stop_replies[command.command_id] = reply
-            self._start_soon(partial(self._answer_stop_after_grace, command.command_id))
-            return
-        self._awaiting_rows[command.command_id] = _AwaitingRow(pending, reply, self._stop_epoch)
-        self._persist(row_writer(self._store, row, self._tell_self))
-
-    def _command_stored(self, command_id: str, error: ContractError | None, now: float) -> None:
-        awaiting = self._awaiting_rows.pop(command_id, None)
-        if awaiting is None:
-            return
-        if error is not None:
-            awaiting.reply.fail(error)
-            return
-        if awaiting.stop_epoch != self._stop_epoch:
-            # An emergency stop was accepted while this command waited for its row: sending it
-            # now would reach the vehicle after the stop and could undo it.
-            ids = [command_id]
-            self._persist(lambda: self._store.set_command_status(ids, "dropped"))
-            awaiting.reply.fail(
-                ConflictError(
-                    "invalid_command_state",
-                    "An emergency stop was issued after this command; send it again after resume",
-                    field="command_id",
-                    received_value=command_id,
-                )
-            )
-            return
-        self.desk.deliver(awaiting.pending, now)
-        awaiting.reply.send(self._status_now(command_id))
-
-    async def _answer_stop_after_grace(self, command_id: str) -> None:
-        await trio.sleep(STOP_ANSWER_GRACE)
-        await self._tell_self(StopAnswerDue(command_id))
-
     def _start_soon(self, task: Callable[[], Awaitable[None]]) -> None:
         assert self._lanes is not None
         self._lanes.start_soon(task)
-
-    def _stop_recorded(self, command_id: str) -> None:
-        """The stop's row exists now: write what happened to the stop meanwhile (the writes
-        made before the row existed changed nothing): its status, sends, send time and ack."""
-        pending = self.desk.pending.get(command_id)
-        status = self.desk.status_of(command_id)
-        if status is None:
-            return
-        ids = [command_id]
-        sends = None if pending is None else pending.sends or None
-        sent_at = None if pending is None else pending.sent_wall
-        self._persist(
-            lambda: self._store.set_command_status(
-                ids, status.status, sends=sends, ack=status.ack, sent_at=sent_at
-            )
-        )
 
     async def _read_queued(self) -> None:
         """(Persistence lane.) Read the queued commands and tell the control task."""
         restored = await self._store.restore(self.vehicle_id)
         await self._tell_self(QueuedCommandsRead(tuple(restored.queued)))
-
-    def _queued_elsewhere(self, commands: tuple[StoredCommand, ...], now: float) -> None:
-        """Deliver the queued commands another hub wrote that this one does not know yet
-        (emergency stops first, then in queue order)."""
-        for stored in sorted(commands, key=_delivery_order):
-            if stored.command_id in self._seen_here or self.desk.knows(stored.command_id):
-                continue  # this hub took it: it is delivering, delivered or refused it
-            logger.info("delivering %s, queued on another hub", stored.command_id)
-            self._restore_command(stored)
-            self._seen_here.remember(stored.command_id)
-        link = self.desk.link
-        if link is not None and not link.closed:
-            self.desk.connected(link, now)  # sends what is queued, in order
-
-    def _restore_command(self, stored: StoredCommand) -> None:
-        queued = QueuedCommand(
-            stored.command_id, stored.type, stored.payload, stored.created_at, stored.sender
-        )
-        self.desk.restore(PendingCommand(queued, None))
-        self._queue_position = max(self._queue_position, abs(stored.queue_position))
 
     # --- persistence ----------------------------------------------------------------------
 
@@ -554,7 +399,3 @@ class VehicleActor:
             self._persist_send.send_nowait((None, answer))
         except trio.WouldBlock:
             reply.send(None)
-
-
-def _delivery_order(stored: StoredCommand) -> tuple[bool, int]:
-    return (stored.type != "emergency_stop", stored.queue_position)

@@ -45,8 +45,8 @@ def command_wait(services: HubServices) -> float:
 logger = logging.getLogger(__name__)
 
 
-def _origin(principal: Principal) -> CommandOrigin:
-    return CommandOrigin(principal.subject, principal.role, None, g.get("request_id"))
+def _origin(principal: Principal, request_id: str | None) -> CommandOrigin:
+    return CommandOrigin(principal.subject, principal.role, None, request_id)
 
 
 async def sent_command(
@@ -66,8 +66,7 @@ async def sent_command(
             field="vehicle_id",
             received_value=command.vehicle_id,
         )
-    origin = CommandOrigin(principal.subject, principal.role, None, request_id)
-    return await services.vehicles.send_command(vehicle_id, command, origin)
+    return await services.vehicles.send_command(vehicle_id, command, _origin(principal, request_id))
 
 
 def command_reply(status: CommandStatus) -> tuple[int, dict[str, Any]]:
@@ -177,7 +176,7 @@ def register(app: Quart, services: HubServices) -> None:
             )
             try:
                 status = await services.vehicles.send_command(
-                    vehicle_id, command, _origin(principal)
+                    vehicle_id, command, _origin(principal, g.get("request_id"))
                 )
             except ContractError as error:
                 results[vehicle_id] = {

@@ -23,8 +23,8 @@ import trio
 import trio.testing
 
 from actors.sockets.outbound import OutboundLink
-from actors.vehicle.actor import resume_allowed
 from actors.vehicle.command_desk import CommandDesk, PendingCommand, PersistJob
+from actors.vehicle.command_intake import resume_allowed
 from actors.vehicle.messages import CommandStatus
 from actors.vehicle.offline_queue import QueuedCommand
 from actors.vehicle.ports import AuditEntry

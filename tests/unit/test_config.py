@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,33 @@ def test_production_refuses_cheap_secret_hashes(tmp_path: Path) -> None:
     assert (settings.argon2_time_cost, settings.argon2_memory_kib) == (3, 65536)
     cheap = load_settings(_env(tmp_path, TVM_ARGON2_TIME_COST="1", TVM_ARGON2_MEMORY_KIB="1024"))
     assert (cheap.argon2_time_cost, cheap.argon2_memory_kib) == (1, 1024)
+
+
+class _ReadNames(dict[str, str]):
+    """An environment that remembers every variable asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.asked.add(key)
+        return super().__contains__(key)
+
+
+def test_every_variable_of_the_example_file_is_one_the_hub_reads(tmp_path: Path) -> None:
+    example = (Path(__file__).parents[2] / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", example, flags=re.MULTILINE))
+    env = _ReadNames(_env(tmp_path))
+    load_settings(env)
+    assert "TVM_FAST_PATHS" in listed
+    assert sorted(listed - env.asked) == []
