@@ -10,19 +10,20 @@ from hub.logs import bind_log_context
 from hub.security import Principal
 
 
-def bearer_token() -> str:
-    """The token of ``Authorization: Bearer …``; 401 ``missing_token`` without one."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticatedError("missing_token", "Authorization: Bearer <token> required")
-    return token.strip()
-
-
 def authenticate(services: HubServices) -> Principal:
     """Verify the request's token (401 on any fault) and remember the caller in ``g``."""
-    principal = services.codec.verify(bearer_token())
+    principal = caller_of(services, request.headers.get("Authorization", ""))
     g.principal = principal
+    return principal
+
+
+def caller_of(services: HubServices, authorization: str) -> Principal:
+    """The caller an ``Authorization: Bearer …`` header names, bound to the log context;
+    401 ``missing_token`` without a bearer token, 401 for any fault of the token."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticatedError("missing_token", "Authorization: Bearer <token> required")
+    principal = services.codec.verify(token.strip())
     if principal.is_vehicle:
         bind_log_context(vehicle_id=principal.vehicle_id)
     else:

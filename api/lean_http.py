@@ -39,6 +39,7 @@ from api.errors import (
     error_body,
     error_headers,
 )
+from api.guard import caller_of
 from api.refusal_log import log_failure, log_refusal
 from api.request_body import MAX_BULK_BODY, UNREAD_BODY_WAIT
 from api.request_ids import request_id_from
@@ -50,9 +51,8 @@ from hub.errors import (
     ContractError,
     ForbiddenError,
     InternalError,
-    NotAuthenticatedError,
 )
-from hub.logs import bind_log_context, log_context
+from hub.logs import log_context
 from hub.security import Principal
 
 logger = logging.getLogger(__name__)
@@ -147,15 +147,8 @@ class LeanRequest:
     def authenticate(self, services: HubServices) -> Principal:
         """The caller of ``Authorization: Bearer …`` (401 on any fault), remembered for the
         refusal log and bound to the log context."""
-        scheme, _, token = self.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise NotAuthenticatedError("missing_token", "Authorization: Bearer <token> required")
-        principal = services.codec.verify(token.strip())
+        principal = caller_of(services, self.headers.get("authorization", ""))
         self.principal = principal
-        if principal.is_vehicle:
-            bind_log_context(vehicle_id=principal.vehicle_id)
-        else:
-            bind_log_context(user_id=principal.subject)
         return principal
 
     async def json_body(self, *, limit: int, seconds: float) -> bytes:
