@@ -14,7 +14,8 @@ sends everything through Quart.
 A request body that a refusal did not need is still read (up to its limit, for up to
 ``UNREAD_BODY_WAIT`` seconds), so the client sees the answer instead of a reset; a body too
 large or too slow gets ``Connection: close``. A client that leaves before its body is whole
-gets no answer; one that leaves while its answer is being prepared is not waited for.
+gets no answer; a route that waits long once the body is in (a command's outcome) stops
+waiting when the client leaves (:meth:`LeanRequest.unless_client_leaves`).
 """
 
 from __future__ import annotations

@@ -91,6 +91,12 @@ async def requests_of(hub: RunningHub, other_token: str, now: Timeline) -> list[
         headers={**vehicle.headers, "Content-Type": "application/json"},
     )
     answers.append(comparable(too_large))
+    unstorable_query = await hub.client.post(
+        f"{url}/location?note=%00",
+        json=location_body(now()),
+        headers=vehicle.headers,
+    )
+    answers.append(comparable(unstorable_query))
     ghost = await hub.client.post(
         "/api/v1/vehicle/ghost_1/location",
         json=location_body(now()),
