@@ -24,6 +24,7 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -33,16 +34,14 @@ import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" codec er
 from api.context import HubServices
 from api.edge import cors_headers
 from api.errors import (
-    PayloadTooLargeError,
     RequestTimeoutError,
-    UnsupportedMediaTypeError,
     answer_for,
     error_body,
     error_headers,
 )
 from api.guard import caller_of
 from api.refusal_log import log_failure, log_refusal
-from api.request_body import MAX_BULK_BODY, UNREAD_BODY_WAIT
+from api.request_body import MAX_BULK_BODY, UNREAD_BODY_WAIT, require_json, too_large
 from api.request_ids import request_id_from
 from api.responses import json_text
 from hub import metrics
@@ -87,7 +86,7 @@ class RequestBody:
         RequestTimeoutError when it does not arrive within ``seconds``, ClientGone if the
         client left."""
         if self.declared is not None and self.declared > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         with trio.move_on_after(seconds):
             while not self.complete:
                 message = await self._receive()
@@ -96,7 +95,7 @@ class RequestBody:
                 chunk = message.get("body", b"")
                 self._size += len(chunk)
                 if self._size > limit:
-                    raise _too_large(limit)
+                    raise too_large(limit)
                 self._parts.append(chunk)
                 self.complete = not message.get("more_body", False)
             return b"".join(self._parts)
@@ -131,19 +130,22 @@ class LeanRequest:
         self.principal: Principal | None = None
         self._receive = receive
 
+    @cached_property
     def query(self) -> list[tuple[str, str]]:
-        """The query parameters, decoded as Quart (Werkzeug) decodes them."""
-        text = bytes(self.scope.get("query_string", b"")).decode()
-        return parse_qsl(text, keep_blank_values=True, errors="werkzeug.url_quote")
+        """The query parameters, decoded as Quart (Werkzeug) decodes them (parsed once)."""
+        raw = bytes(self.scope.get("query_string", b""))
+        if not raw:
+            return []
+        return parse_qsl(raw.decode(), keep_blank_values=True, errors="werkzeug.url_quote")
 
     def query_value(self, name: str) -> str | None:
         """The first value of the query parameter ``name`` (None when absent)."""
-        return next((value for key, value in self.query() if key == name), None)
+        return next((value for key, value in self.query if key == name), None)
 
     def refuse_unstorable_parameters(self) -> None:
         """400 ``validation_error`` for a query or path parameter PostgreSQL cannot store,
         checked as Quart's ``before_request`` hook checks it (the query's first)."""
-        refuse_unstorable_parameters([*self.query(), *self.found.groupdict().items()])
+        refuse_unstorable_parameters([*self.query, *self.found.groupdict().items()])
 
     def authenticate(self, services: HubServices) -> Principal:
         """The caller of ``Authorization: Bearer …`` (401 on any fault), remembered for the
@@ -156,14 +158,7 @@ class LeanRequest:
         """The raw JSON body: 415 unless ``Content-Type: application/json``, 413 over
         ``limit``, 408 when it has not arrived within ``seconds``. Blocks while it arrives."""
         content_type = self.headers.get("content-type")
-        mimetype = (content_type or "").split(";", 1)[0].strip().lower()
-        if mimetype != "application/json":
-            raise UnsupportedMediaTypeError(
-                "unsupported_media_type",
-                "Content-Type must be application/json",
-                field="Content-Type",
-                received_value=content_type,
-            )
+        require_json((content_type or "").split(";", 1)[0].strip().lower(), content_type)
         return await self.body.read(limit=limit, seconds=seconds)
 
     async def unless_client_leaves(self, work: Callable[[], Awaitable[T]]) -> T:
@@ -300,12 +295,6 @@ def _content_length(value: str | None) -> int | None:
     if value is None or not value.strip().isdigit():
         return None
     return int(value)
-
-
-def _too_large(limit: int) -> PayloadTooLargeError:
-    return PayloadTooLargeError(
-        "payload_too_large", f"Request body is larger than {limit // (1024 * 1024)} MiB"
-    )
 
 
 async def _respond(

@@ -18,25 +18,31 @@ async def json_body(*, limit: int = MAX_BODY) -> bytes:
 
     Blocks while the body arrives.
     """
-    mimetype = request.mimetype
+    require_json(request.mimetype, request.content_type)
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise too_large(limit)
+    body = await request.get_data(cache=False, as_text=False)
+    assert isinstance(body, bytes)
+    if len(body) > limit:
+        raise too_large(limit)
+    return body
+
+
+def require_json(mimetype: str, content_type: str | None) -> None:
+    """415 ``unsupported_media_type`` unless the body's media type (``mimetype``, lower
+    case, without parameters) is JSON; ``content_type`` is the header as sent."""
     if mimetype != "application/json":
         raise UnsupportedMediaTypeError(
             "unsupported_media_type",
             "Content-Type must be application/json",
             field="Content-Type",
-            received_value=request.content_type,
+            received_value=content_type,
         )
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise _too_large(limit)
-    body = await request.get_data(cache=False, as_text=False)
-    assert isinstance(body, bytes)
-    if len(body) > limit:
-        raise _too_large(limit)
-    return body
 
 
-def _too_large(limit: int) -> PayloadTooLargeError:
+def too_large(limit: int) -> PayloadTooLargeError:
+    """413 ``payload_too_large`` for a body over ``limit`` bytes."""
     return PayloadTooLargeError(
         "payload_too_large", f"Request body is larger than {limit // (1024 * 1024)} MiB"
     )
