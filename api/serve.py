@@ -50,6 +50,7 @@ from actors.vehicle.directory import VehicleDirectory
 from actors.vehicle.queued_follower import QueuedCommandFollower
 from actors.vehicle.registry import RegistryFollower, VehicleRegistry
 from actors.vehicle.store import PostgresVehicleStore
+from api import contained_connections
 from api.app import create_app
 from api.context import HubServices
 from api.edge import ASGIApp, RedirectInsecure
@@ -299,6 +300,7 @@ async def serve_hub(
                 )
 
             async def serve_http(*, task_status: trio.TaskStatus[list[str]]) -> None:
+                contained_connections.install()  # a fault in one connection ends only it
                 await hypercorn_serve(
                     served,  # type: ignore[arg-type]
                     config,

@@ -90,6 +90,11 @@ replica_fallbacks = Counter(
     "History and audit reads served by the primary because the read replica failed",
     registry=REGISTRY,
 )
+connection_faults = Counter(
+    "connection_faults",
+    "Connections ended by an error in the HTTP server itself (the rest of the hub served on)",
+    registry=REGISTRY,
+)
 worker_info = Gauge(
     "hub_worker_info",
     "Always 1: which process answered (worker 0 to N - 1 under serve --workers N, empty when"
