@@ -13,7 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from quart import Quart, Response, current_app, g, request
+from quart import Quart, Response, current_app, g, has_request_context, request, websocket
+from quart.wrappers import BaseRequestWebsocket
 from werkzeug.exceptions import HTTPException
 
 from api.refusal_log import log_failure, log_refusal
@@ -161,8 +162,15 @@ def error_response(error: ContractError) -> Response:
     return response
 
 
+def _current() -> BaseRequestWebsocket:
+    """The request being refused: an HTTP request, or a WebSocket handshake (a socket path
+    Quart has no route for is refused here too)."""
+    current: BaseRequestWebsocket = request if has_request_context() else websocket
+    return current
+
+
 def _route() -> str:
-    rule = request.url_rule
+    rule = _current().url_rule
     return rule.rule if rule is not None else "unmatched"
 
 
@@ -177,7 +185,7 @@ async def _refused(error: ContractError) -> Response:
         log_failure(
             status,
             error.error,
-            method=request.method,
+            method=_current().method,
             route=_route(),
             request_id=request_id(),
             cause=error.__cause__ or error.__context__,
@@ -186,7 +194,7 @@ async def _refused(error: ContractError) -> Response:
         log_refusal(
             status,
             error.error,
-            method=request.method,
+            method=_current().method,
             route=_route(),
             principal=_principal(),
             request_id=request_id(),
@@ -202,18 +210,19 @@ async def _audit_forbidden(error: ForbiddenError) -> None:
     if services is None or services.accounts is None:
         return
     principal = g.get("principal")
+    current = _current()
     await services.accounts.security_event(
         "access_forbidden",
         actor=None if principal is None else principal.subject,
         actor_role=None if principal is None else principal.role,
-        address=request.remote_addr,
+        address=current.remote_addr,
         details={
-            "method": request.method,
-            "path": request.path,
+            "method": current.method,
+            "path": current.path,
             "route": _route(),
             "message": error.message,
         },
-        repeat_key=f"{request.method} {_route()}",
+        repeat_key=f"{current.method} {_route()}",
     )
 
 

@@ -23,14 +23,13 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
 
 import trio
-import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" codec error handler)
 
+from api.asgi_scope import Scope, header_map, query_pairs
 from api.context import HubServices
 from api.edge import cors_headers
 from api.errors import (
@@ -57,7 +56,6 @@ from hub.security import Principal
 
 logger = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -120,7 +118,7 @@ class LeanRequest:
     def __init__(self, scope: Scope, receive: Receive, found: re.Match[str]) -> None:
         self.scope = scope
         self.found = found
-        self.headers = _headers(scope["headers"])
+        self.headers = header_map(scope["headers"])
         self.request_id = request_id_from(self.headers.get("x-request-id"))
         self.body = RequestBody(
             receive,
@@ -133,10 +131,7 @@ class LeanRequest:
     @cached_property
     def query(self) -> list[tuple[str, str]]:
         """The query parameters, decoded as Quart (Werkzeug) decodes them (parsed once)."""
-        raw = bytes(self.scope.get("query_string", b""))
-        if not raw:
-            return []
-        return parse_qsl(raw.decode(), keep_blank_values=True, errors="werkzeug.url_quote")
+        return query_pairs(self.scope)
 
     def query_value(self, name: str) -> str | None:
         """The first value of the query parameter ``name`` (None when absent)."""
@@ -281,14 +276,6 @@ class LeanPaths:
                 },
                 repeat_key=f"POST {rule}",
             )
-
-
-def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Request headers by lower-case name (the first of repeated ones)."""
-    found: dict[str, str] = {}
-    for name, value in raw:
-        found.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-    return found
 
 
 def _content_length(value: str | None) -> int | None:

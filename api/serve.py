@@ -57,6 +57,7 @@ from api.edge import ASGIApp, RedirectInsecure
 from api.fast_commands import CommandRoute
 from api.fast_telemetry import TelemetryRoute
 from api.lean_http import LeanPaths
+from api.lean_sockets import LeanSockets
 from api.ws_send import BatchedWebsocketSend
 from hub.config import RateLimit, Settings
 from hub.gc_policy import tune_garbage_collector
@@ -275,8 +276,11 @@ async def serve_hub(
             actors = Registry(supervisor)
             services = await start_services(settings, database, writer, actors, reads)
             app = create_app(services)
-            # Innermost: ProxyFixMiddleware deep-copies the scope, and the writer holds a stream.
-            served: ASGIApp = BatchedWebsocketSend(app)  # type: ignore[arg-type]
+            served: ASGIApp = app  # type: ignore[assignment]
+            if settings.fast_paths:  # the sockets served in front of Quart
+                served = LeanSockets(served, services)
+            # Inside ProxyFixMiddleware, which deep-copies the scope: the writer holds a stream.
+            served = BatchedWebsocketSend(served)
             if settings.fast_paths:  # the hot POSTs answered in front of Quart
                 served = LeanPaths(
                     served, services, [TelemetryRoute(services), CommandRoute(services)]

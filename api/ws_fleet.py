@@ -7,7 +7,8 @@ which ``api.ws_vehicle`` hands over with ``bound_vehicle_id`` set. It starts a
 (:func:`~actors.sockets.connection.run_socket`) in the request's task, and when the socket ends
 stops the actor and detaches the session from the Router.
 
-Quart-Trio cancels the handler when the peer disconnects, so the clean-up is shielded.
+The handler may be cancelled (Quart-Trio cancels it when the peer disconnects; shutdown
+cancels it on either path), so the clean-up is shielded.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 from typing import Protocol
 
 import trio
-from quart import Quart, websocket
+from quart import Quart
 
 from actors.router.sink import RouterSink
 from actors.session.actor import (
@@ -30,9 +31,9 @@ from actors.session.actor import (
     new_session_id,
 )
 from actors.session.conflation import SessionLink
-from actors.sockets.connection import NORMAL, PeerGoneError, SocketPolicy, run_socket
-from api.ws_common import authenticate_socket, close_socket, refuse
-from api.ws_send import socket_sender
+from actors.sockets.connection import NORMAL, SocketPolicy, run_socket
+from api.socket_port import QuartSocket, SocketPort
+from api.ws_common import authenticate_socket, close_socket, refuse, serve_socket
 from hub.errors import ForbiddenError, InternalError
 from hub.runtime import ActorCrashedError, ActorRef, ActorStoppedError, Registry
 from hub.security import Principal, TokenCodec
@@ -60,23 +61,34 @@ class FrontendServices(Protocol):
     def socket_policy(self) -> SocketPolicy: ...
 
 
+async def fleet_socket(services: FrontendServices, port: SocketPort) -> None:
+    """Serve ``/ws/v1/fleet`` for a person's token (4003 for a vehicle's). Blocks until the
+    socket ends."""
+    principal = await authenticate_socket(port, services.codec)
+    if principal is None:
+        return
+    if principal.is_vehicle:
+        await refuse(port, ForbiddenError("Vehicle tokens may not open the fleet socket"))
+        return
+    await serve_frontend(services, port, principal, bound_vehicle_id=None)
+
+
 def register(app: Quart, services: FrontendServices) -> None:
-    """Add the ``/ws/v1/fleet`` WebSocket route."""
+    """Add the ``/ws/v1/fleet`` WebSocket route to Quart (served there with
+    TVM_FAST_PATHS=false)."""
 
-    async def fleet_socket() -> None:
-        principal = await authenticate_socket(services.codec)
-        if principal is None:
-            return
-        if principal.is_vehicle:
-            await refuse(ForbiddenError("Vehicle tokens may not open the fleet socket"))
-            return
-        await serve_frontend(services, principal, bound_vehicle_id=None)
+    async def fleet_socket_route() -> None:
+        await serve_socket(QuartSocket(), lambda port: fleet_socket(services, port))
 
-    app.add_websocket(FLEET_PATH, endpoint="fleet_socket", view_func=fleet_socket)
+    app.add_websocket(FLEET_PATH, endpoint="fleet_socket", view_func=fleet_socket_route)
 
 
 async def serve_frontend(
-    services: FrontendServices, principal: Principal, *, bound_vehicle_id: str | None
+    services: FrontendServices,
+    port: SocketPort,
+    principal: Principal,
+    *,
+    bound_vehicle_id: str | None,
 ) -> None:
     """Serve one person's socket until it closes (the token is verified already).
 
@@ -85,7 +97,7 @@ async def serve_frontend(
     checks that the vehicle exists (4004). Returns when the socket is closed; cancellation (the
     peer went away) stops the session as well.
     """
-    await websocket.accept()
+    await port.accept()
     identity = SessionIdentity(
         session_id=new_session_id(),
         username=principal.subject,
@@ -109,13 +121,13 @@ async def serve_frontend(
         )
     except (trio.TooSlowError, ActorStoppedError, ActorCrashedError):
         logger.exception("could not start session %s", identity.session_id)
-        await refuse(InternalError("Try again later"))
+        await refuse(port, InternalError("Try again later"))
         return
     try:
         code, reason = await run_socket(
             link,
-            receive=_receive,
-            send=socket_sender(),
+            receive=port.receive,
+            send=port.sender(),
             on_frame=frame_handler(session, link, bound_vehicle_id=bound_vehicle_id),
             policy=services.socket_policy,
         )
@@ -126,11 +138,4 @@ async def serve_frontend(
             await services.actors.supervisor.stop_child(SESSION_KIND, identity.session_id)
         services.router.detach(identity.session_id)
     if reason != "peer closed":
-        await close_socket(code, reason)
-
-
-async def _receive() -> str | bytes:
-    try:
-        return await websocket.receive()
-    except (ConnectionError, trio.EndOfChannel, trio.ClosedResourceError, trio.BrokenResourceError):
-        raise PeerGoneError from None
+        await close_socket(port, code, reason)

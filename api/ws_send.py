@@ -11,9 +11,10 @@ identity of the text, which the sessions share).
 
 :class:`BatchedWebsocketSend` is the ASGI wrapper that finds Hypercorn's WebSocket stream behind
 the ``send`` callable it is given and puts a :data:`~actors.sockets.connection.SendTexts` for it
-into the scope's extensions (:data:`SEND_TEXTS`). :func:`socket_sender` is what a socket handler
-calls: that writer, or, under any other server (Quart's test client, a Hypercorn whose
-internals moved), one ``websocket.send`` per message, which is slower and otherwise the same.
+into the scope's extensions (:data:`SEND_TEXTS`). :func:`sender_for` is what a socket handler
+uses (through :meth:`api.socket_port.SocketPort.sender`; :func:`socket_sender` for a Quart
+route): that writer, or, under any other server (Quart's test client, a Hypercorn whose
+internals moved), one message send per message, which is slower and otherwise the same.
 
 The writer keeps Hypercorn's rules. With an extension offered, the bytes come from the
 stream's own wsproto connection (so permessage-deflate, if negotiated, still applies). Every
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from hypercorn.protocol.events import Data
 from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
@@ -134,11 +135,17 @@ def shared_text_frame(text: str) -> bytes:
     return _frames.get(text, text_frame)
 
 
-def socket_sender() -> SendTexts:
-    """The writer for the current socket: batched under Hypercorn, else one send a message."""
-    extensions: dict[str, Any] = websocket.scope.get("extensions") or {}
+def sender_for(scope: Scope, send_each: SendTexts) -> SendTexts:
+    """The writer for the socket of ``scope``: batched under Hypercorn, else ``send_each``."""
+    extensions: dict[str, Any] = scope.get("extensions") or {}
     writer: SendTexts | None = extensions.get(SEND_TEXTS)
-    return _send_each if writer is None else writer
+    return send_each if writer is None else writer
+
+
+def socket_sender() -> SendTexts:
+    """The writer for Quart's current socket: batched under Hypercorn, else one
+    ``websocket.send`` a message."""
+    return sender_for(cast(Scope, websocket.scope), _send_each)
 
 
 async def _send_each(texts: Sequence[str]) -> None:

@@ -14,14 +14,20 @@ commit, and acks leave in commit order.
 from __future__ import annotations
 
 import trio
-from quart import Quart, websocket
+from quart import Quart
 
-from actors.sockets.connection import PeerGoneError, run_socket
+from actors.sockets.connection import run_socket
 from actors.sockets.outbound import OutboundLink
 from actors.vehicle.messages import Report, ReportAccepted
 from api.context import HubServices
-from api.ws_common import authenticate_socket, close_socket, refuse, socket_request_id
-from api.ws_send import socket_sender
+from api.socket_port import QuartSocket, SocketPort
+from api.ws_common import (
+    authenticate_socket,
+    close_socket,
+    refuse,
+    serve_socket,
+    socket_request_id,
+)
 from hub.clock import format_timestamp, now_timestamp
 from hub.contract import ws_events
 from hub.contract.command_acks import CommandAck
@@ -66,18 +72,13 @@ class FrameReply(Reply[ReportAccepted]):
         return True
 
 
-async def _receive() -> str | bytes:
-    try:
-        return await websocket.receive()
-    except (ConnectionError, trio.BrokenResourceError, trio.ClosedResourceError):
-        raise PeerGoneError from None
-
-
-async def serve_vehicle(services: HubServices, vehicle_id: str, link: OutboundLink) -> None:
+async def serve_vehicle(
+    services: HubServices, port: SocketPort, vehicle_id: str, link: OutboundLink
+) -> None:
     """Run one vehicle connection until it closes; the actor knows it for that long."""
     directory = services.vehicles
     actor = await directory.connect(vehicle_id, link)  # the actor that now holds the socket
-    request_id = socket_request_id()
+    request_id = socket_request_id(port)
 
     async def on_frame(raw: str | bytes) -> None:
         try:
@@ -104,40 +105,46 @@ async def serve_vehicle(services: HubServices, vehicle_id: str, link: OutboundLi
     try:
         code, reason = await run_socket(
             link,
-            receive=_receive,
-            send=socket_sender(),
+            receive=port.receive,
+            send=port.sender(),
             on_frame=on_frame,
             policy=services.socket_policy,
         )
         if reason != "peer closed":
-            await close_socket(code, reason)
+            await close_socket(port, code, reason)
     finally:
         with trio.CancelScope(shield=True):
             await directory.disconnect(vehicle_id, link.link_id)
 
 
+async def vehicle_socket(services: HubServices, port: SocketPort, vehicle_id: str) -> None:
+    """Serve ``/ws/v1/vehicle/{vehicle_id}``: the vehicle's own connection for its token, a
+    frontend session bound to the vehicle for a person's. Blocks until the socket ends."""
+    principal = await authenticate_socket(port, services.codec)
+    if principal is None:
+        return
+    if not services.registry.is_enabled(vehicle_id):
+        await refuse(port, UnknownVehicleError(vehicle_id))
+        return
+    if not principal.is_vehicle:
+        from api.ws_fleet import serve_frontend
+
+        await serve_frontend(services, port, principal, bound_vehicle_id=vehicle_id)
+        return
+    if principal.vehicle_id != vehicle_id:
+        await refuse(port, ForbiddenError("This token belongs to another vehicle"))
+        return
+    try:
+        await serve_vehicle(services, port, vehicle_id, OutboundLink(label=vehicle_id))
+    except ContractError as error:  # the actor could not start (database away…)
+        await refuse(port, error)
+
+
 def register(app: Quart, services: HubServices) -> None:
-    """Add the vehicle socket and its alias."""
+    """Add the vehicle socket and its alias to Quart (served there with TVM_FAST_PATHS=false)."""
 
-    async def vehicle_socket(vehicle_id: str) -> None:
-        principal = await authenticate_socket(services.codec)
-        if principal is None:
-            return
-        if not services.registry.is_enabled(vehicle_id):
-            await refuse(UnknownVehicleError(vehicle_id))
-            return
-        if not principal.is_vehicle:
-            from api.ws_fleet import serve_frontend
+    async def vehicle_socket_route(vehicle_id: str) -> None:
+        await serve_socket(QuartSocket(), lambda port: vehicle_socket(services, port, vehicle_id))
 
-            await serve_frontend(services, principal, bound_vehicle_id=vehicle_id)
-            return
-        if principal.vehicle_id != vehicle_id:
-            await refuse(ForbiddenError("This token belongs to another vehicle"))
-            return
-        try:
-            await serve_vehicle(services, vehicle_id, OutboundLink(label=vehicle_id))
-        except ContractError as error:  # the actor could not start (database away…)
-            await refuse(error)
-
-    app.add_websocket("/ws/v1/vehicle/<vehicle_id>", "vehicle_socket", vehicle_socket)
-    app.add_websocket("/ws/vehicle/<vehicle_id>", "vehicle_socket_alias", vehicle_socket)
+    app.add_websocket("/ws/v1/vehicle/<vehicle_id>", "vehicle_socket", vehicle_socket_route)
+    app.add_websocket("/ws/vehicle/<vehicle_id>", "vehicle_socket_alias", vehicle_socket_route)
