@@ -54,6 +54,11 @@ class ContainedTCPServer(TCPServer):
                 exc_info=faults,
                 extra={"client": client},
             )
+        finally:
+            # The protocol holds this server's bound protocol_send: a reference cycle that kept
+            # every finished connection's objects until a full collection. The connection's
+            # tasks have all ended here; nothing uses the protocol any more.
+            self.__dict__.pop("protocol", None)
 
     async def protocol_send(self, event: Event) -> None:
         """Hypercorn's write, closing the connection when the write meets a close in progress

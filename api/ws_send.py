@@ -68,6 +68,13 @@ class BatchedWebsocketSend:
                 if extensions is None:
                     extensions = scope["extensions"] = {}
                 extensions[SEND_TEXTS] = writer
+                try:
+                    await self._app(scope, receive, send)
+                finally:
+                    # The stream holds the scope, the writer the stream: without this cycle
+                    # a closed socket's objects are freed at once, not at a full collection.
+                    del extensions[SEND_TEXTS]
+                return
         await self._app(scope, receive, send)
 
 

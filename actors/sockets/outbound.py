@@ -39,7 +39,7 @@ class OutboundLink:
         self._urgent: deque[Frame] = deque()
         self._normal: deque[Frame] = deque()
         self._wakeup = trio.Event()
-        self._close: LinkClosedError | None = None
+        self._close: tuple[int, str] | None = None  # the close asked for: code, reason
         self.opened_at = trio.current_time()
         self.last_received = self.opened_at
 
@@ -66,7 +66,7 @@ class OutboundLink:
     def close(self, code: int, reason: str) -> None:
         """Ask the socket to close with ``code``; frames still waiting are discarded."""
         if self._close is None:
-            self._close = LinkClosedError(code, reason)
+            self._close = (code, reason)
             self._urgent.clear()
             self._normal.clear()
             self._wakeup.set()
@@ -84,11 +84,13 @@ class OutboundLink:
     async def next_frame(self) -> Frame:
         """The next frame to write; waits while there is none.
 
-        Raises :class:`LinkClosedError` once the link is closed.
+        Raises :class:`LinkClosedError` once the link is closed: a new one each time, as the
+        link must not hold an exception (its traceback holds this frame, and so the link: a
+        cycle that kept every closed socket's objects until a full collection).
         """
         while True:
             if self._close is not None:
-                raise self._close
+                raise LinkClosedError(*self._close)
             frame = self.next_frame_nowait()
             if frame is not None:
                 return frame
