@@ -18,7 +18,7 @@ from quart import websocket
 from quart.wrappers import Websocket
 
 from actors.sockets.connection import PeerGoneError, SendTexts
-from api.asgi_scope import Scope, header_map, query_pairs
+from api.asgi_scope import Scope, query_pairs
 from api.ws_send import sender_for
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -74,41 +74,38 @@ class SocketPort(ABC):
 class AsgiSocket(SocketPort):
     """The socket of an ASGI ``websocket`` scope, served without a framework."""
 
-    __slots__ = ("_closed", "_headers", "_receive", "_scope", "_send", "accepted")
+    __slots__ = ("_accepted", "_closed", "_receive", "_scope", "_send")
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._scope = scope
         self._receive = receive
         self._send = send
-        self._headers: dict[str, str] | None = None
-        self.accepted = False
+        self._accepted = False
         self._closed = False
 
     @property
     def scope(self) -> Scope:
         return self._scope
 
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
-
     def query_value(self, name: str) -> str | None:
         return next((value for key, value in query_pairs(self._scope) if key == name), None)
 
     def header(self, name: str) -> str | None:
-        if self._headers is None:  # read when first asked; an idle socket keeps no copy
-            self._headers = header_map(self._scope["headers"])
-        return self._headers.get(name.lower())
+        # Asked once or twice a socket (token, request id): a scan, and no copy kept.
+        wanted = name.lower().encode("latin-1")
+        for key, value in self._scope["headers"]:
+            if key.lower() == wanted:
+                return bytes(value).decode("latin-1")
+        return None
 
     async def accept(self) -> None:
-        if self.accepted:
+        if self._accepted:
             return
         while (message := await self._receive())["type"] != "websocket.connect":
             if message["type"] == "websocket.disconnect":
                 raise PeerGoneError
         await self._send({"type": "websocket.accept"})
-        self.accepted = True
+        self._accepted = True
 
     async def receive(self) -> str | bytes:
         while True:
