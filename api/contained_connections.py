@@ -17,8 +17,11 @@ progress is treated as a write to a closed socket, which is what it is (the clos
 socket for writing either way): the connection is closed, as Hypercorn does when a write
 finds the socket broken. Any other exception out of one connection is logged (WARNING, with
 its traceback) and counted in ``connection_faults_total`` (``/metrics``). It ends that
-connection only; ``TCPServer.run`` closes its socket on the way out. :func:`install` puts
-the class in place of Hypercorn's own for every later ``hypercorn.trio.serve``.
+connection only; ``TCPServer.run`` closes its socket on the way out. A finished connection
+also lets go of its protocol, which held the server's bound ``protocol_send`` (a reference
+cycle: every closed connection then waited for a full collection to be freed).
+:func:`install` puts the class in place of Hypercorn's own for every later
+``hypercorn.trio.serve``.
 """
 
 from __future__ import annotations
@@ -81,5 +84,5 @@ def _client_of(stream: Any) -> str:
 
 def install() -> None:
     """Serve every connection of later ``hypercorn.trio.serve`` calls with
-    :class:`ContainedTCPServer`. Does nothing the second time."""
+    :class:`ContainedTCPServer`. Calling it again changes nothing."""
     hypercorn_run.TCPServer = ContainedTCPServer  # type: ignore[attr-defined]

@@ -94,8 +94,8 @@ async def serve_frontend(
 
     Accepts the socket if the caller has not. ``bound_vehicle_id`` (vehicle path) subscribes
     the session to that vehicle and is the default target of its commands; the caller
-    checks that the vehicle exists (4004). Returns when the socket is closed; cancellation (the
-    peer went away) stops the session as well.
+    checks that the vehicle exists (4004). Returns when the socket is closed; cancellation
+    (shutdown, or under Quart the peer going away) stops the session as well.
     """
     await port.accept()
     identity = SessionIdentity(
