@@ -1,14 +1,18 @@
-"""Reading an ASGI scope the way Quart (Werkzeug) reads it: headers by name, the query."""
+"""The ASGI types the lean paths use, and reading a scope the way Quart (Werkzeug) reads it:
+headers by name, the query."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
 import werkzeug.urls  # noqa: F401  (registers the "werkzeug.url_quote" codec error handler)
 
 Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def header_map(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -10,7 +10,8 @@ from urllib.parse import urlunsplit
 
 from quart import Quart, Response, request
 
-Scope = dict[str, Any]
+from api.asgi_scope import Scope
+
 ASGIApp = Callable[
     [Scope, Callable[..., Awaitable[Any]], Callable[..., Awaitable[Any]]], Awaitable[None]
 ]

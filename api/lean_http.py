@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from api.asgi_scope import Scope, header_map, query_pairs
+from api.asgi_scope import ASGIApp, Receive, Scope, Send, header_map, query_pairs
 from api.context import HubServices
 from api.edge import cors_headers
 from api.errors import (
@@ -56,9 +56,6 @@ from hub.security import Principal
 
 logger = logging.getLogger(__name__)
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 T = TypeVar("T")
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 """A lean route's answer: status, JSON body and extra headers."""

@@ -14,17 +14,14 @@ goes to Quart, which answers it as before. The routes stay registered in Quart, 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from functools import partial
 
-from api.asgi_scope import Scope
+from api.asgi_scope import ASGIApp, Receive, Scope, Send
 from api.context import HubServices
-from api.socket_port import AsgiSocket, Receive, Send
+from api.socket_port import AsgiSocket
 from api.ws_common import SocketHandler, serve_socket
 from api.ws_fleet import FLEET_PATH, fleet_socket
 from api.ws_vehicle import vehicle_socket
-
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 VEHICLE_PATH = re.compile(r"/ws(?:/v1)?/vehicle/(?P<vehicle_id>[^/]+)")
 """The vehicle socket and its alias, as Quart's ``<vehicle_id>`` matches them."""

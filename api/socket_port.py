@@ -10,7 +10,7 @@ the same way, and both write batched frames under Hypercorn (:mod:`api.ws_send`)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import trio
@@ -18,11 +18,8 @@ from quart import websocket
 from quart.wrappers import Websocket
 
 from actors.sockets.connection import PeerGoneError, SendTexts
-from api.asgi_scope import Scope, query_pairs
+from api.asgi_scope import Receive, Scope, Send, query_pairs
 from api.ws_send import sender_for
-
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class SocketPort(ABC):

@@ -38,7 +38,8 @@ from wsproto.events import TextMessage
 from wsproto.utilities import LocalProtocolError
 
 from actors.sockets.connection import SendTexts
-from api.edge import ASGIApp, Scope
+from api.asgi_scope import Scope
+from api.edge import ASGIApp
 from hub.identity_cache import IdentityCache
 
 SEND_TEXTS = "tvm.websocket.send_texts"
